@@ -1,0 +1,24 @@
+# make demo / make test set up everything they need first (scripts/setup.sh is idempotent).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DEMO_OUT ?= out/demo
+
+.PHONY: setup demo test test-slow bench clean
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	@bash scripts/demo.sh "$(DEMO_OUT)"
+
+test: setup
+	@$(PY) -m pytest -q
+
+test-slow: setup
+	@$(PY) -m pytest -q -m slow
+
+bench: setup
+	@$(PY) bench/prepare_fashion_mnist.py
+
+clean:
+	rm -rf out .pytest_cache spark-warehouse mlruns

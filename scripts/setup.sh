@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Idempotent set-up: system packages (Java, Fashion-MNIST, build tools), .venv with the pinned
+# Python set, and Horovod built against that TensorFlow with Gloo. A second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+STAMP="$VENV/.sparkdl_tune_setup"
+DATA_DIR=/usr/share/datasets/fashion-mnist
+
+say() { printf '[setup] %s\n' "$*"; }
+
+apt_packages=()
+command -v java >/dev/null 2>&1 || apt_packages+=(openjdk-17-jre-headless)
+ls "$DATA_DIR"/train-images-idx3-ubyte* >/dev/null 2>&1 || apt_packages+=(dataset-fashion-mnist)
+command -v cmake >/dev/null 2>&1 || apt_packages+=(cmake)
+command -v g++ >/dev/null 2>&1 || apt_packages+=(g++)
+if ! "$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1; then apt_packages+=(python3-venv); fi
+
+if [ ${#apt_packages[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing system packages: ${apt_packages[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${apt_packages[@]}" >/dev/null
+  else
+    say "missing system packages; install them and rerun:"
+    say "  sudo apt-get install -y ${apt_packages[*]}"
+    exit 1
+  fi
+fi
+
+want=$(cat constraints.txt pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && [ -x "$VENV/bin/sparkdl-tune" ]; then
+  say "environment up to date ($VENV)"
+  exit 0
+fi
+
+[ -x "$VENV/bin/python" ] || { say "creating $VENV"; "$PYTHON" -m venv "$VENV"; }
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+
+say "installing the pinned Python set (constraints.txt); first time takes a few minutes"
+"${PIP[@]}" install -c constraints.txt setuptools wheel
+"${PIP[@]}" install -c constraints.txt --no-build-isolation -e '.[dev]'
+
+if ! "$VENV/bin/python" -c 'import horovod.tensorflow' >/dev/null 2>&1; then
+  say "building Horovod 0.28.1 with TensorFlow + Gloo (about 4 CPU-minutes on a new machine)"
+  HOROVOD_WITH_TENSORFLOW=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 \
+  HOROVOD_WITHOUT_PYTORCH=1 HOROVOD_WITHOUT_MXNET=1 MAKEFLAGS="-j$(nproc)" \
+    "${PIP[@]}" install -c constraints.txt --no-build-isolation 'horovod==0.28.1'
+fi
+
+"$VENV/bin/python" -m pip check >/dev/null || { "$VENV/bin/python" -m pip check; exit 1; }
+echo "$want" > "$STAMP"
+say "environment ready ($VENV)"

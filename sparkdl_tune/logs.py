@@ -1,0 +1,54 @@
+"""Logging set-up: our progress lines on stderr, library noise a user cannot act on filtered."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+
+LOGGER_NAME = "sparkdl_tune"
+
+# Warnings that say nothing a user can act on (pyarrow deprecations raised inside Petastorm,
+# TensorFlow/Keras internals). Filtered by message, so our own warnings still show.
+_NOISE = [
+    r".*pyarrow\.(filesystem|hdfs|localfs).*",
+    r".*is deprecated as of 2\.0\.0.*",
+    r".*ParquetDataset.*",
+    r".*use_legacy_dataset.*",
+    r".*distutils Version classes are deprecated.*",
+    r".*np\.bool8.*",
+    r".*`product` is deprecated.*",
+    r".*pkg_resources.*",
+]
+
+
+def quiet_libraries() -> None:
+    """Silence start-up banners and deprecation floods; safe to call many times, in workers too."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning,ignore::FutureWarning")
+    for pattern in _NOISE:
+        warnings.filterwarnings("ignore", message=pattern)
+    for category in (DeprecationWarning, FutureWarning, PendingDeprecationWarning):
+        warnings.filterwarnings("ignore", category=category)
+    for name in ("py4j", "petastorm", "tensorflow", "absl", "mlflow", "hyperopt", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def setup(verbose: bool = False) -> logging.Logger:
+    """Configure the package logger once: ``HH:MM:SS message`` lines on stderr."""
+    quiet_libraries()
+    log = logging.getLogger(LOGGER_NAME)
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        log.addHandler(handler)
+        log.propagate = False
+    log.setLevel(logging.DEBUG if verbose else logging.INFO)
+    return log
+
+
+def get(name: str = "") -> logging.Logger:
+    """The package logger, or a child of it."""
+    return logging.getLogger(f"{LOGGER_NAME}.{name}" if name else LOGGER_NAME)
