@@ -237,7 +237,9 @@ def _convert(hint: Any, value: Any, dotted: str, origins: Mapping[str, str]) -> 
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
     elif hint is str:
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        if isinstance(value, bool):  # YAML reads "true"; Spark conf wants the string "true"
+            return str(value).lower()
+        if isinstance(value, (str, int, float)):
             return str(value)
     else:
         return value

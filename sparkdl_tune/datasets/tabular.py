@@ -30,6 +30,7 @@ class TabularSource:
     seed: int = 42
 
     def read(self, spark):
+        from py4j.protocol import Py4JJavaError
         from pyspark.errors import AnalysisException
 
         if "://" not in self.path and not os.path.exists(self.path):
@@ -43,8 +44,8 @@ class TabularSource:
             if fmt == "csv":
                 return spark.read.csv(self.path, header=True, inferSchema=True)
             return spark.read.parquet(self.path)
-        except AnalysisException as exc:
-            first = str(exc).strip().splitlines()[0]
+        except (AnalysisException, Py4JJavaError) as exc:
+            first = _first_line(exc)
             raise DataError(f"cannot read {fmt} source {self.path} ({first}); check --input "
                             "and --format") from None
 
@@ -73,3 +74,9 @@ class TabularSource:
         return {"kind": "tabular", "path": self.path, "format": self.format,
                 "validation_fraction": self.validation_fraction,
                 "test_fraction": self.test_fraction, "seed": self.seed}
+
+
+def _first_line(exc: Exception) -> str:
+    """The Java-side reason of a Spark error, without its stack trace."""
+    text = str(getattr(exc, "java_exception", None) or exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__

@@ -1,0 +1,143 @@
+"""``sparkdl-tune``: argument parsing only; the work is done by the package's functions.
+
+Exit codes: 0 success, 2 bad input or configuration (one line on stderr), 1 anything else.
+Nothing heavy is imported until a sub-command runs, so ``--help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from .errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, SparkdlTuneError, UserError
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--conf-dir", default="conf",
+                        help="folder with base/ and per-environment YAML (default: conf)")
+    common.add_argument("--env", default="local", help="overlay folder under --conf-dir")
+    common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    common.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="config overrides, e.g. spark.master=local[2]")
+    return common
+
+
+def _prepare_parser(sub, common) -> None:
+    prepare = sub.add_parser("prepare", help="turn a source into a validated Parquet dataset")
+    kinds = prepare.add_subparsers(dest="source", required=True, metavar="SOURCE")
+    shared = argparse.ArgumentParser(add_help=False)
+    shared.add_argument("--out", required=True, help="destination folder")
+    shared.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    shared.add_argument("--seed", type=int, default=42)
+    shared.add_argument("--validation-fraction", type=float, default=0.1)
+    parents = [common, shared]
+
+    fm = kinds.add_parser("fashion-mnist", parents=parents, help="Fashion-MNIST IDX files")
+    fm.add_argument("--source", dest="source_dir", default="/usr/share/datasets/fashion-mnist",
+                    help="folder with the four IDX files")
+
+    tab = kinds.add_parser("tabular", parents=parents, help="CSV or Parquet table")
+    tab.add_argument("--input", required=True, help="CSV file or Parquet path")
+    tab.add_argument("--label", required=True, help="label column")
+    tab.add_argument("--features", help="comma-separated feature columns (default: all others)")
+    tab.add_argument("--task", choices=["classification", "regression"],
+                     default="classification")
+    tab.add_argument("--num-classes", type=int, help="classes (default: max label + 1)")
+    tab.add_argument("--format", choices=["auto", "csv", "parquet"], default="auto")
+    tab.add_argument("--test-fraction", type=float, default=0.1)
+
+    reg = kinds.add_parser("synthetic-regression", parents=parents, help="y = x1 * x2 + noise")
+    reg.add_argument("--rows", type=int, default=100_000)
+    reg.add_argument("--distractors", type=int, default=0, help="extra columns with no signal")
+    reg.add_argument("--noise", type=float, default=0.0, help="std of Gaussian noise on y")
+    reg.add_argument("--partitions", type=int, help="Spark partitions (default: 1 per 1M rows)")
+    reg.add_argument("--test-fraction", type=float, default=0.1)
+
+    cls = kinds.add_parser("synthetic-classification", parents=parents,
+                           help="separable Gaussian blobs")
+    cls.add_argument("--rows", type=int, default=100_000)
+    cls.add_argument("--features", type=int, default=8)
+    cls.add_argument("--classes", type=int, default=3)
+    cls.add_argument("--partitions", type=int)
+    cls.add_argument("--test-fraction", type=float, default=0.1)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sparkdl-tune",
+        description="Train and tune Keras models on Parquet data with Spark, Petastorm, "
+                    "Horovod, Hyperopt and MLflow.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = _common()
+    _prepare_parser(sub, common)
+    val = sub.add_parser("validate", parents=[common], help="check a prepared dataset")
+    val.add_argument("--dataset", required=True, help="prepared dataset folder")
+    return parser
+
+
+def _source(args):
+    from . import datasets
+
+    if args.source == "fashion-mnist":
+        return datasets.FashionMnistSource(args.source_dir, args.validation_fraction, args.seed)
+    if args.source == "tabular":
+        features = tuple(c.strip() for c in args.features.split(",")) if args.features else None
+        return datasets.TabularSource(
+            path=args.input, label=args.label, features=features, task=args.task,
+            num_classes=args.num_classes, format=args.format,
+            validation_fraction=args.validation_fraction, test_fraction=args.test_fraction,
+            seed=args.seed)
+    if args.source == "synthetic-regression":
+        return datasets.SyntheticRegressionSource(
+            rows=args.rows, distractors=args.distractors, noise=args.noise, seed=args.seed,
+            partitions=args.partitions, validation_fraction=args.validation_fraction,
+            test_fraction=args.test_fraction)
+    return datasets.SyntheticClassificationSource(
+        rows=args.rows, features=args.features, classes=args.classes, seed=args.seed,
+        partitions=args.partitions, validation_fraction=args.validation_fraction,
+        test_fraction=args.test_fraction)
+
+
+def _run(args) -> int:
+    from .config import load_config
+    from .session import get_spark
+
+    cfg = load_config(args.conf_dir, args.env, overrides=args.overrides)
+    if args.command == "prepare":
+        from .prepare import prepare
+
+        source = _source(args)
+        manifest = prepare(source, args.out, get_spark(cfg.spark), overwrite=args.overwrite)
+        print(manifest.to_json())
+        return EXIT_OK
+    if args.command == "validate":
+        from .validation import validate_dataset
+
+        manifest = validate_dataset(get_spark(cfg.spark), args.dataset)
+        print(json.dumps({"dataset": args.dataset, "valid": True, "rows": manifest.rows}))
+        return EXIT_OK
+    raise AssertionError(args.command)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script and of ``jobs/*.py``; returns the exit code."""
+    from . import logs
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logs.setup(verbose=args.verbose)
+    try:
+        return _run(args)
+    except UserError as exc:
+        print(f"sparkdl-tune: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except SparkdlTuneError as exc:
+        print(f"sparkdl-tune: failed: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

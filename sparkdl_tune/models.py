@@ -1,0 +1,347 @@
+"""Build a compiled ``tf.keras`` model from a :class:`ModelSpec` and a :class:`TrainingSpec`.
+
+The model always takes a flat float vector of ``input_dim`` features (what the Parquet data
+holds); convolutional architectures reshape it into an image first. Labels are sparse: integer
+class ids for classification, one float for regression.
+
+TensorFlow is imported inside the functions, so importing this module stays cheap. Facts that
+depend on the data (number of features and classes) are checked here and reported as
+:class:`~sparkdl_tune.errors.ConfigError` naming the key, the value and the fix.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple, Optional
+
+from .errors import ConfigError
+from .model_spec import (
+    CLASSIFICATION_LOSSES,
+    CLASSIFICATION_METRICS,
+    REGRESSION_LOSSES,
+    REGRESSION_METRICS,
+    ModelSpec,
+    TrainingSpec,
+)
+
+_OPTIMIZER_CLASSES = {
+    "sgd": "SGD", "adagrad": "Adagrad", "adadelta": "Adadelta", "rmsprop": "RMSprop",
+    "adam": "Adam", "adamax": "Adamax", "nadam": "Nadam",
+}
+_BINARY_METRICS = ("auc", "precision", "recall")
+
+
+class Head(NamedTuple):
+    """The output layer and loss the task calls for (see :func:`resolve_head`)."""
+
+    units: int
+    activation: str
+    loss: str
+
+
+def build_model(
+    model: ModelSpec,
+    training: TrainingSpec,
+    input_dim: int,
+    num_classes: Optional[int] = None,
+    learning_rate: Optional[float] = None,
+    *,
+    seed: Optional[int] = None,
+    wrap_optimizer: Optional[Callable[[Any], Any]] = None,
+    legacy_optimizer: bool = False,
+):
+    """Build and compile the network described by ``model`` and ``training``.
+
+    Args:
+        model: Architecture and layer options.
+        training: Optimiser, loss and metrics.
+        input_dim: Number of features in each (flat) input row.
+        num_classes: Number of classes in the dataset; used when ``model.num_classes`` is null.
+        learning_rate: Overrides ``training.learning_rate`` (e.g. scaled by the worker count).
+        seed: Seeds every initializer and dropout layer, so two builds are identical.
+        wrap_optimizer: Called with the optimizer before compiling, e.g.
+            ``hvd.DistributedOptimizer``.
+        legacy_optimizer: Use ``tf.keras.optimizers.legacy`` classes (for older Horovod).
+
+    Returns:
+        A compiled ``tf.keras.Model``.
+
+    Raises:
+        ConfigError: The spec does not fit the data (classes, features, image shape).
+    """
+    import tensorflow as tf
+
+    if input_dim < 1:
+        raise ConfigError(f"input_dim is {input_dim}; the data needs at least one feature column")
+    classes = resolve_num_classes(model, num_classes)
+    head = resolve_head(model, training, classes)
+    metrics = resolve_metrics(model, training, head)
+    seeds = itertools.count(seed) if seed is not None else itertools.repeat(None)
+
+    inputs = tf.keras.Input(shape=(input_dim,), name="features", dtype="float32")
+    x = inputs
+    if model.conv_rank:
+        x = _conv_stack(tf, model, x, resolve_input_shape(model, input_dim), seeds)
+    activations = model.layer_activations or (model.activation,) * len(model.dense_units)
+    dropouts = model.layer_dropouts or (model.dropout,) * len(model.dense_units)
+    for i, (width, act, rate) in enumerate(zip(model.dense_units, activations, dropouts)):
+        x = tf.keras.layers.Dense(width, activation=act, name=f"dense_{i}",
+                                  **_kernel_args(tf, model, seeds))(x)
+        if rate > 0:
+            x = tf.keras.layers.Dropout(rate, seed=next(seeds), name=f"dropout_{i}")(x)
+    outputs = tf.keras.layers.Dense(head.units, activation=head.activation, name="output",
+                                    **_kernel_args(tf, model, seeds))(x)
+    net = tf.keras.Model(inputs, outputs, name=f"sparkdl_tune_{model.architecture}")
+
+    optimizer = make_optimizer(training, learning_rate, legacy=legacy_optimizer)
+    if wrap_optimizer is not None:
+        optimizer = wrap_optimizer(optimizer)
+    net.compile(optimizer=optimizer, loss=_loss(tf, head.loss),
+                metrics=[_metric(tf, name) for name in metrics])
+    return net
+
+
+def make_optimizer(training: TrainingSpec, learning_rate: Optional[float] = None, *,
+                   legacy: bool = False):
+    """Create the Keras optimizer named by ``training.optimizer``.
+
+    Args:
+        training: Supplies the optimizer name, learning rate, momentum and nesterov flag.
+        learning_rate: Overrides ``training.learning_rate``.
+        legacy: Use the ``tf.keras.optimizers.legacy`` class of the same name.
+
+    Returns:
+        A fresh ``tf.keras`` optimizer.
+    """
+    import tensorflow as tf
+
+    rate = training.learning_rate if learning_rate is None else learning_rate
+    if not rate > 0:
+        raise ConfigError(f"learning rate is {rate}; set training.learning_rate > 0, e.g. 0.001")
+    kwargs: dict[str, Any] = {"learning_rate": rate}
+    if training.optimizer == "sgd":
+        kwargs.update(momentum=training.momentum, nesterov=training.nesterov)
+    elif training.optimizer == "rmsprop":
+        kwargs["momentum"] = training.momentum
+    module = tf.keras.optimizers.legacy if legacy else tf.keras.optimizers
+    return getattr(module, _OPTIMIZER_CLASSES[training.optimizer])(**kwargs)
+
+
+def make_callbacks(training: TrainingSpec) -> list:
+    """Keras callbacks for early stopping and reduce-LR-on-plateau, when enabled.
+
+    The monitored quantity must be one ``fit`` logs: ``val_*`` needs validation data.
+
+    Args:
+        training: Supplies ``early_stopping`` and ``reduce_lr``.
+
+    Returns:
+        Zero, one or two callbacks, early stopping first.
+    """
+    import tensorflow as tf
+
+    callbacks = []
+    es = training.early_stopping
+    if es.enabled:
+        callbacks.append(tf.keras.callbacks.EarlyStopping(
+            monitor=es.monitor, patience=es.patience, min_delta=es.min_delta,
+            restore_best_weights=es.restore_best_weights))
+    rl = training.reduce_lr
+    if rl.enabled:
+        callbacks.append(tf.keras.callbacks.ReduceLROnPlateau(
+            monitor=rl.monitor, factor=rl.factor, patience=rl.patience, min_lr=rl.min_lr))
+    return callbacks
+
+
+def custom_objects() -> dict[str, Callable]:
+    """Objects to pass as ``custom_objects`` when loading a saved model with its loss."""
+    return {"categorical_crossentropy_from_sparse": categorical_crossentropy_from_sparse,
+            "sparkdl_tune>categorical_crossentropy_from_sparse":
+                categorical_crossentropy_from_sparse}
+
+
+def categorical_crossentropy_from_sparse(y_true, y_pred):
+    """Categorical cross-entropy on sparse integer labels (one-hot encoded here)."""
+    import tensorflow as tf
+
+    depth = tf.shape(y_pred)[-1]
+    one_hot = tf.one_hot(tf.cast(tf.reshape(y_true, [-1]), tf.int32), depth)
+    return tf.keras.losses.categorical_crossentropy(one_hot, y_pred)
+
+
+def resolve_num_classes(model: ModelSpec, num_classes: Optional[int]) -> Optional[int]:
+    """The number of output classes: ``model.num_classes``, else the dataset's; None if regression.
+
+    Raises:
+        ConfigError: Neither is known, there are fewer than 2, or the dataset has more
+            classes than ``model.num_classes``.
+    """
+    if model.task == "regression":
+        return None
+    if model.num_classes is not None:
+        if num_classes is not None and num_classes > model.num_classes:
+            raise ConfigError(
+                f"model.num_classes is {model.num_classes} but the dataset has {num_classes} "
+                f"classes; set model.num_classes: {num_classes} or null")
+        return model.num_classes
+    if num_classes is None:
+        raise ConfigError("model.num_classes is null and the dataset did not give a number of "
+                          "classes; set model.num_classes, e.g. 10")
+    if num_classes < 2:
+        raise ConfigError(f"the dataset has {num_classes} class; classification needs at least "
+                          "2 (check the label column) or set model.task: regression")
+    return num_classes
+
+
+def resolve_head(model: ModelSpec, training: TrainingSpec, num_classes: Optional[int]) -> Head:
+    """Pick the output layer and the concrete loss name (``auto`` resolved).
+
+    Regression: 1 linear unit, ``mse`` by default. Two classes with binary cross-entropy
+    (the ``auto`` choice): 1 sigmoid unit. Otherwise one softmax unit per class.
+
+    Raises:
+        ConfigError: The loss does not fit the task or the number of classes.
+    """
+    loss = training.loss
+    if model.task == "regression":
+        if loss in CLASSIFICATION_LOSSES:
+            raise ConfigError(f"training.loss is {loss!r} but model.task is regression; use "
+                              f"{', '.join(REGRESSION_LOSSES)} or auto")
+        return Head(1, "linear", "mse" if loss == "auto" else loss)
+    if num_classes is None:
+        raise ConfigError("model.num_classes is null; set it, e.g. 10, for classification")
+    if loss in REGRESSION_LOSSES:
+        raise ConfigError(f"training.loss is {loss!r} but model.task is classification; use "
+                          f"{', '.join(CLASSIFICATION_LOSSES)} or auto")
+    if loss == "auto":
+        loss = "binary_crossentropy" if num_classes == 2 else "sparse_categorical_crossentropy"
+    if loss == "binary_crossentropy":
+        if num_classes != 2:
+            raise ConfigError(f"training.loss is 'binary_crossentropy' but there are "
+                              f"{num_classes} classes; use sparse_categorical_crossentropy "
+                              "or auto")
+        return Head(1, "sigmoid", loss)
+    return Head(num_classes, "softmax", loss)
+
+
+def resolve_metrics(model: ModelSpec, training: TrainingSpec, head: Head) -> tuple[str, ...]:
+    """Metric names with ``auto`` expanded and duplicates removed, checked against the task.
+
+    Raises:
+        ConfigError: A metric does not fit the task (or needs binary classification).
+    """
+    auto = "accuracy" if model.task == "classification" else "mae"
+    names = tuple(dict.fromkeys(auto if m == "auto" else m for m in training.metrics))
+    wrong = REGRESSION_METRICS if model.task == "classification" else CLASSIFICATION_METRICS
+    for name in names:
+        if name in wrong:
+            valid = CLASSIFICATION_METRICS if wrong is REGRESSION_METRICS else REGRESSION_METRICS
+            raise ConfigError(f"training.metrics has {name!r} but model.task is {model.task}; "
+                              f"use {', '.join(valid)} or auto")
+        if name in _BINARY_METRICS and head.units != 1:
+            raise ConfigError(f"training.metrics has {name!r}, which needs 2 classes with a "
+                              f"sigmoid output, but there are {head.units}; use accuracy")
+    return names
+
+
+def resolve_input_shape(model: ModelSpec, input_dim: int) -> tuple[int, ...]:
+    """The image shape a CNN reshapes ``input_dim`` flat features into.
+
+    ``model.input_shape`` when set; else ``[input_dim, 1]`` (cnn1d), a square (cnn2d) or a
+    cube (cnn3d) with one channel.
+
+    Raises:
+        ConfigError: The shape does not hold exactly ``input_dim`` values, or no square/cube fits.
+    """
+    rank = model.conv_rank
+    if model.input_shape is not None:
+        shape = tuple(model.input_shape)
+        if math.prod(shape) != input_dim:
+            raise ConfigError(
+                f"model.input_shape is {list(shape)} ({math.prod(shape)} values) but the data "
+                f"has {input_dim} features; use a shape whose product is {input_dim}")
+    else:
+        side = round(input_dim ** (1.0 / rank))
+        if side ** rank != input_dim:
+            raise ConfigError(
+                f"model.input_shape is null and {input_dim} features are not a "
+                f"{['', 'line', 'square', 'cube'][rank]}; set model.input_shape with "
+                f"{rank} sizes plus channels whose product is {input_dim}")
+        shape = (side,) * rank + (1,)
+    _check_spatial(model, shape)
+    return shape
+
+
+def _check_spatial(model: ModelSpec, shape: tuple[int, ...]) -> None:
+    """Follow the feature-map size through the blocks; Keras's own error is a traceback."""
+    sizes = list(shape[:-1])
+    for i, block in enumerate(model.conv_blocks):
+        key = f"model.conv_blocks[{i}]"
+        smallest = min(sizes)
+        if block.padding == "valid" and smallest < block.kernel_size:
+            raise ConfigError(
+                f"{key}.kernel_size is {block.kernel_size} but the feature map is {smallest} "
+                f"wide there (input_shape {list(shape)}); use padding: same, a smaller "
+                "kernel_size or fewer conv_blocks")
+        if block.padding == "valid":
+            sizes = [(n - block.kernel_size) // block.strides + 1 for n in sizes]
+        else:
+            sizes = [math.ceil(n / block.strides) for n in sizes]
+        if block.pooling != "none":
+            smallest = min(sizes)
+            if smallest < block.pool_size:
+                raise ConfigError(
+                    f"{key}.pool_size is {block.pool_size} but the feature map is {smallest} "
+                    f"wide there (input_shape {list(shape)}); use pooling: none, a smaller "
+                    "pool_size or fewer conv_blocks")
+            sizes = [n // block.pool_size for n in sizes]
+
+
+def _conv_stack(tf, model: ModelSpec, x, shape: tuple[int, ...], seeds: Iterator):
+    rank = model.conv_rank
+    conv = getattr(tf.keras.layers, f"Conv{rank}D")
+    pools = {"max": getattr(tf.keras.layers, f"MaxPooling{rank}D"),
+             "avg": getattr(tf.keras.layers, f"AveragePooling{rank}D")}
+    x = tf.keras.layers.Reshape(shape, name="to_image")(x)
+    for i, block in enumerate(model.conv_blocks):
+        activation = block.activation or model.activation
+        # With batch norm the activation goes after it, and the norm's shift replaces the bias.
+        x = conv(block.filters, block.kernel_size, strides=block.strides, padding=block.padding,
+                 activation=None if block.batch_norm else activation,
+                 use_bias=not block.batch_norm, name=f"conv_{i}",
+                 **_kernel_args(tf, model, seeds))(x)
+        if block.batch_norm:
+            x = tf.keras.layers.BatchNormalization(name=f"batch_norm_{i}")(x)
+            x = tf.keras.layers.Activation(activation, name=f"conv_activation_{i}")(x)
+        if block.pooling != "none":
+            x = pools[block.pooling](block.pool_size, name=f"pool_{i}")(x)
+        if block.dropout > 0:
+            x = tf.keras.layers.Dropout(block.dropout, seed=next(seeds),
+                                        name=f"conv_dropout_{i}")(x)
+    return tf.keras.layers.Flatten(name="flatten")(x)
+
+
+def _kernel_args(tf, model: ModelSpec, seeds: Iterator) -> dict[str, Any]:
+    """A fresh initializer per layer (a shared seeded one would repeat its values)."""
+    init = tf.keras.initializers.get(model.kernel_initializer)
+    seed = next(seeds)
+    config = init.get_config()
+    if seed is not None and "seed" in config:
+        init = type(init).from_config({**config, "seed": seed})
+    regularizer = tf.keras.regularizers.L2(model.l2) if model.l2 > 0 else None
+    return {"kernel_initializer": init, "kernel_regularizer": regularizer}
+
+
+def _loss(tf, name: str):
+    if name == "categorical_crossentropy":
+        return tf.keras.utils.register_keras_serializable("sparkdl_tune")(
+            categorical_crossentropy_from_sparse)
+    return name
+
+
+def _metric(tf, name: str):
+    objects = {"auc": tf.keras.metrics.AUC, "precision": tf.keras.metrics.Precision,
+               "recall": tf.keras.metrics.Recall, "rmse": tf.keras.metrics.RootMeanSquaredError}
+    return objects[name](name=name) if name in objects else name

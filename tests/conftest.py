@@ -1,0 +1,70 @@
+"""Shared fixtures: one real local[2] SparkSession per test session, seeded generators."""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+
+
+@pytest.fixture(autouse=True)
+def _seed_everything():
+    """Every test starts from the same random state, TensorFlow's included when it is loaded."""
+    random.seed(1234)
+    np.random.seed(1234)
+    if "tensorflow" in sys.modules:
+        sys.modules["tensorflow"].random.set_seed(1234)
+    yield
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """A real local[2] Spark with the UI off and few shuffle partitions (tiny data)."""
+    from pyspark.sql import SparkSession
+
+    from sparkdl_tune import logs
+
+    logs.quiet_libraries()
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("sparkdl-tune-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.default.parallelism", "2")
+        .config("spark.driver.memory", "2g")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+def write_idx(path, array: np.ndarray) -> None:
+    """Write ``array`` (uint8) as a gzipped IDX file, the Fashion-MNIST format."""
+    import gzip
+    import struct
+
+    header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}i", *array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.fixture(scope="session")
+def tiny_fashion_dir(tmp_path_factory):
+    """A Fashion-MNIST-shaped folder: 300 train and 100 test 28x28 images, 10 classes."""
+    d = tmp_path_factory.mktemp("fashion")
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 300), ("t10k", 100)):
+        labels = np.arange(n) % 10
+        images = rng.integers(0, 256, size=(n, 28, 28))
+        write_idx(d / f"{prefix}-images-idx3-ubyte.gz", images)
+        write_idx(d / f"{prefix}-labels-idx1-ubyte.gz", labels)
+    return d

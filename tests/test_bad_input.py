@@ -1,0 +1,180 @@
+"""Each kind of bad input: exit code 2, one line naming the culprit and the fix, no output left."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from sparkdl_tune.cli import main
+
+
+def run_prepare(args, capsys):
+    code = main(["prepare", *args])
+    return code, capsys.readouterr().err
+
+
+def error_lines(stderr: str) -> list[str]:
+    """Our error lines; progress lines (timestamped) and Spark's own start-up lines aside."""
+    assert "Traceback" not in stderr
+    return [ln for ln in stderr.splitlines() if ln.startswith("sparkdl-tune:")]
+
+
+def assert_clean_failure(code, err, tmp_path, *needles):
+    assert code == 2
+    err = error_lines(err)
+    assert len(err) == 1, err
+    assert err[0].startswith("sparkdl-tune: error: ")
+    for needle in needles:
+        assert needle in err[0], err[0]
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name == "out" or ".tmp-" in p.name]
+    assert leftovers == []
+
+
+def parquet_source(spark, tmp_path, rows, schema):
+    path = str(tmp_path / "src.parquet")
+    spark.createDataFrame(rows, schema).coalesce(1).write.parquet(path)
+    return path
+
+
+def good_rows(n=60):
+    return [(float(i), float(i % 7), i % 3) for i in range(n)]
+
+
+def tabular(src, tmp_path, *extra):
+    return ["tabular", "--input", src, "--label", "label", "--out", str(tmp_path / "out"), *extra]
+
+
+def test_missing_column(spark, tmp_path, capsys):
+    src = parquet_source(spark, tmp_path, good_rows(), "a double, b double, label int")
+    code, err = run_prepare(tabular(src, tmp_path, "--features", "a,c"), capsys)
+    assert_clean_failure(code, err, tmp_path, "column 'c' is missing", "fix --features")
+
+
+def test_missing_label_column(spark, tmp_path, capsys):
+    src = parquet_source(spark, tmp_path, good_rows(), "a double, b double, y int")
+    code, err = run_prepare(tabular(src, tmp_path, "--features", "a,b"), capsys)
+    assert_clean_failure(code, err, tmp_path, "column 'label' is missing", "fix --label")
+
+
+def test_mistyped_feature_column(spark, tmp_path, capsys):
+    rows = [(float(i), f"s{i}", i % 3) for i in range(60)]
+    src = parquet_source(spark, tmp_path, rows, "a double, b string, label int")
+    code, err = run_prepare(tabular(src, tmp_path), capsys)
+    assert_clean_failure(code, err, tmp_path, "feature column 'b' is string, not numeric")
+
+
+def test_string_label_for_classification(spark, tmp_path, capsys):
+    rows = [(float(i), float(i), "cat") for i in range(60)]
+    src = parquet_source(spark, tmp_path, rows, "a double, b double, label string")
+    code, err = run_prepare(tabular(src, tmp_path), capsys)
+    assert_clean_failure(code, err, tmp_path, "label column 'label' is string",
+                         "encode classes as integers")
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_nan_or_inf_features(spark, tmp_path, capsys, bad):
+    rows = good_rows()
+    rows[5] = (bad, 1.0, 1)
+    src = parquet_source(spark, tmp_path, rows, "a double, b double, label int")
+    code, err = run_prepare(tabular(src, tmp_path, "--validation-fraction", "0.2"), capsys)
+    assert_clean_failure(code, err, tmp_path, "NaN, inf or null in feature 'a'",
+                         "clean or impute")
+
+
+def test_nan_inside_feature_array(spark, tmp_path, capsys):
+    rows = [([i * 0.1, 0.2, 0.3], i % 2) for i in range(60)]
+    rows[3] = ([0.1, float("nan"), 0.3], 1)
+    src = parquet_source(spark, tmp_path, rows, "features array<float>, label int")
+    code, err = run_prepare(tabular(src, tmp_path, "--test-fraction", "0.45",
+                                    "--validation-fraction", "0.45"), capsys)
+    assert_clean_failure(code, err, tmp_path, "feature 'features'")
+
+
+def test_feature_arrays_of_unequal_length(spark, tmp_path, capsys):
+    rows = [([0.1, 0.2, 0.3] if i % 2 else [0.1, 0.2], i % 2) for i in range(60)]
+    src = parquet_source(spark, tmp_path, rows, "features array<float>, label int")
+    code, err = run_prepare(tabular(src, tmp_path), capsys)
+    assert_clean_failure(code, err, tmp_path, "unequal lengths (2..3)", "pad or truncate")
+
+
+def test_label_out_of_range(spark, tmp_path, capsys):
+    src = parquet_source(spark, tmp_path, good_rows(), "a double, b double, label int")
+    code, err = run_prepare(tabular(src, tmp_path, "--num-classes", "2"), capsys)
+    assert_clean_failure(code, err, tmp_path, "label 2 in 'label' is out of range for 2 classes")
+
+
+def test_negative_label(spark, tmp_path, capsys):
+    rows = [(float(i), 1.0, -1 if i == 0 else i % 3) for i in range(60)]
+    src = parquet_source(spark, tmp_path, rows, "a double, b double, label int")
+    code, err = run_prepare(tabular(src, tmp_path, "--test-fraction", "0.5",
+                                    "--validation-fraction", "0.4"), capsys)
+    assert_clean_failure(code, err, tmp_path, "label -1 in 'label' is out of range")
+
+
+def test_non_integer_label(spark, tmp_path, capsys):
+    rows = [(float(i), 1.0, i % 3 + 0.5) for i in range(60)]
+    src = parquet_source(spark, tmp_path, rows, "a double, b double, label double")
+    code, err = run_prepare(tabular(src, tmp_path), capsys)
+    assert_clean_failure(code, err, tmp_path, "are not integers", "--task regression")
+
+
+def test_empty_split(spark, tmp_path, capsys):
+    src = parquet_source(spark, tmp_path, good_rows(), "a double, b double, label int")
+    code, err = run_prepare(tabular(src, tmp_path, "--test-fraction", "0"), capsys)
+    assert_clean_failure(code, err, tmp_path, "split 'test' is empty")
+
+
+def test_unreadable_path(tmp_path, capsys, spark):
+    code, err = run_prepare(tabular(str(tmp_path / "nope.csv"), tmp_path), capsys)
+    assert_clean_failure(code, err, tmp_path, "nope.csv does not exist", "check --input")
+
+
+def test_corrupt_parquet(tmp_path, capsys, spark):
+    bad = tmp_path / "broken.parquet"
+    bad.write_bytes(b"this is not parquet at all")
+    code, err = run_prepare(tabular(str(bad), tmp_path), capsys)
+    assert_clean_failure(code, err, tmp_path, "cannot read parquet source")
+
+
+def test_missing_fashion_mnist_folder(tmp_path, capsys, spark):
+    code, err = run_prepare(["fashion-mnist", "--source", str(tmp_path / "none"),
+                             "--out", str(tmp_path / "out")], capsys)
+    assert_clean_failure(code, err, tmp_path, "does not exist", "apt-get install")
+
+
+def test_validate_rejects_a_folder_without_manifest(tmp_path, capsys, spark):
+    (tmp_path / "ds").mkdir()
+    code = main(["validate", "--dataset", str(tmp_path / "ds")])
+    err = error_lines(capsys.readouterr().err)
+    assert code == 2 and len(err) == 1 and len(err) == 1 and "manifest.json missing" in err[0]
+
+
+def test_validate_catches_a_split_broken_after_prepare(spark, tiny_fashion_dir, tmp_path,
+                                                       capsys):
+    out = tmp_path / "ds"
+    assert main(["prepare", "fashion-mnist", "--source", str(tiny_fashion_dir),
+                 "--out", str(out)]) == 0
+    capsys.readouterr()
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["layout"]["num_classes"] = 5
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    code = main(["validate", "--dataset", str(out)])
+    err = error_lines(capsys.readouterr().err)
+    assert code == 2 and len(err) == 1 and "out of range for 5 classes" in err[0]
+
+
+def test_console_script_exit_code_and_single_line(tmp_path):
+    """The real console script, in its own process: exit 2 and one line on stderr."""
+    exe = os.path.join(os.path.dirname(sys.executable), "sparkdl-tune")
+    proc = subprocess.run(
+        [exe, "prepare", "tabular", "--input", str(tmp_path / "missing.csv"), "--label", "y",
+         "--out", str(tmp_path / "out"), "spark.master=local[1]", "spark.conf.spark.ui.enabled=false"],
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert error_lines(proc.stderr) == [f"sparkdl-tune: error: source {tmp_path / 'missing.csv'} does not exist; "
+                     "check --input"]
+    assert not (tmp_path / "out").exists()
