@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 from . import logs
 from .schema import SparkSettings
@@ -24,7 +25,12 @@ def get_spark(settings: SparkSettings | None = None):
         builder = SparkSession.builder.appName(settings.app_name)
         launched_by_submit = "PYSPARK_GATEWAY_PORT" in os.environ
         if not launched_by_submit:
-            builder = builder.master(settings.master or "local[*]")
+            master = settings.master or "local[*]"
+            if master.startswith("local") and "PYSPARK_PYTHON" not in os.environ:
+                # Local executors must run this interpreter (the venv), not whatever
+                # "python3" is first on PATH.
+                os.environ["PYSPARK_PYTHON"] = sys.executable
+            builder = builder.master(master)
             builder = builder.config("spark.ui.showConsoleProgress", "false")
             builder = builder.config("spark.sql.shuffle.partitions", "8")
         for key, value in settings.conf.items():

@@ -3,41 +3,36 @@
 A space file has one top-level key, ``space``, mapping dotted config keys to dimensions::
 
     space:
-      training.learning_rate: {loguniform: [1.0e-4, 3.0e-3]}   # real bounds, sampled in log
+      training.learning_rate: {loguniform: [1.0e-4, 3.0e-3]}  # real bounds, sampled in log
       training.batch_size: {choice: [64, 128, 256]}
-      model.units: {choice: [[256, 128], [512]]}       # options may be lists or mappings
       model.dropout: {uniform: [0.0, 0.5]}
-      model.layer_units: {quniform: [64, 512, 64]}     # multiples of q; bounds are multiples too
-      model.n_layers: {int: [1, 4]}                    # inclusive: 1, 2, 3, 4
-      model.kernel_size: {int: [3, 7, 2]}              # with a step: 3, 5, 7
-      model.task: classification                       # a bare scalar is a fixed value
-      model.input_shape: {fixed: [28, 28, 1]}          # a fixed list or mapping needs `fixed`
-      model.architecture:                              # a nested (conditional) choice
+      model.layer_units: {quniform: [64, 512, 64]}    # multiples of q (bounds too)
+      model.n_layers: {int: [1, 4]}                   # inclusive: 1, 2, 3, 4
+      model.kernel_size: {int: [3, 7, 2]}             # with a step: 3, 5, 7
+      model.task: classification                      # a bare scalar is fixed
+      model.input_shape: {fixed: [28, 28, 1]}         # a fixed list or mapping needs `fixed`
+      model.architecture:                             # a nested (conditional) choice
         choice:
-          - value: mlp                                 # an option with `value` is a branch:
-            model.units: {choice: [[256, 128], [512]]} #   its other keys form a sub-space that
-          - value: cnn2d                               #   is active only when it is chosen
-            model.conv_blocks: {choice: [...]}
-          - linear                                     # a plain option: a branch without keys
+          - value: mlp                                # an option with `value` is a branch: its
+            model.units: {choice: [[256, 128], [512]]}  # other keys are a sub-space, active
+          - value: cnn2d                              # only when the branch is chosen
+            model.conv_blocks: {choice: [[{filters: 32}], [{filters: 32}, {filters: 64}]]}
+          - linear                                    # a plain option: a branch with no keys
 
-Option mappings without a ``value`` key are literal values (a conv block, say); to choose a
-mapping that itself has a ``value`` key, wrap it: ``{value: {value: 1}}``. Branches nest to any
-depth. Decoding gives a flat dict of real values with the choice key set to the branch's
-``value`` and only the chosen branch's keys. Bounds written as ``1e-4`` (a string in YAML 1.1)
-are accepted.
+Options may be scalars, lists or mappings; a mapping option without ``value`` is a literal (a
+conv block, say); to choose a mapping that has a ``value`` key, wrap it: ``{value: {value: 1}}``.
+Branches nest to any depth. Bounds written ``1e-4`` (a string to YAML 1.1) are accepted.
 
-The same space from Python::
+From Python the same space is ``SearchSpace({"training.learning_rate": LogUniform(1e-4, 3e-3),
+"model.architecture": Choice([Branch("mlp", {"model.units": Choice([[512]])}), "linear"])})``.
 
-    SearchSpace({"training.learning_rate": LogUniform(1e-4, 3e-3),
-                 "model.architecture": Choice([Branch("mlp", {"model.units": Choice([[512]])}),
-                                               "linear"])})
-
-Hyperopt labels are the dotted keys; a key inside a branch is labelled
-``<choice label>=<branch value>/<key>``, e.g. ``model.architecture=mlp/model.units``. The point
-hyperopt passes to the objective nests keys like a config file (``{"training":
-{"learning_rate": ...}}``, a branch as ``{"value": "mlp", "model": {...}}``); because every key is
-dotted, :meth:`SearchSpace.decode` tells a point (no dotted top-level key) from hyperopt
-``vals`` (labels, all dotted) without guessing.
+Hyperopt labels are the dotted keys; a key inside a branch is labelled ``<choice label>=<branch
+value>/<key>``, e.g. ``model.architecture=mlp/model.units``. The point hyperopt hands the
+objective nests keys like a config file (``{"training": {"learning_rate": ...}}``, a branch as
+``{"value": "mlp", "model": {...}}``; lists come back as tuples). :meth:`SearchSpace.decode`
+turns that point, or hyperopt ``vals`` (keyed by labels, which are always dotted, so the two are
+never confused), into a flat ``{dotted key: real value}`` dict: choices give their option, not its
+index, a branched choice gives its ``value``, and only the chosen branch's keys appear.
 """
 
 from __future__ import annotations
@@ -48,7 +43,7 @@ import difflib
 import itertools
 import math
 import pathlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -58,24 +53,25 @@ from .errors import ConfigError
 KINDS = ("choice", "uniform", "loguniform", "quniform", "int", "fixed")
 #: Larger grids are refused: enumerating them costs memory and nobody can train them all.
 MAX_GRID_POINTS = 100_000
-_EDGE = 1e-6  # keeps hyperopt's rounded index off the half-way points at the range ends
+_EDGE = 1e-6  # keeps hyperopt's rounded int index off the half-way points at the range ends
 
 
-def _number(value: Any, what: str, integer: bool = False) -> float | int:
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            pass
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
-        raise ConfigError(f"{what} must be a number, got {value!r}")
-    if not math.isfinite(value):
-        raise ConfigError(f"{what} must be finite, got {value!r}")
-    if integer:
-        if not float(value).is_integer():
-            raise ConfigError(f"{what} must be an integer, got {value!r}")
-        return int(value)
-    return int(value) if isinstance(value, (int, np.integer)) else float(value)
+def _numbers(spec: Any, names: Sequence[str], integer: bool = False) -> None:
+    for name in names:
+        value = getattr(spec, name)
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        what = f"{spec.kind} {name}"
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+            raise ConfigError(f"{what} must be a number, got {value!r}")
+        if not math.isfinite(value) or (integer and not float(value).is_integer()):
+            raise ConfigError(f"{what} must be a finite {'integer' if integer else 'number'}, "
+                              f"got {value!r}")
+        exact = integer or isinstance(value, (int, np.integer))
+        object.__setattr__(spec, name, int(value) if exact else float(value))
 
 
 def _tidy(x: float) -> float:
@@ -84,28 +80,30 @@ def _tidy(x: float) -> float:
 
 
 class Spec:
-    """One dimension's distribution. Its *vals value* is what hyperopt stores in
-    ``trial["misc"]["vals"]``: an option index (choice), a step index (int), else the number."""
+    """A dimension's distribution.
 
-    kind = ""
-    discrete = True
+    Its *vals value* is what hyperopt stores in ``trial["misc"]["vals"]``: the option index for
+    :class:`Choice`, the step index for :class:`IntRange`, the number itself otherwise.
+    """
+
+    kind, discrete = "", True
 
     def key(self, v: Any) -> Any:
-        """Hashable canonical form of a vals value (for de-duplication)."""
+        """Hashable canonical form of a vals value, for de-duplication."""
         return float(v)
 
     def real(self, v: Any) -> Any:
         """The real value of a vals value."""
         return float(v)
 
-    def from_point(self, v: Any) -> Any:
-        """The real value of what hyperopt's point holds for this dimension."""
-        return self.real(v)
+    def to_val(self, x: Any) -> Any:
+        """The vals value of what hyperopt's point holds for this dimension."""
+        return float(x)
 
 
 @dataclasses.dataclass(frozen=True)
 class Fixed(Spec):
-    """A constant: always present in decoded points, never searched."""
+    """A constant: always in decoded points, never searched."""
 
     value: Any
     kind = "fixed"
@@ -113,12 +111,10 @@ class Fixed(Spec):
     def real(self, v: Any = None) -> Any:
         return copy.deepcopy(self.value)
 
-    from_point = real
-
 
 @dataclasses.dataclass(frozen=True)
 class Branch:
-    """A choice option that activates a sub-space (dotted key -> dimension) when chosen."""
+    """A choice option that activates ``space`` (dotted key -> dimension) when chosen."""
 
     value: Any
     space: Mapping[str, Any] = dataclasses.field(default_factory=dict)
@@ -148,6 +144,10 @@ class Choice(Spec):
     def branched(self) -> bool:
         return isinstance(self.options[0], Branch)
 
+    @property
+    def values(self) -> list[Any]:
+        return [o.value if isinstance(o, Branch) else o for o in self.options]
+
     def sample(self, rng: np.random.Generator) -> int:
         return int(rng.integers(len(self.options)))
 
@@ -155,11 +155,14 @@ class Choice(Spec):
         return min(max(int(round(float(v))), 0), len(self.options) - 1)
 
     def real(self, v: Any) -> Any:
-        option = self.options[self.key(v)]
-        return copy.deepcopy(option.value if isinstance(option, Branch) else option)
+        return copy.deepcopy(self.values[self.key(v)])
 
-    def from_point(self, v: Any) -> Any:
-        return copy.deepcopy(v)
+    def to_val(self, x: Any) -> int:
+        x = x.get("value") if self.branched and isinstance(x, Mapping) else x
+        for i, option in enumerate(self.values):
+            if _lists(option) == _lists(x):  # hyperopt turns lists into tuples
+                return i
+        raise ValueError(f"{x!r} is not one of the options {self.values}")
 
     def grid(self) -> list[int]:
         return list(range(len(self.options)))
@@ -174,58 +177,39 @@ class Uniform(Spec):
 
     low: float
     high: float
-    kind = "uniform"
-    discrete = False
+    kind, discrete = "uniform", False
+    warp = unwarp = staticmethod(float)  # to and from the space the search is uniform in
 
     def __post_init__(self) -> None:
-        for name in ("low", "high"):
-            object.__setattr__(self, name, _number(getattr(self, name), f"{self.kind} {name}"))
+        _numbers(self, ("low", "high"))
+        if self.kind == "loguniform" and self.low <= 0:
+            raise ConfigError(f"loguniform low must be > 0, got {self.low}; use a positive "
+                              "lower bound such as 1e-5")
         if self.low >= self.high:
             raise ConfigError(f"{self.kind} low must be < high, got [{self.low}, {self.high}]; "
                               "swap the bounds, or use {fixed: value} for a constant")
 
-    def warp(self, x: float) -> float:
-        return x
-
-    def unwarp(self, u: float) -> float:
-        return u
-
     def sample(self, rng: np.random.Generator) -> float:
-        return self.unwarp(float(rng.uniform(self.warp(self.low), self.warp(self.high))))
+        return self.real(self.unwarp(rng.uniform(self.warp(self.low), self.warp(self.high))))
 
     def real(self, v: Any) -> float:
         return min(max(float(v), self.low), self.high)
 
     def expr(self, label: str, hp: Any) -> Any:
-        return hp.uniform(label, self.low, self.high)
+        return getattr(hp, self.kind)(label, self.warp(self.low), self.warp(self.high))
 
 
 @dataclasses.dataclass(frozen=True)
 class LogUniform(Uniform):
-    """A positive real number whose logarithm is uniform; bounds are real values."""
+    """A positive number whose logarithm is uniform; ``low`` and ``high`` are real values."""
 
     kind = "loguniform"
-
-    def __post_init__(self) -> None:
-        low = _number(self.low, "loguniform low")
-        if low <= 0:
-            raise ConfigError(f"loguniform low must be > 0, got {low}; "
-                              "use a positive lower bound such as 1e-5")
-        super().__post_init__()
-
-    def warp(self, x: float) -> float:
-        return math.log(x)
-
-    def unwarp(self, u: float) -> float:
-        return math.exp(u)
-
-    def expr(self, label: str, hp: Any) -> Any:
-        return hp.loguniform(label, math.log(self.low), math.log(self.high))
+    warp, unwarp = staticmethod(math.log), staticmethod(math.exp)
 
 
 @dataclasses.dataclass(frozen=True)
 class QUniform(Spec):
-    """A multiple of ``q`` in ``[low, high]``; integers when bounds and ``q`` are integers."""
+    """A multiple of ``q`` in ``[low, high]``; an int when bounds and ``q`` are ints."""
 
     low: float
     high: float
@@ -233,8 +217,7 @@ class QUniform(Spec):
     kind = "quniform"
 
     def __post_init__(self) -> None:
-        for name in ("low", "high", "q"):
-            object.__setattr__(self, name, _number(getattr(self, name), f"quniform {name}"))
+        _numbers(self, ("low", "high", "q"))
         if self.q <= 0:
             raise ConfigError(f"quniform q must be > 0, got {self.q}; use a positive step")
         if self.low >= self.high:
@@ -252,14 +235,11 @@ class QUniform(Spec):
     def index_range(self) -> tuple[int, int]:
         return round(self.low / self.q), round(self.high / self.q)
 
-    @property
-    def _integral(self) -> bool:
-        return all(isinstance(x, int) for x in (self.low, self.high, self.q))
-
     def value_of(self, k: int) -> float | int:
         lo, hi = self.index_range
         x = min(max(k, lo), hi) * self.q
-        return int(round(x)) if self._integral else _tidy(x)
+        integral = all(isinstance(b, int) for b in (self.low, self.high, self.q))
+        return int(round(x)) if integral else _tidy(x)
 
     def sample(self, rng: np.random.Generator) -> float:
         lo, hi = self.index_range
@@ -279,12 +259,12 @@ class QUniform(Spec):
         from hyperopt.pyll import scope
 
         e = hp.quniform(label, self.low, self.high, self.q)
-        return scope.int(e) if self._integral else e
+        return scope.int(e) if isinstance(self.value_of(0), int) else e
 
 
 @dataclasses.dataclass(frozen=True)
 class IntRange(Spec):
-    """An integer in ``low, low + step, ..., <= high`` (both ends included)."""
+    """An integer among ``low, low + step, ...`` up to ``high`` (both ends included)."""
 
     low: int
     high: int
@@ -292,8 +272,7 @@ class IntRange(Spec):
     kind = "int"
 
     def __post_init__(self) -> None:
-        for name in ("low", "high", "step"):
-            object.__setattr__(self, name, _number(getattr(self, name), f"int {name}", True))
+        _numbers(self, ("low", "high", "step"), integer=True)
         if self.step <= 0:
             raise ConfigError(f"int step must be > 0, got {self.step}; use a positive step")
         if self.low > self.high:
@@ -313,8 +292,8 @@ class IntRange(Spec):
     def real(self, v: Any) -> int:
         return self.low + self.step * self.key(v)
 
-    def from_point(self, v: Any) -> int:
-        return self.real((int(round(float(v))) - self.low) / self.step)
+    def to_val(self, x: Any) -> float:
+        return (float(x) - self.low) / self.step
 
     def grid(self) -> list[float]:
         return [float(k) for k in range(self.size)]
@@ -322,7 +301,7 @@ class IntRange(Spec):
     def expr(self, label: str, hp: Any) -> Any:
         from hyperopt.pyll import scope
 
-        # hyperopt samples the step index; the point gets the integer itself.
+        # hyperopt searches the step index; the point gets the integer itself.
         k = hp.quniform(label, -0.5 + _EDGE, self.size - 0.5 - _EDGE, 1)
         return scope.int(k * self.step + self.low)
 
@@ -332,10 +311,10 @@ class Dimension:
     """One entry of a built space.
 
     Attributes:
-        name: Dotted config key it sets.
-        label: Unique hyperopt label.
+        name: The dotted config key it sets.
+        label: Its unique hyperopt label.
         spec: Its distribution (:class:`Choice`, :class:`Uniform`, ...).
-        condition: ``(choice label, branch value)`` pairs that must hold for it to be active.
+        condition: ``(choice label, branch value)`` pairs under which it is active.
         children: For a branched choice, the sub-dimensions of each option, in option order.
     """
 
@@ -366,7 +345,7 @@ def parse_spec(raw: Any) -> Spec:
                               "give one type per entry")
         raise ConfigError(f"expected one of {{{'|'.join(KINDS)}: ...}}, got {raw!r}; write "
                           "{fixed: ...} for a constant mapping")
-    (kind, args), = raw.items()
+    ((kind, args),) = raw.items()
     if kind not in KINDS:
         close = difflib.get_close_matches(str(kind), KINDS, n=1)
         hint = f"did you mean '{close[0]}'?" if close else f"use one of {', '.join(KINDS)}"
@@ -377,11 +356,10 @@ def parse_spec(raw: Any) -> Spec:
         if not isinstance(args, list):
             raise ConfigError(f"choice takes a list of options, got {args!r}")
         return Choice([_parse_option(o) for o in args])
-    forms = {"uniform": ["low, high"], "loguniform": ["low, high"], "quniform": ["low, high, q"],
-             "int": ["low, high", "low, high, step"]}[kind]
+    forms = {"quniform": ["low, high, q"], "int": ["low, high", "low, high, step"]}
+    forms = forms.get(kind, ["low, high"])
     if not isinstance(args, list) or len(args) not in [f.count(",") + 1 for f in forms]:
-        wanted = " or ".join(f"[{f}]" for f in forms)
-        raise ConfigError(f"{kind} takes {wanted}, got {args!r}")
+        raise ConfigError(f"{kind} takes {' or '.join(f'[{f}]' for f in forms)}, got {args!r}")
     cls = {"uniform": Uniform, "loguniform": LogUniform, "quniform": QUniform, "int": IntRange}
     return cls[kind](*args)
 
@@ -401,7 +379,7 @@ class SearchSpace:
     """A validated search space; see the module docstring for the syntax.
 
     Args:
-        entries: Dotted config key -> :class:`Spec` (or a scalar, which is fixed).
+        entries: Dotted config key -> :class:`Spec`, or YAML-shaped data (a scalar is fixed).
         source: Where the space came from, for error messages (a file path).
     """
 
@@ -414,17 +392,31 @@ class SearchSpace:
         self._origins, self._grid_cache = dict(_origins or {}), None
         self.root = self._build(entries, "", (), None)
         self.dimensions: list[Dimension] = list(_walk(self.root))
-        labels = [d.label for d in self.dimensions if d.kind != "fixed"]
-        if len(set(labels)) != len(labels):
-            raise ConfigError(f"{self.source}: duplicate hyperopt labels {labels}; give branches "
-                              "distinct values")
-        self.labels = labels
-        self._check_conflicts()
+        self.labels = [d.label for d in self.dimensions if d.kind != "fixed"]
+        if len(set(self.labels)) != len(self.labels):
+            raise ConfigError(f"{self.source}: duplicate hyperopt labels in {self.labels}; give "
+                              "branches distinct values")
+        for i, a in enumerate(self.dimensions):
+            for b in self.dimensions[i + 1:]:
+                clash = a.name == b.name or b.name.startswith(a.name + ".") or \
+                    a.name.startswith(b.name + ".")
+                if clash and all(dict(a.condition).get(c, v) == v for c, v in b.condition):
+                    raise ConfigError(f"{self.source}: space entries '{a.label}' and '{b.label}'"
+                                      " set the same config key at once; keep one of them")
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], source: str = "search space") -> SearchSpace:
+    def from_dict(cls, data: Mapping[str, Any], source: str = "search space",
+                  _origins: Mapping[str, str] | None = None) -> SearchSpace:
         """Build from plain data: ``{key: spec, ...}`` or the file layout ``{space: {...}}``."""
-        return cls._from_data(data, source, {})
+        origins = _origins or {}
+        if isinstance(data, Mapping) and "space" in data:
+            extra = sorted(set(data) - {"space"})
+            if extra:
+                raise ConfigError(f"{source}: unknown top-level key '{extra[0]}'; a space file "
+                                  "has only 'space: {<dotted key>: <spec>}'")
+            data = data["space"]
+            origins = {k[len("space."):]: v for k, v in origins.items() if k.startswith("space.")}
+        return cls(data, source, origins)
 
     @classmethod
     def from_yaml(cls, path: str | pathlib.Path) -> SearchSpace:
@@ -435,29 +427,16 @@ class SearchSpace:
         if not path.is_file():
             raise ConfigError(f"search space file {path} does not exist; check the path")
         data, origins = read_yaml(path)
-        return cls._from_data(data, str(path), origins)
-
-    @classmethod
-    def _from_data(cls, data: Any, source: str, origins: Mapping[str, str]) -> SearchSpace:
-        if isinstance(data, Mapping) and "space" in data:
-            extra = sorted(set(data) - {"space"})
-            if extra:
-                raise ConfigError(f"{source}: unknown top-level key '{extra[0]}'; a space file "
-                                  "has only 'space: {<dotted key>: <spec>}'")
-            data = data["space"]
-            origins = {k[len("space."):]: v for k, v in origins.items() if k.startswith("space.")}
-        return cls(data, source, origins)
+        return cls.from_dict(data, str(path), origins)
 
     def _build(self, entries: Mapping[str, Any], prefix: str, condition: tuple,
                where: str | None) -> tuple[Dimension, ...]:
         dims = []
         for key, raw in entries.items():
-            label = f"{prefix}{key}"
-            at = where or self._origins.get(str(key), self.source)
+            label, at = f"{prefix}{key}", where or self._origins.get(str(key), self.source)
             try:
                 if not isinstance(key, str) or "." not in key or "" in key.split("."):
-                    raise ConfigError(f"key must be a dotted config key such as "
-                                      f"'training.{key}'")
+                    raise ConfigError(f"key must be a dotted config key such as 'model.{key}'")
                 if prefix and key.split(".")[0] == "value":
                     raise ConfigError("'value' is reserved in a branch; rename the key")
                 spec = parse_spec(raw)
@@ -471,17 +450,6 @@ class SearchSpace:
                     for i, b in enumerate(spec.options))
             dims.append(Dimension(key, label, spec, condition, children))
         return tuple(dims)
-
-    def _check_conflicts(self) -> None:
-        dims = self.dimensions
-        for i, a in enumerate(dims):
-            for b in dims[i + 1:]:
-                clash = a.name == b.name or b.name.startswith(a.name + ".") or \
-                    a.name.startswith(b.name + ".")
-                conds = dict(a.condition)
-                if clash and all(conds.get(lab, v) == v for lab, v in b.condition):
-                    raise ConfigError(f"{self.source}: space entries '{a.label}' and '{b.label}' "
-                                      "set the same config key at once; keep one of them")
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_grid_cache": None}
@@ -497,7 +465,7 @@ class SearchSpace:
             out = {}
             for d in dims:
                 if isinstance(d.spec, Fixed):
-                    out[d.name] = copy.deepcopy(d.spec.value)
+                    out[d.name] = d.spec.real()
                 elif d.children:
                     options = [{"value": copy.deepcopy(b.value), **exprs(kids)}
                                for b, kids in zip(d.spec.options, d.children)]
@@ -509,27 +477,28 @@ class SearchSpace:
         return exprs(self.root)
 
     def decode(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        """Real values by dotted key, only for active dimensions, fixed ones included.
+        """Real values by dotted key: the active dimensions, fixed ones included.
 
         Args:
-            values: hyperopt vals (``fmin``'s result, ``trials.argmin``,
+            values: Hyperopt vals (``fmin``'s result, ``trials.argmin``,
                 ``trial["misc"]["vals"]``) or the point hyperopt passed to the objective.
         """
         if not isinstance(values, Mapping):
             raise TypeError(f"decode takes a mapping, got {type(values).__name__}")
-        out: dict[str, Any] = {}
-        if not values or any("." in str(k) for k in values):
-            _decode_vals(self.root, values, out)
-        else:
-            _decode_point(self.root, values, out)
-        return out
+        if values and not any("." in str(k) for k in values):
+            values = _point_vals(self.root, values)
+        return {d.name: d.spec.real(v) for d, v in self._active(_getter(values))}
 
     def is_discrete(self) -> bool:
         """True when every dimension takes finitely many values (grid search works)."""
         return all(d.spec.discrete for d in self.dimensions)
 
-    def grid_vals(self) -> list[tuple[Any, dict[str, Any]]]:
-        """Every point of a discrete space as ``(key, vals)``, first dimension slowest."""
+    def grid_points(self) -> list[dict[str, Any]]:
+        """Every point of a discrete space, decoded, first dimension varying slowest."""
+        return [self.decode(v) for _, v in self.grid_vals()]
+
+    def grid_vals(self) -> list[tuple[tuple, dict[str, Any]]]:
+        """Every point of a discrete space as ``(vals_key, vals)``, in grid order."""
         if self._grid_cache is None:
             for d in self.dimensions:
                 if not d.spec.discrete:
@@ -544,36 +513,62 @@ class SearchSpace:
             self._grid_cache = [(self.vals_key(v), v) for v in _grid(self.root)]
         return self._grid_cache
 
-    def grid_points(self) -> list[dict[str, Any]]:
-        """Every point of a discrete space, decoded, in a deterministic order."""
-        return [self.decode(v) for _, v in self.grid_vals()]
-
     def sample_vals(self, rng: np.random.Generator,
                     dims: Sequence[Dimension] | None = None) -> dict[str, Any]:
-        """A random point as hyperopt vals (label -> vals value, active labels only)."""
-        out: dict[str, Any] = {}
-        for d in self.root if dims is None else dims:
-            if isinstance(d.spec, Fixed):
-                continue
-            out[d.label] = v = d.spec.sample(rng)
-            if d.children:
-                out.update(self.sample_vals(rng, d.children[d.spec.key(v)]))
-        return out
+        """A random point as vals (label -> vals value, active labels only)."""
+        pick = lambda d: d.spec.sample(rng)  # noqa: E731
+        return {d.label: v for d, v in self._active(pick, dims) if d.kind != "fixed"}
 
     def vals_key(self, vals: Mapping[str, Any]) -> tuple:
         """Hashable identity of a point given as vals; ``KeyError`` if a label is missing."""
-        out: list[tuple[str, Any]] = []
+        active = self._active(_getter(vals, strict=True))
+        return tuple((d.label, d.spec.key(v)) for d, v in active if d.kind != "fixed")
 
-        def walk(dims: Sequence[Dimension]) -> None:
-            for d in dims:
-                if not isinstance(d.spec, Fixed):
-                    k = d.spec.key(_first(vals[d.label], d.label))
-                    out.append((d.label, k))
-                    if d.children:
-                        walk(d.children[k])
+    def _active(self, pick: Callable[[Dimension], Any],
+                dims: Sequence[Dimension] | None = None) -> Iterator[tuple[Dimension, Any]]:
+        """``(dimension, vals value)`` of the active dimensions, ``pick`` giving the values."""
+        for d in self.root if dims is None else dims:
+            v = None if d.kind == "fixed" else pick(d)
+            yield d, v
+            if d.children:
+                yield from self._active(pick, d.children[d.spec.key(v)])
 
-        walk(self.root)
-        return tuple(out)
+
+def _getter(vals: Mapping[str, Any], strict: bool = False) -> Callable[[Dimension], Any]:
+    def pick(d: Dimension) -> Any:
+        v = vals.get(d.label, ())
+        v = v if not isinstance(v, (list, tuple, np.ndarray)) else v[0] if len(v) else None
+        if v is None:
+            if strict:
+                raise KeyError(d.label)
+            raise ValueError(f"no value for '{d.label}' in {sorted(vals)}; pass hyperopt vals "
+                             "(fmin's result, trials.argmin, trial['misc']['vals']) or a point "
+                             "made by SearchSpace.to_hyperopt()")
+        return v
+
+    return pick
+
+
+def _point_vals(dims: Sequence[Dimension], point: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for d in dims:
+        node: Any = point
+        for part in d.name.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                raise ValueError(f"the point has no '{d.name}'; pass a point made by "
+                                 "SearchSpace.to_hyperopt() or hyperopt vals")
+            node = node[part]
+        if d.kind != "fixed":
+            out[d.label] = d.spec.to_val(node)
+        if d.children:
+            out.update(_point_vals(d.children[out[d.label]], node))
+    return out
+
+
+def _lists(x: Any) -> Any:
+    if isinstance(x, (list, tuple)):
+        return [_lists(v) for v in x]
+    return {k: _lists(v) for k, v in x.items()} if isinstance(x, Mapping) else x
 
 
 def _tag(value: Any, index: int) -> str:
@@ -598,59 +593,12 @@ def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-_MISSING = object()
-
-
-def _first(v: Any, label: str) -> Any:
-    if isinstance(v, (list, tuple, np.ndarray)):
-        v = v[0] if len(v) else _MISSING
-    if v is _MISSING:
-        raise KeyError(label)
-    return v
-
-
-def _decode_vals(dims: Sequence[Dimension], vals: Mapping[str, Any], out: dict) -> None:
-    for d in dims:
-        if isinstance(d.spec, Fixed):
-            out[d.name] = d.spec.real()
-            continue
-        try:
-            v = _first(vals.get(d.label, _MISSING), d.label)
-        except KeyError:
-            raise ValueError(f"no value for '{d.label}' in {sorted(vals)}; pass hyperopt vals "
-                             "(fmin's result, trials.argmin, trial['misc']['vals']) or a point "
-                             "made by SearchSpace.to_hyperopt()") from None
-        out[d.name] = d.spec.real(v)
-        if d.children:
-            _decode_vals(d.children[d.spec.key(v)], vals, out)
-
-
-def _decode_point(dims: Sequence[Dimension], point: Mapping[str, Any], out: dict) -> None:
-    for d in dims:
-        node: Any = point
-        for part in d.name.split("."):
-            if not isinstance(node, Mapping) or part not in node:
-                raise ValueError(f"the point has no '{d.name}'; pass a point made by "
-                                 "SearchSpace.to_hyperopt() or hyperopt vals")
-            node = node[part]
-        if d.children:
-            values = [b.value for b in d.spec.options]
-            chosen = node.get("value") if isinstance(node, Mapping) else _MISSING
-            if chosen not in values:
-                raise ValueError(f"'{d.name}' in the point is {node!r}, not one of the branches "
-                                 f"{values}")
-            out[d.name] = copy.deepcopy(chosen)
-            _decode_point(d.children[values.index(chosen)], node, out)
-        else:
-            out[d.name] = d.spec.from_point(node)
-
-
 def _count(dims: Sequence[Dimension]) -> int:
     n = 1
     for d in dims:
         if d.children:
             n *= sum(_count(kids) for kids in d.children)
-        elif not isinstance(d.spec, Fixed):
+        elif d.kind != "fixed":
             n *= len(d.spec.grid())
     return n
 
@@ -658,12 +606,10 @@ def _count(dims: Sequence[Dimension]) -> int:
 def _grid(dims: Sequence[Dimension]) -> Iterator[dict[str, Any]]:
     axes = []
     for d in dims:
-        if isinstance(d.spec, Fixed):
-            continue
         if d.children:
             axes.append([{d.label: i, **sub} for i in d.spec.grid()
                          for sub in _grid(d.children[i])])
-        else:
+        elif d.kind != "fixed":
             axes.append([{d.label: v} for v in d.spec.grid()])
     for combo in itertools.product(*axes):
         yield {k: v for part in combo for k, v in part.items()}

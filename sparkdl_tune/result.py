@@ -1,0 +1,53 @@
+"""What one training returns to the driver: plain data, picklable, no TensorFlow objects.
+
+Rank 0 fills it in the executor; the driver logs it to MLflow and rebuilds the model from
+``model_json`` + ``weights`` (so no shared file system is needed between them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class TrainResult:
+    """Outcome of one training (one trial, or one ``train`` run).
+
+    Attributes:
+        history: Per-epoch metrics as Keras names them (``loss``, ``accuracy``, ``val_loss``,
+            ``val_accuracy``, ``lr``...), averaged over ranks; one value per epoch run.
+        test_metrics: Metrics on the test split, keys prefixed ``test_`` (``test_loss``...).
+        epochs_run: Epochs actually run (early stopping may end before the budget).
+        wall_seconds: Time of the fit + evaluate on rank 0.
+        samples_per_second: Training samples per second over all ranks, epochs 2+ when
+            there were at least two epochs (the first includes warm-up).
+        num_proc: Horovod ranks (1 = in-process, no Horovod).
+        learning_rate: The learning rate actually used (after scaling by ranks).
+        input_dim: Features per row, the model's input width.
+        model_json: ``model.to_json()`` of the trained network.
+        weights: ``model.get_weights()`` (numpy arrays).
+        extra: Anything else worth recording (device placement, thread settings, ...).
+    """
+
+    history: dict[str, list[float]]
+    test_metrics: dict[str, float]
+    epochs_run: int
+    wall_seconds: float
+    samples_per_second: float
+    num_proc: int
+    learning_rate: float
+    input_dim: int
+    model_json: str
+    weights: list[Any] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def build_model(self):
+        """Rebuild the trained Keras model on the driver (uncompiled; for predict/logging)."""
+        import tensorflow as tf
+
+        from .models import custom_objects
+
+        model = tf.keras.models.model_from_json(self.model_json, custom_objects=custom_objects())
+        model.set_weights(self.weights)
+        return model

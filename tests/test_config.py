@@ -1,0 +1,117 @@
+"""Config layering (defaults < base < env < files < overrides) and its error messages."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+import time
+
+import pytest
+
+from sparkdl_tune.config import as_flat_dict, load_config
+from sparkdl_tune.errors import ConfigError
+
+
+@pytest.fixture
+def conf(tmp_path):
+    (tmp_path / "base").mkdir()
+    (tmp_path / "prod").mkdir()
+    (tmp_path / "base" / "spark.yaml").write_text(
+        "spark:\n  app_name: from-base\n  log_level: INFO\n  conf:\n    spark.a: '1'\n")
+    (tmp_path / "base" / "training.yaml").write_text("training:\n  epochs: 5\n")
+    (tmp_path / "prod" / "spark.yaml").write_text(
+        "spark:\n  app_name: from-prod\n  conf:\n    spark.b: '2'\n")
+    return tmp_path
+
+
+def test_layers_apply_in_order(conf):
+    base = load_config(conf, env="none")
+    assert base.spark.app_name == "from-base" and base.training.epochs == 5
+    assert base.mlflow.experiment == "sparkdl-tune"  # package default survives
+    prod = load_config(conf, env="prod")
+    assert prod.spark.app_name == "from-prod"
+    assert prod.spark.log_level == "INFO"  # from base, not touched by prod
+    assert prod.spark.conf == {"spark.a": "1", "spark.b": "2"}  # mappings merge
+    cli = load_config(conf, env="prod", overrides=["spark.app_name=from-cli",
+                                                   "training.epochs=7",
+                                                   "spark.conf.spark.driver.memory=1g"])
+    assert cli.spark.app_name == "from-cli" and cli.training.epochs == 7
+    assert cli.spark.conf["spark.driver.memory"] == "1g"
+
+
+def test_job_file_sits_between_env_and_overrides(conf, tmp_path):
+    job = tmp_path / "job.yaml"
+    job.write_text("training:\n  epochs: 9\n  learning_rate: 0.01\n")
+    cfg = load_config(conf, env="prod", files=[job], overrides=["training.epochs=2"])
+    assert cfg.training.epochs == 2 and cfg.training.learning_rate == 0.01
+
+
+def test_config_is_frozen_and_typed(conf):
+    cfg = load_config(conf, env="prod", overrides=["training.learning_rate=1"])
+    assert isinstance(cfg.training.learning_rate, float)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.training.epochs = 1  # type: ignore[misc]
+    flat = as_flat_dict(cfg)
+    assert flat["training.epochs"] == 5 and flat["spark.app_name"] == "from-prod"
+
+
+def test_unknown_key_names_file_line_and_suggestion(conf):
+    (conf / "prod" / "training.yaml").write_text("training:\n  batch_size: 64\n  epoch: 3\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(conf, env="prod")
+    msg = str(err.value)
+    assert f"{conf / 'prod' / 'training.yaml'}:3" in msg
+    assert "unknown key 'training.epoch'" in msg and "did you mean 'training.epochs'?" in msg
+
+
+def test_unknown_section_suggests_closest(conf):
+    (conf / "base" / "x.yaml").write_text("trainig:\n  epochs: 3\n")
+    with pytest.raises(ConfigError, match=r"x.yaml:1: unknown key 'trainig'; did you mean "
+                                          r"'training'\?"):
+        load_config(conf, env="prod")
+
+
+def test_wrong_type_names_file_and_key(conf):
+    (conf / "prod" / "training.yaml").write_text("training:\n  epochs: three\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(conf, env="prod")
+    assert "training.yaml:2: 'training.epochs' must be an integer, got 'three'" in str(err.value)
+
+
+def test_override_errors(conf):
+    with pytest.raises(ConfigError, match=r"command line: unknown key 'training.batchsize'; "
+                                          r"did you mean 'training.batch_size'\?"):
+        load_config(conf, overrides=["training.batchsize=32"])
+    with pytest.raises(ConfigError, match="is not key=value"):
+        load_config(conf, overrides=["training.epochs"])
+    with pytest.raises(ConfigError, match="command line: 'training.epochs' must be an integer"):
+        load_config(conf, overrides=["training.epochs=1.5"])
+
+
+def test_invalid_yaml_and_missing_file(conf, tmp_path):
+    (conf / "base" / "bad.yaml").write_text("spark: [unclosed\n")
+    with pytest.raises(ConfigError, match="bad.yaml:2: not valid YAML"):
+        load_config(conf)
+    (conf / "base" / "bad.yaml").unlink()
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(conf, files=[tmp_path / "nope.yaml"])
+
+
+def test_repository_conf_loads():
+    cfg = load_config("conf", env="local")
+    assert cfg.training.batch_size > 0
+
+
+def test_help_is_fast_and_imports_nothing_heavy():
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "sparkdl_tune.cli", "--help"],
+                          capture_output=True, text=True, timeout=30)
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 0 and "prepare" in proc.stdout
+    assert elapsed < 2.0, f"--help took {elapsed:.2f} s"
+    probe = ("import sys, sparkdl_tune.cli, sparkdl_tune.config; "
+             "print(sorted(m for m in ('tensorflow','pyspark','mlflow','horovod','hyperopt') "
+             "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert out.stdout.strip() == "[]"
