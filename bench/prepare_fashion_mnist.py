@@ -28,7 +28,8 @@ t0 = time.monotonic()
 spark = SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false").getOrCreate()
 x = read_rows(%(src)r + "/train-images-idx3-ubyte.gz").astype(np.float32) / 255
 y = read_rows(%(src)r + "/train-labels-idx1-ubyte.gz").astype(int)
-pdf = pd.DataFrame({"features": list(map(list, x)), "label": y})
+pdf = pd.DataFrame({"features": [list(map(float, r)) for r in x], "label": y})
+spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "false")
 spark.createDataFrame(pdf).write.parquet(%(out)r)
 print("baseline rows", len(pdf))
 """

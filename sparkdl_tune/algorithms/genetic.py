@@ -72,6 +72,8 @@ def make_suggest(space: SearchSpace, population: int = 10, generations: int | No
         (isinstance(elitism, int) and 0 <= elitism <= population, "elitism", elitism,
          f"use 0 to population ({population})"),
         (0.0 < mutation_scale <= 1.0, "mutation_scale", mutation_scale, "use e.g. 0.2"),
+        (seed is None or (isinstance(seed, int) and seed >= 0), "seed", seed,
+         "use a non-negative integer or null"),
     ]
     for ok, name, value, fix in checks:
         if not ok:
@@ -95,15 +97,7 @@ def suggest(new_ids: Sequence[int], domain: Any, trials: Any, seed: int, *,
     check_domain(space, domain)
     docs = sorted(all_trials(trials), key=lambda t: t["tid"])
     seen = seen_keys(space, docs)
-    scored = []
-    for doc in docs:
-        loss = ok_loss(doc)
-        if loss is not None and space_has(space, doc):
-            scored.append((loss, doc["tid"], trial_vals(doc)))
-    pool = {tid: (loss, tid, vals) for loss, tid, vals in scored[-population:]}
-    for loss, tid, vals in sorted(scored)[:elitism]:
-        pool[tid] = (loss, tid, vals)
-    pool_list = sorted(pool.values(), key=lambda p: p[1])
+    pool = breeding_pool(space, docs, population, elitism)
     limit = None if generations is None else population * generations
     points = []
     for i, new_id in enumerate(new_ids):
@@ -111,23 +105,32 @@ def suggest(new_ids: Sequence[int], domain: Any, trials: Any, seed: int, *,
             break
         entropy = [int(seed if user_seed is None else user_seed), int(new_id)]
         rng = np.random.default_rng(entropy)
-        if len(docs) + i < population or not pool_list:
+        if len(docs) + i < population or not pool:
             child = _fresh(space, rng, seen)
         else:
-            child = _child(space, pool_list, seen, rng, mutation_rate, crossover_rate,
+            child = _child(space, pool, seen, rng, mutation_rate, crossover_rate,
                            tournament_size, mutation_scale)
         seen.add(space.vals_key(child))
         points.append(child)
     return new_trial_docs(domain, trials, new_ids[: len(points)], points)
 
 
-def space_has(space: SearchSpace, doc: Mapping[str, Any]) -> bool:
-    """True when the trial's point belongs to ``space`` (a resumed search may hold others)."""
-    try:
-        space.vals_key(trial_vals(doc))
-    except (KeyError, IndexError, TypeError, ValueError):
-        return False
-    return True
+def breeding_pool(space: SearchSpace, docs: Sequence[Mapping[str, Any]], population: int,
+                  elitism: int) -> list[tuple[float, int, dict[str, Any]]]:
+    """``(loss, tid, vals)`` of the latest ``population`` successful trials plus the
+    ``elitism`` best ones, in trial order; failed trials and foreign points are left out."""
+    scored = []
+    for doc in sorted(docs, key=lambda t: t["tid"]):
+        loss, vals = ok_loss(doc), trial_vals(doc)
+        try:
+            space.vals_key(vals)
+        except (KeyError, IndexError, TypeError, ValueError):
+            continue  # a point of another space, from an older search under the same name
+        if loss is not None:
+            scored.append((loss, doc["tid"], vals))
+    pool = {tid: (loss, tid, vals) for loss, tid, vals in scored[-population:]}
+    pool.update((p[1], p) for p in sorted(scored)[:elitism])
+    return sorted(pool.values(), key=lambda p: p[1])
 
 
 def _fresh(space: SearchSpace, rng: np.random.Generator, seen: set) -> dict[str, Any]:
@@ -225,12 +228,13 @@ def mutate_value(spec: Any, v: Any, rng: np.random.Generator, scale: float) -> A
 
 
 def _step(k: int, lo: int, hi: int, rng: np.random.Generator, scale: float) -> int:
-    """Re-sample an index in ``[lo, hi]``, or move it by a gaussian step of at least one."""
+    """Move an index in ``[lo, hi]`` elsewhere: re-sample, or a gaussian step of at least one."""
     if hi == lo:
         return k
     if rng.random() < _RESAMPLE:
-        return int(rng.integers(lo, hi + 1))
-    delta = int(round(rng.normal(0.0, max(1.0, scale * (hi - lo)))))
-    if delta == 0:
-        delta = 1 if rng.random() < 0.5 else -1
-    return min(max(k + delta, lo), hi)
+        other = int(rng.integers(lo, hi))
+        return other + 1 if other >= k else other
+    new = min(max(k + int(round(rng.normal(0.0, max(1.0, scale * (hi - lo))))), lo), hi)
+    if new == k:  # a zero step, or one clipped at a bound: take one step inwards
+        new = k - 1 if k == hi else k + 1 if k == lo else k + int(rng.choice((-1, 1)))
+    return new

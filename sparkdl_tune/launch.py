@@ -1,0 +1,110 @@
+"""Where a training runs: in this process (``num_proc == 1``) or as a Horovod job on Spark.
+
+Driver side. A failed Horovod worker surfaces here as one :class:`FatalError` naming the rank
+and the worker's own error, never as a hang.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import sys
+import threading
+
+from . import logs
+from .errors import ConfigError, FatalError
+from .result import TrainResult
+from .worker import TrainJob, run
+
+log = logs.get("launch")
+
+
+def threads_per_proc(spark, num_proc: int, configured: int | None) -> int:
+    """TensorFlow threads per rank: the configured value, else local cores shared by ranks."""
+    if configured:
+        return configured
+    cores = os.cpu_count() or 1
+    if spark is not None and spark.sparkContext.master.startswith("local"):
+        return max(1, cores // num_proc)
+    cores_per_task = int(spark.conf.get("spark.task.cpus", "1")) if spark is not None else cores
+    return max(1, cores_per_task)
+
+
+def check_slots(spark, num_proc: int) -> None:
+    """More ranks than task slots would wait forever for tasks: refuse before starting."""
+    from .session import slots
+
+    available = slots(spark)
+    if num_proc > available:
+        raise ConfigError(f"execution.num_proc={num_proc} but the cluster has {available} task "
+                          f"slots; lower execution.num_proc to at most {available} or add "
+                          "executors")
+
+
+def train(spark, job: TrainJob, start_timeout: int = 120) -> TrainResult:
+    """Run ``job`` and return rank 0's result (with every rank's report in ``extra``)."""
+    if job.num_proc == 1:
+        log.info("train: in-process (num_proc=1, %d TensorFlow threads)", job.threads)
+        report, result = run(job)
+        result.extra["ranks"] = [report.__dict__]
+        return result
+    check_slots(spark, job.num_proc)
+    import horovod.spark
+
+    log.info("train: Horovod job on %d Spark tasks (%d TensorFlow threads each)",
+             job.num_proc, job.threads)
+    job = _replace(job, in_process=False)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK_GATEWAY")}
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    out = _Tee(sys.stdout)
+    try:
+        outcomes = horovod.spark.run(run, args=(job,), num_proc=job.num_proc, env=env,
+                                     stdout=out, stderr=out, verbose=0,
+                                     start_timeout=start_timeout)
+    except Exception as exc:  # Horovod raises plain Exceptions/RuntimeErrors
+        raise FatalError(_describe_failure(exc, out.text())) from exc
+    result = next(r for _, r in outcomes if r is not None)
+    result.extra["ranks"] = [rep.__dict__ for rep, _ in outcomes]
+    return result
+
+
+def _replace(job: TrainJob, **changes) -> TrainJob:
+    from dataclasses import replace
+
+    return replace(job, **changes)
+
+
+def _describe_failure(exc: Exception, output: str) -> str:
+    """One line: which rank failed and its own last error line."""
+    text = str(exc)
+    rank = re.search(r"Process name: (\d+)", text)
+    who = f"rank {rank.group(1)}" if rank else "a Horovod worker"
+    errors = [ln for ln in output.splitlines()
+              if re.search(r"(Error|Exception|Killed|Signal|signal)\b", ln)]
+    cause = errors[-1].strip() if errors else text.strip().splitlines()[0] if text else repr(exc)
+    exit_code = re.search(r"Exit code: (-?\d+)", text)
+    code = f" (exit code {exit_code.group(1)})" if exit_code else ""
+    return f"Horovod training failed: {who} exited{code}: {cause[:400]}"
+
+
+class _Tee(io.TextIOBase):
+    """Forwards worker output to our stdout and keeps the tail for the failure message."""
+
+    def __init__(self, target, keep: int = 200):
+        self.target, self.keep, self.lines = target, keep, []
+        self.lock = threading.Lock()
+
+    def write(self, s: str) -> int:
+        with self.lock:
+            self.target.write(s)
+            self.lines.extend(s.splitlines())
+            del self.lines[: -self.keep]
+        return len(s)
+
+    def flush(self) -> None:
+        self.target.flush()
+
+    def text(self) -> str:
+        with self.lock:
+            return "\n".join(self.lines)

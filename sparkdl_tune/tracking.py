@@ -1,0 +1,279 @@
+"""MLflow tracking: the store, parent/child runs, params, per-epoch metrics, models, registry.
+
+The only module that imports mlflow (inside the functions, so ``import sparkdl_tune`` stays
+fast). Typical use on the driver::
+
+    tracking.setup(cfg.mlflow)
+    with tracking.start_run(cfg.mlflow, "search") as parent:
+        with tracking.start_run(cfg.mlflow, "trial-0", parent_run_id=parent.info.run_id):
+            tracking.log_training(result, as_flat_dict(cfg))
+
+With no URI in the config or in ``MLFLOW_TRACKING_URI`` runs go to ``./mlflow.db`` (SQLite, no
+server to start; ``mlflow ui`` in the same directory shows them). MLflow 3.17 refuses the
+``./mlruns`` file store unless ``MLFLOW_ALLOW_FILE_STORE=true``; an explicitly configured file
+store still works. Credentials in a URI (``https://user:token@host``) are redacted wherever this
+module writes text: logs, params, tags.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import re
+import time
+import warnings
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, Optional
+
+from . import logs
+from .result import TrainResult
+from .schema import MlflowSettings
+
+DEFAULT_DB = "mlflow.db"
+MODEL_NAME = "model"
+EXAMPLE_ROWS = 4
+# MLflow's limits (mlflow.utils.validation): value lengths, key length, entities per batch.
+_MAX_PARAM_VALUE, _MAX_TAG_VALUE, _MAX_KEY = 6000, 8000, 250
+_PARAMS_PER_BATCH, _METRICS_PER_BATCH = 100, 1000
+_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+_BAD_KEY_CHARS = re.compile(r"[^\w.\- /]")  # MLflow also allows ':' but not on Windows
+
+log = logs.get("tracking")
+
+
+def tracking_uri(settings: MlflowSettings) -> str:
+    """The store to use: config, else ``MLFLOW_TRACKING_URI``, else ``sqlite:///<cwd>/mlflow.db``."""
+    uri = settings.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    return uri or "sqlite:///" + os.path.abspath(DEFAULT_DB)
+
+
+def redact(text: str) -> str:
+    """``scheme://user:secret@host`` -> ``scheme://***@host`` anywhere in ``text``."""
+    return _USERINFO.sub("***@", text)
+
+
+def setup(settings: MlflowSettings) -> str:
+    """Point MLflow at the store and experiment (created if missing); logs and returns the URI.
+
+    Returns:
+        The tracking URI with any credentials redacted.
+    """
+    redacted = redact(tracking_uri(settings))
+    _prepare(settings)
+    log.info("MLflow: %s, experiment '%s'", redacted, settings.experiment)
+    return redacted
+
+
+@contextlib.contextmanager
+def start_run(settings: MlflowSettings, run_name: str, parent_run_id: Optional[str] = None,
+              tags: Optional[Mapping[str, Any]] = None) -> Iterator[Any]:
+    """Start a run in ``settings.experiment``, nested under ``parent_run_id`` when given.
+
+    The parent may be the active run (a search in this process) or any earlier run (a
+    resumed search). The run ends FINISHED, or FAILED if the block raises; after
+    :func:`log_failure` it stays FAILED.
+
+    Yields:
+        The ``mlflow.ActiveRun``; ``run.info.run_id`` names it.
+    """
+    import mlflow
+
+    experiment_id = _prepare(settings)
+    run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name,
+                           nested=parent_run_id is not None, parent_run_id=parent_run_id,
+                           tags={_key(k): redact(str(v)) for k, v in (tags or {}).items()})
+    status = "FINISHED"
+    try:
+        yield run
+    except BaseException:
+        status = "FAILED"
+        raise
+    finally:
+        active = mlflow.active_run()
+        if active is not None and active.info.run_id == run.info.run_id:
+            mlflow.end_run(status)
+
+
+def log_params(params: Mapping[str, Any] | Any, run_id: Optional[str] = None) -> None:
+    """Log params (a mapping, nested mappings flattened to dotted keys, or a config dataclass).
+
+    Values are stringified, credentials redacted, long values truncated to MLflow's limit and
+    keys sanitised; sent in batches of MLflow's maximum size.
+    """
+    from mlflow import MlflowClient
+    from mlflow.entities import Param
+
+    if dataclasses.is_dataclass(params):
+        from .config import as_flat_dict
+
+        params = as_flat_dict(params)
+    run_id = run_id or _active_run_id()
+    items = [Param(k, _text(v, _MAX_PARAM_VALUE)) for k, v in _flatten(params).items()]
+    client = MlflowClient()
+    for i in range(0, len(items), _PARAMS_PER_BATCH):
+        client.log_batch(run_id, params=items[i:i + _PARAMS_PER_BATCH], synchronous=True)
+
+
+def log_training(result: TrainResult, params: Mapping[str, Any] | Any,
+                 register_name: Optional[str] = None, run_id: Optional[str] = None) -> dict:
+    """Record one training in the active run (or ``run_id``): params, metrics and the model.
+
+    History metrics are logged per epoch (``step`` = epoch index); test metrics and
+    ``wall_seconds``, ``samples_per_second``, ``epochs_run``, ``num_proc`` and
+    ``learning_rate`` at the last epoch's step. The model is rebuilt from the result and logged
+    with a signature (float32 ``(-1, input_dim)`` in, predictions out) and a small input example.
+
+    Args:
+        result: What the training returned.
+        params: Hyper-parameters / config to log (see :func:`log_params`).
+        register_name: Register the model under this name (a new version each call).
+        run_id: Log into this run instead of the active one.
+
+    Returns:
+        ``{"run_id", "model_uri", "registered_version"}``; the version is None when not
+        registered. ``model_uri`` loads with :func:`load_model`.
+    """
+    import mlflow.tensorflow
+    import numpy as np
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+    from mlflow.models import infer_signature
+
+    run_id = run_id or _active_run_id()
+    log_params(params, run_id)  # first: MLflow copies the run's params onto the logged model
+    now = int(time.time() * 1000)
+    last = max((len(v) for v in result.history.values()), default=1) - 1
+    metrics = [Metric(_key(name), float(v), now, epoch)
+               for name, values in result.history.items() for epoch, v in enumerate(values)]
+    summary = {**result.test_metrics, "wall_seconds": result.wall_seconds,
+               "samples_per_second": result.samples_per_second, "epochs_run": result.epochs_run,
+               "num_proc": result.num_proc, "learning_rate": result.learning_rate}
+    metrics += [Metric(_key(k), float(v), now, last) for k, v in summary.items()]
+    client = MlflowClient()
+    for i in range(0, len(metrics), _METRICS_PER_BATCH):
+        client.log_batch(run_id, metrics=metrics[i:i + _METRICS_PER_BATCH], synchronous=True)
+
+    model = result.build_model()
+    example = np.random.default_rng(0).random((EXAMPLE_ROWS, result.input_dim), dtype=np.float32)
+    signature = infer_signature(example, model(example, training=False).numpy())
+    info = mlflow.tensorflow.log_model(model, name=MODEL_NAME, signature=signature,
+                                       input_example=example, registered_model_name=register_name,
+                                       run_id=run_id, step=last)
+    version = getattr(info, "registered_model_version", None)
+    if register_name:
+        log.info("Registered model '%s' version %s", register_name, version)
+    return {"run_id": run_id, "model_uri": info.model_uri,
+            "registered_version": int(version) if version is not None else None}
+
+
+def log_failure(reason: str, run_id: Optional[str] = None) -> None:
+    """Mark the active run (or ``run_id``) FAILED with a ``failure_reason`` tag, and end it.
+
+    Ending it pops it off MLflow's run stack, so a parent (search) run becomes active again.
+    """
+    import mlflow
+    from mlflow import MlflowClient
+
+    active = mlflow.active_run()
+    run_id = run_id or _active_run_id()
+    MlflowClient().set_tag(run_id, "failure_reason", _text(reason, _MAX_TAG_VALUE))
+    if active is not None and active.info.run_id == run_id:
+        mlflow.end_run("FAILED")
+    else:
+        MlflowClient().set_terminated(run_id, "FAILED")
+
+
+def load_model(model_uri: str, settings: Optional[MlflowSettings] = None):
+    """Load a logged model back as a ``tf.keras`` model.
+
+    ``model_uri`` is what :func:`log_training` returned (``models:/<id>``), or ``models:/<name>/
+    <version>`` or ``runs:/<run_id>/model``. Pass ``settings`` when MLflow is not set up yet in
+    this process. For framework-free inference, ``mlflow.pyfunc.load_model(uri).predict(x)``
+    with a float32 ``np.ndarray`` of shape ``(n, input_dim)`` also works.
+    """
+    import mlflow.tensorflow
+
+    if settings is not None:
+        _prepare(settings)
+    return mlflow.tensorflow.load_model(model_uri)
+
+
+def _prepare(settings: MlflowSettings) -> str:
+    """Set the tracking URI and experiment quietly; return the experiment id."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    _quiet_mlflow()
+    uri = tracking_uri(settings)
+    if "://" not in uri or uri.startswith("file:"):
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # the user chose it; honour it
+    mlflow.set_tracking_uri(uri)
+    client = mlflow.MlflowClient()
+    experiment = client.get_experiment_by_name(settings.experiment)
+    if experiment is None:
+        try:
+            return client.create_experiment(settings.experiment,
+                                            artifact_location=_artifact_location(uri, settings))
+        except MlflowException:  # created meanwhile by another process
+            experiment = client.get_experiment_by_name(settings.experiment)
+    if experiment.lifecycle_stage == "deleted":
+        from .errors import ConfigError
+
+        raise ConfigError(
+            f"mlflow.experiment '{settings.experiment}' is deleted in {redact(uri)}; restore it "
+            f"(mlflow experiments restore --experiment-id {experiment.experiment_id}) or pick "
+            "another name")
+    mlflow.set_experiment(experiment_id=experiment.experiment_id)
+    return experiment.experiment_id
+
+
+def _artifact_location(uri: str, settings: MlflowSettings) -> Optional[str]:
+    """Artifacts of a SQLite store live next to the database, not in whatever cwd is current."""
+    if not uri.startswith("sqlite:///") or ":memory:" in uri:
+        return None  # file stores keep artifacts inside; servers and databases decide themselves
+    db = Path(uri[len("sqlite:///"):].split("?")[0]).resolve()
+    slug = re.sub(r"[^\w.-]+", "_", settings.experiment).strip("._") or "experiment"
+    return (db.parent / "mlartifacts" / slug).as_uri()
+
+
+def _quiet_mlflow() -> None:
+    """Hide schema-migration INFO lines and SQLAlchemy deprecations a user cannot act on."""
+    logs.quiet_libraries()
+    for name in ("mlflow", "alembic", "sqlalchemy"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", module=r"sqlalchemy(\.|$)")
+    warnings.filterwarnings("ignore", message=r".*noload.*loader strategy.*")
+
+
+def _active_run_id() -> str:
+    import mlflow
+
+    run = mlflow.active_run()
+    if run is None:
+        raise RuntimeError("no active MLflow run: call inside tracking.start_run() or pass run_id")
+    return run.info.run_id
+
+
+def _flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in params.items():
+        if isinstance(v, Mapping) and v:
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[_key(f"{prefix}{k}")] = v
+    return out
+
+
+def _key(key: Any) -> str:
+    """A key MLflow accepts: allowed characters only, no empty/``.``/``..`` path parts."""
+    parts = _BAD_KEY_CHARS.sub("_", str(key)).split("/")
+    clean = "/".join(p for p in parts if p not in ("", ".", ".."))
+    return (clean or "_")[:_MAX_KEY]
+
+
+def _text(value: Any, limit: int) -> str:
+    text = redact(str(value))
+    return text if len(text) <= limit else text[:limit - 3] + "..."
