@@ -20,9 +20,14 @@ def _common() -> argparse.ArgumentParser:
                         help="folder with base/ and per-environment YAML (default: conf)")
     common.add_argument("--env", default="local", help="overlay folder under --conf-dir")
     common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    common.add_argument("overrides", nargs="*", metavar="key=value",
-                        help="config overrides, e.g. spark.master=local[2]")
     return common
+
+
+def _overrides(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Config overrides come last, after any positional argument of the sub-command."""
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="config overrides, e.g. spark.master=local[2] training.epochs=5")
+    return parser
 
 
 def _prepare_parser(sub, common) -> None:
@@ -63,6 +68,8 @@ def _prepare_parser(sub, common) -> None:
     cls.add_argument("--classes", type=int, default=3)
     cls.add_argument("--partitions", type=int)
     cls.add_argument("--test-fraction", type=float, default=0.1)
+    for source_parser in (fm, tab, reg, cls):
+        _overrides(source_parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,6 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
     _prepare_parser(sub, common)
     val = sub.add_parser("validate", parents=[common], help="check a prepared dataset")
     val.add_argument("--dataset", required=True, help="prepared dataset folder")
+    _overrides(val)
+    tr = sub.add_parser("train", parents=[common],
+                        help="train one model on a prepared dataset, log it to MLflow")
+    tr.add_argument("config", help="job YAML (layered over conf/base and conf/<env>)")
+    tr.add_argument("--run-name", help="MLflow run name")
+    tr.add_argument("--summary", help="also write the JSON summary to this file (atomically)")
+    _overrides(tr)
     return parser
 
 
@@ -105,7 +119,8 @@ def _run(args) -> int:
     from .config import load_config
     from .session import get_spark
 
-    cfg = load_config(args.conf_dir, args.env, overrides=args.overrides)
+    job_files = [args.config] if getattr(args, "config", None) else []
+    cfg = load_config(args.conf_dir, args.env, files=job_files, overrides=args.overrides)
     if args.command == "prepare":
         from .prepare import prepare
 
@@ -119,7 +134,22 @@ def _run(args) -> int:
         manifest = validate_dataset(get_spark(cfg.spark), args.dataset)
         print(json.dumps({"dataset": args.dataset, "valid": True, "rows": manifest.rows}))
         return EXIT_OK
+    if args.command == "train":
+        from .train import train
+
+        summary = train(cfg, get_spark(cfg.spark), run_name=args.run_name)
+        _emit(summary, args.summary)
+        return EXIT_OK
     raise AssertionError(args.command)
+
+
+def _emit(summary: dict, path: str | None) -> None:
+    text = json.dumps(summary, indent=2, default=str)
+    print(text)
+    if path:
+        from .dataset import write_json_atomic
+
+        write_json_atomic(path, text + "\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import logging
 import os
 import re
@@ -38,6 +39,7 @@ EXAMPLE_ROWS = 4
 # MLflow's limits (mlflow.utils.validation): value lengths, key length, entities per batch.
 _MAX_PARAM_VALUE, _MAX_TAG_VALUE, _MAX_KEY = 6000, 8000, 250
 _PARAMS_PER_BATCH, _METRICS_PER_BATCH = 100, 1000
+_TF_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu", "tensorflow-macos", "tensorflow-intel")
 _USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
 _BAD_KEY_CHARS = re.compile(r"[^\w.\- /]")  # MLflow also allows ':' but not on Windows
 
@@ -159,12 +161,12 @@ def log_training(result: TrainResult, params: Mapping[str, Any] | Any,
     model = result.build_model()
     example = np.random.default_rng(0).random((EXAMPLE_ROWS, result.input_dim), dtype=np.float32)
     signature = infer_signature(example, model(example, training=False).numpy())
-    info = mlflow.tensorflow.log_model(model, name=MODEL_NAME, signature=signature,
-                                       input_example=example, registered_model_name=register_name,
-                                       run_id=run_id, step=last)
-    version = getattr(info, "registered_model_version", None)
-    if register_name:
-        log.info("Registered model '%s' version %s", register_name, version)
+    with _muted():
+        info = mlflow.tensorflow.log_model(
+            model, name=MODEL_NAME, signature=signature, input_example=example,
+            registered_model_name=register_name, pip_requirements=_pip_requirements(),
+            run_id=run_id, step=last)
+    version = getattr(info, "registered_model_version", None)  # MLflow prints "Created version"
     return {"run_id": run_id, "model_uri": info.model_uri,
             "registered_version": int(version) if version is not None else None}
 
@@ -198,7 +200,8 @@ def load_model(model_uri: str, settings: Optional[MlflowSettings] = None):
 
     if settings is not None:
         _prepare(settings)
-    return mlflow.tensorflow.load_model(model_uri)
+    with _muted():
+        return mlflow.tensorflow.load_model(model_uri)
 
 
 def _prepare(settings: MlflowSettings) -> str:
@@ -246,6 +249,36 @@ def _quiet_mlflow() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", module=r"sqlalchemy(\.|$)")
     warnings.filterwarnings("ignore", message=r".*noload.*loader strategy.*")
+
+
+@contextlib.contextmanager
+def _muted() -> Iterator[None]:
+    """Hide Keras progress bars and "model was not compiled" warnings (it is uncompiled on
+    purpose) while MLflow saves, validates or loads a model."""
+    tf_log = logging.getLogger("tensorflow")
+    level = tf_log.level
+    tf_log.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        tf_log.setLevel(level)
+
+
+def _pip_requirements() -> list[str]:
+    """Pinned from this environment: MLflow's inference spawns a TensorFlow process (~8 s/model).
+
+    MLflow adds its own pin; cloudpickle reads the Keras custom objects MLflow saves.
+    """
+    from importlib import metadata
+
+    reqs = []
+    for names in (_TF_DISTRIBUTIONS, ("numpy",), ("cloudpickle",)):
+        for name in names:
+            with contextlib.suppress(metadata.PackageNotFoundError):
+                reqs.append(f"{name}=={metadata.version(name)}")
+                break
+    return reqs
 
 
 def _active_run_id() -> str:

@@ -6,10 +6,16 @@ aggregates per split and one count per class.
 
 from __future__ import annotations
 
+import hashlib
+import os
+import pathlib
 from dataclasses import dataclass, field, replace
 
-from .dataset import SPLITS, Layout, Manifest, read_manifest, read_split
+from . import logs
+from .dataset import MANIFEST, SPLITS, Layout, Manifest, read_manifest, read_split
 from .errors import DataError
+
+log = logs.get("data")
 
 
 @dataclass(frozen=True)
@@ -163,15 +169,41 @@ def inspect_splits(spark, root: str, layout: Layout) -> tuple[Layout, dict[str, 
     return layout, stats
 
 
-def validate_dataset(spark, root: str) -> Manifest:
+def validate_dataset(spark, root: str, stamp_dir: str | None = None) -> Manifest:
     """Check a prepared dataset against its manifest before training reads it.
+
+    Args:
+        spark: The driver's SparkSession.
+        root: The prepared dataset folder.
+        stamp_dir: When given, a passed check leaves a stamp named by the dataset's
+            fingerprint (manifest + file names, sizes, mtimes) here, and a later call on the
+            unchanged dataset skips the scan.
 
     Raises:
         DataError: naming the split, the column and the fix.
     """
     manifest = read_manifest(root)
+    stamp = os.path.join(stamp_dir, _fingerprint(root)) if stamp_dir else None
+    if stamp and os.path.exists(stamp):
+        log.info("data: %s unchanged since it was last validated", root)
+        return manifest
+    log.info("data: validating %s", root)
     _, stats = inspect_splits(spark, root, manifest.layout)
     if stats["train"].num_features != manifest.num_features:
         raise DataError(f"{root}: features have {stats['train'].num_features} values but the "
                         f"manifest says {manifest.num_features}; prepare the dataset again")
+    if stamp:
+        os.makedirs(stamp_dir, exist_ok=True)
+        with open(stamp, "w") as f:
+            f.write(root + "\n")
     return manifest
+
+
+def _fingerprint(root: str) -> str:
+    base = pathlib.Path(root)
+    entries = [(MANIFEST, (base / MANIFEST).read_text())]
+    for split in SPLITS:
+        for p in sorted((base / split).glob("*")):
+            st = p.stat()
+            entries.append((f"{split}/{p.name}", st.st_size, st.st_mtime_ns))
+    return hashlib.sha256(repr((str(base.resolve()), entries)).encode()).hexdigest()[:24]

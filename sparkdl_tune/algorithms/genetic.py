@@ -11,10 +11,11 @@ successful trials (failed trials and NaN losses are never parents):
   (uniform crossover), else it copies the first parent;
 * each dimension then mutates with probability ``mutation_rate``: a choice switches to another
   option; a number either re-samples (1 time in 4) or takes a gaussian step of
-  ``mutation_scale`` times its range (in log space for loguniform), clipped to the bounds and
-  rounded to the grid for int and quniform;
-* a child equal to a point already in the trials is bred again (up to a few times), so no
-  evaluation is wasted on a known point while new ones can still be found.
+  ``mutation_scale`` times its range (in log space for loguniform), clipped to the bounds;
+  int and quniform move by at least one step;
+* a child equal to a point already in the trials (or bred in the same call) is bred again;
+  after 10 such tries the mutation rate rises to 0.5, after 20 the child is a random point,
+  so no evaluation is wasted on a known point while new ones can still be found.
 
 Nested choices: a branch's sub-dimensions only mix when both parents chose the same branch;
 otherwise the child inherits the whole branch, sub-dimensions included, from the parent that
