@@ -157,7 +157,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from . import logs
 
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # key=value overrides may follow options too ("train c.yaml --summary s.json a.b=1"),
+    # which argparse's positional matching alone does not allow.
+    args, extra = parser.parse_known_args(argv)
+    stray = [a for a in extra if "=" not in a or a.startswith("-")]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    if extra:
+        args.overrides = [*getattr(args, "overrides", []), *extra]
     logs.setup(verbose=args.verbose)
     try:
         return _run(args)

@@ -1,24 +1,22 @@
 """MLflow tracking: the store, parent/child runs, params, per-epoch metrics, models, registry.
 
 The only module that imports mlflow (inside the functions, so ``import sparkdl_tune`` stays
-fast). Typical use on the driver::
+fast). On the driver::
 
     tracking.setup(cfg.mlflow)
     with tracking.start_run(cfg.mlflow, "search") as parent:
         with tracking.start_run(cfg.mlflow, "trial-0", parent_run_id=parent.info.run_id):
             tracking.log_training(result, as_flat_dict(cfg))
 
-With no URI in the config or in ``MLFLOW_TRACKING_URI`` runs go to ``./mlflow.db`` (SQLite, no
-server to start; ``mlflow ui`` in the same directory shows them). MLflow 3.17 refuses the
-``./mlruns`` file store unless ``MLFLOW_ALLOW_FILE_STORE=true``; an explicitly configured file
-store still works. Credentials in a URI (``https://user:token@host``) are redacted wherever this
-module writes text: logs, params, tags.
+With no URI in the config or ``MLFLOW_TRACKING_URI``, runs go to ``./mlflow.db`` (SQLite, no
+server; ``mlflow ui`` there shows them). MLflow 3 refuses a ``./mlruns`` file store unless
+``MLFLOW_ALLOW_FILE_STORE=true``; one configured explicitly is allowed. Credentials in a URI
+(``https://user:token@host``) are redacted in logs, params and tags.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import io
 import logging
 import os
@@ -47,7 +45,7 @@ log = logs.get("tracking")
 
 
 def tracking_uri(settings: MlflowSettings) -> str:
-    """The store to use: config, else ``MLFLOW_TRACKING_URI``, else ``sqlite:///<cwd>/mlflow.db``."""
+    """The store: config, else ``MLFLOW_TRACKING_URI``, else ``sqlite:///<cwd>/mlflow.db``."""
     uri = settings.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     return uri or "sqlite:///" + os.path.abspath(DEFAULT_DB)
 
@@ -99,19 +97,15 @@ def start_run(settings: MlflowSettings, run_name: str, parent_run_id: Optional[s
             mlflow.end_run(status)
 
 
-def log_params(params: Mapping[str, Any] | Any, run_id: Optional[str] = None) -> None:
-    """Log params (a mapping, nested mappings flattened to dotted keys, or a config dataclass).
+def log_params(params: Mapping[str, Any], run_id: Optional[str] = None) -> None:
+    """Log params into the active run (or ``run_id``), in batches of MLflow's maximum size.
 
-    Values are stringified, credentials redacted, long values truncated to MLflow's limit and
-    keys sanitised; sent in batches of MLflow's maximum size.
+    Nested mappings become dotted keys (flatten a config with ``config.as_flat_dict``); values
+    are stringified with credentials redacted and truncated to MLflow's limit; keys sanitised.
     """
     from mlflow import MlflowClient
     from mlflow.entities import Param
 
-    if dataclasses.is_dataclass(params):
-        from .config import as_flat_dict
-
-        params = as_flat_dict(params)
     run_id = run_id or _active_run_id()
     items = [Param(k, _text(v, _MAX_PARAM_VALUE)) for k, v in _flatten(params).items()]
     client = MlflowClient()
@@ -119,7 +113,7 @@ def log_params(params: Mapping[str, Any] | Any, run_id: Optional[str] = None) ->
         client.log_batch(run_id, params=items[i:i + _PARAMS_PER_BATCH], synchronous=True)
 
 
-def log_training(result: TrainResult, params: Mapping[str, Any] | Any,
+def log_training(result: TrainResult, params: Mapping[str, Any],
                  register_name: Optional[str] = None, run_id: Optional[str] = None) -> dict:
     """Record one training in the active run (or ``run_id``): params, metrics and the model.
 
@@ -220,8 +214,10 @@ def _prepare(settings: MlflowSettings) -> str:
         try:
             return client.create_experiment(settings.experiment,
                                             artifact_location=_artifact_location(uri, settings))
-        except MlflowException:  # created meanwhile by another process
+        except MlflowException:  # created meanwhile by another process?
             experiment = client.get_experiment_by_name(settings.experiment)
+            if experiment is None:
+                raise
     if experiment.lifecycle_stage == "deleted":
         from .errors import ConfigError
 
@@ -253,8 +249,7 @@ def _quiet_mlflow() -> None:
 
 @contextlib.contextmanager
 def _muted() -> Iterator[None]:
-    """Hide Keras progress bars and "model was not compiled" warnings (it is uncompiled on
-    purpose) while MLflow saves, validates or loads a model."""
+    """Hide Keras progress bars and not-compiled warnings while MLflow saves or loads a model."""
     tf_log = logging.getLogger("tensorflow")
     level = tf_log.level
     tf_log.setLevel(logging.ERROR)
@@ -278,6 +273,8 @@ def _pip_requirements() -> list[str]:
             with contextlib.suppress(metadata.PackageNotFoundError):
                 reqs.append(f"{name}=={metadata.version(name)}")
                 break
+        else:
+            reqs.append(names[0])
     return reqs
 
 

@@ -68,3 +68,29 @@ def tiny_fashion_dir(tmp_path_factory):
         write_idx(d / f"{prefix}-images-idx3-ubyte.gz", images)
         write_idx(d / f"{prefix}-labels-idx1-ubyte.gz", labels)
     return d
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(spark, tiny_fashion_dir, tmp_path_factory):
+    """A prepared Fashion-MNIST-shaped dataset (270/30/100 rows), shared by training tests."""
+    from sparkdl_tune.datasets import FashionMnistSource
+    from sparkdl_tune.prepare import prepare
+
+    out = tmp_path_factory.mktemp("prepared") / "fm"
+    prepare(FashionMnistSource(str(tiny_fashion_dir)), out, spark)
+    return out
+
+
+def train_overrides(dataset, tmp_path, **extra) -> list[str]:
+    """Overrides for a fast tiny training with a private MLflow store and Petastorm cache."""
+    base = {
+        "data.path": str(dataset),
+        "data.cache_url": str(tmp_path / "cache"),
+        "mlflow.tracking_uri": f"sqlite:///{tmp_path}/mlflow.db",
+        "mlflow.experiment": "tests",
+        "model.units": "[16]",
+        "training.batch_size": "32",
+        "training.epochs": "2",
+    }
+    base.update({k.replace("__", "."): str(v) for k, v in extra.items()})
+    return [f"{k}={v}" for k, v in base.items()]

@@ -1,0 +1,113 @@
+"""The train workflow on a real local[2] Spark, real Petastorm, Keras and MLflow (sqlite)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import train_overrides
+from sparkdl_tune.cli import main
+from sparkdl_tune.config import load_config
+from sparkdl_tune.train import prepare_inputs, train
+
+
+def mlflow_client(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+
+
+def test_train_in_process_logs_a_loadable_model(spark, tiny_dataset, tmp_path):
+    cfg = load_config(None, overrides=train_overrides(
+        tiny_dataset, tmp_path, mlflow__registered_model_name="tiny"))
+    summary = train(cfg, spark)
+    assert summary["num_proc"] == 1 and summary["epochs_run"] == 2
+    assert 0.0 <= summary["test_metrics"]["test_accuracy"] <= 1.0
+    assert summary["registered_version"] == 1
+    client = mlflow_client(tmp_path)
+    run = client.get_run(summary["run_id"])
+    assert run.data.params["model.units"] == "(16,)"
+    assert run.data.params["training.batch_size"] == "32"
+    assert run.data.params["data.input_dim"] == "784"
+    assert set(run.data.metrics) >= {"loss", "val_loss", "accuracy", "test_accuracy",
+                                     "samples_per_second", "wall_seconds"}
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [0, 1]
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    model = mlflow.pyfunc.load_model(summary["model_uri"])
+    probs = np.asarray(model.predict(np.random.rand(5, 784).astype(np.float32)))
+    assert probs.shape == (5, 10)
+    assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-4)
+
+
+def test_materialised_data_is_reused_while_unchanged(spark, tiny_dataset, tmp_path):
+    cfg = load_config(None, overrides=train_overrides(tiny_dataset, tmp_path))
+    first = prepare_inputs(cfg, spark).data.converters["train"]
+    stamp = os.path.getmtime(first.file_urls[0][len("file://"):])
+    second = prepare_inputs(cfg, spark).data.converters["train"]
+    assert second.file_urls == first.file_urls
+    assert os.path.getmtime(second.file_urls[0][len("file://"):]) == stamp
+    assert len(second) == 270
+    names = sorted(os.listdir(tmp_path / "cache"))
+    assert [n.split("-")[0] for n in names if not n.startswith(("validated", "."))] == \
+        ["test", "train", "validation"]
+
+
+def test_horovod_two_ranks(spark, tiny_dataset, tmp_path):
+    cfg = load_config(None, overrides=train_overrides(tiny_dataset, tmp_path,
+                                                      execution__num_proc=2))
+    summary = train(cfg, spark)
+    assert summary["num_proc"] == 2
+    client = mlflow_client(tmp_path)
+    run = client.get_run(summary["run_id"])
+    assert run.data.metrics["num_proc"] == 2
+    # the learning rate was scaled by the two ranks
+    assert run.data.metrics["learning_rate"] == pytest.approx(2 * cfg.training.learning_rate)
+
+
+@pytest.mark.parametrize("override,needle", [
+    ("execution.num_proc=3", "execution.num_proc=3 but the cluster has 2 task slots"),
+    ("model.task=regression", "set model.task=classification"),
+    ("training.optimizer=adamm", "did you mean 'adam'?"),
+])
+def test_bad_training_config_exits_2_before_training(spark, tiny_dataset, tmp_path, capsys,
+                                                      override, needle):
+    args = ["train", "conf/jobs/fashion_mlp.yaml",
+            *train_overrides(tiny_dataset, tmp_path), override]
+    assert main(args) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("sparkdl-tune:")]
+    assert len(err) == 1 and needle in err[0]
+    assert not (tmp_path / "mlflow.db").exists() or not mlflow_client(tmp_path).search_runs(
+        [mlflow_client(tmp_path).get_experiment_by_name("tests").experiment_id])
+
+
+def test_spark_submit_job_trains_and_logs(tiny_dataset, tmp_path):
+    """jobs/train.py under a real spark-submit; the run is read back from MLflow."""
+    venv_bin = os.path.dirname(sys.executable)
+    env = {**os.environ, "PATH": f"{venv_bin}:{os.environ['PATH']}",
+           "PYSPARK_PYTHON": sys.executable}
+    summary_file = tmp_path / "summary.json"
+    proc = subprocess.run(
+        [os.path.join(venv_bin, "spark-submit"), "--master", "local[2]",
+         "--conf", "spark.ui.enabled=false", "jobs/train.py", "conf/jobs/fashion_mlp.yaml",
+         "--summary", str(summary_file), *train_overrides(tiny_dataset, tmp_path)],
+        capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(summary_file.read_text())
+    run = mlflow_client(tmp_path).get_run(summary["run_id"])
+    assert run.info.status == "FINISHED"
+    assert "training.learning_rate" in run.data.params
+    assert len(mlflow_client(tmp_path).get_metric_history(summary["run_id"], "val_loss")) == 2
+    assert "test_accuracy" in run.data.metrics
+    from sparkdl_tune import tracking
+    from sparkdl_tune.schema import MlflowSettings
+
+    model = tracking.load_model(summary["model_uri"],
+                                MlflowSettings(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db"))
+    assert model.predict(np.zeros((3, 784), np.float32), verbose=0).shape == (3, 10)
