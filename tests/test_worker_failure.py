@@ -1,0 +1,61 @@
+"""A Horovod worker killed mid-training: `train` exits 1 naming the rank, promptly, no hang."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import psutil
+
+from conftest import train_overrides
+
+
+def _horovod_rank_processes(root: psutil.Process, rank: str) -> list[psutil.Process]:
+    found = []
+    for proc in root.children(recursive=True):
+        try:
+            if proc.environ().get("HOROVOD_RANK") == rank and "python" in proc.name():
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+def test_killing_a_worker_fails_the_run_naming_the_rank(tiny_dataset, tmp_path):
+    exe = os.path.join(os.path.dirname(sys.executable), "sparkdl-tune")
+    cmd = [exe, "train", "conf/jobs/fashion_mlp.yaml",
+           *train_overrides(tiny_dataset, tmp_path, execution__num_proc=2,
+                            training__epochs=2000),
+           "spark.master=local[2]", "spark.conf.spark.ui.enabled=false"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    output: list[str] = []
+    errors: list[str] = []
+    threading.Thread(target=lambda: output.extend(proc.stdout), daemon=True).start()
+    threading.Thread(target=lambda: errors.extend(proc.stderr), daemon=True).start()
+    try:
+        deadline = time.monotonic() + 240
+        while not any("Epoch 3/" in line for line in output):
+            assert proc.poll() is None, "".join(errors)[-3000:]
+            assert time.monotonic() < deadline, "training never reached epoch 3"
+            time.sleep(0.5)
+        victims = _horovod_rank_processes(psutil.Process(proc.pid), "1")
+        assert victims, "no process with HOROVOD_RANK=1 found"
+        killed_at = time.monotonic()
+        for victim in victims:
+            victim.send_signal(signal.SIGKILL)
+        code = proc.wait(timeout=120)
+        elapsed = time.monotonic() - killed_at
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    time.sleep(0.5)
+    failure = [ln for ln in errors if ln.startswith("sparkdl-tune: failed:")]
+    assert code == 1
+    assert elapsed < 120
+    assert len(failure) == 1, "".join(errors)[-3000:]
+    assert "rank 1" in failure[0], failure[0]
+    print(f"\nkilled rank 1, exit {code} after {elapsed:.1f} s: {failure[0]}")
