@@ -89,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--run-name", help="MLflow run name")
     tr.add_argument("--summary", help="also write the JSON summary to this file (atomically)")
     _overrides(tr)
+    tu = sub.add_parser("tune", parents=[common],
+                        help="search hyper-parameters, retrain the best, register it")
+    tu.add_argument("config", help="job YAML with a search: section")
+    _overrides(tu)
     return parser
 
 
@@ -139,6 +143,11 @@ def _run(args) -> int:
 
         summary = train(cfg, get_spark(cfg.spark), run_name=args.run_name)
         _emit(summary, args.summary)
+        return EXIT_OK
+    if args.command == "tune":
+        from .tuner import tune
+
+        _emit(tune(cfg, get_spark(cfg.spark)), None)
         return EXIT_OK
     raise AssertionError(args.command)
 

@@ -146,13 +146,19 @@ def apply_override(cls: type, data: dict[str, Any], origins: dict[str, str], ite
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
-    parts = key.strip().split(".")
+    set_value(cls, data, origins, key.strip(), value, COMMAND_LINE)
+
+
+def set_value(cls: type, data: dict[str, Any], origins: dict[str, str], key: str, value: Any,
+              where: str) -> None:
+    """Set ``data[dotted key] = value``, checking each step of the key against ``cls``."""
+    parts = key.split(".")
     node, current = data, cls
     for i, part in enumerate(parts):
         fields = _fields(current)
         prefix = ".".join(parts[:i]) + "." if i else ""
         if part not in fields:
-            raise ConfigError(_unknown_key(prefix + part, part, fields, prefix, COMMAND_LINE))
+            raise ConfigError(_unknown_key(prefix + part, part, fields, prefix, where))
         hint = fields[part]
         inner = _dataclass_of(hint)
         last = i == len(parts) - 1
@@ -166,8 +172,30 @@ def apply_override(cls: type, data: dict[str, Any], origins: dict[str, str], ite
             node[part][".".join(parts[i + 1 :])] = value
         else:
             node[part] = value
-        origins[key.strip()] = COMMAND_LINE
+        origins[key] = where
         return
+
+
+def with_values(cfg: T, values: Mapping[str, Any], where: str = "search space") -> T:
+    """A copy of the frozen ``cfg`` with dotted keys replaced, type-checked like any layer.
+
+    This is how a trial's hyper-parameters become its config.
+    """
+    data = _plain(cfg)
+    origins: dict[str, str] = {}
+    for key, value in values.items():
+        set_value(type(cfg), data, origins, key, _plain(value), where)
+    return build(type(cfg), data, origins)
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 def build(cls: type[T], data: Any, origins: Mapping[str, str], prefix: str = "") -> T:

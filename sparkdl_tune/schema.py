@@ -6,7 +6,7 @@ Defaults here mirror ``defaults.yaml``; :mod:`sparkdl_tune.config` fills them fr
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 from .model_spec import ModelSpec, TrainingSpec
 
@@ -76,6 +76,62 @@ class MlflowSettings:
 
 
 @dataclass(frozen=True)
+class GeneticSettings:
+    """Options of the ``genetic`` algorithm (see :mod:`sparkdl_tune.algorithms.genetic`)."""
+
+    population: int = 10
+    generations: Optional[int] = None
+    mutation_rate: float = 0.2
+    crossover_rate: float = 0.9
+    tournament_size: int = 3
+    elitism: int = 2
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """A hyper-parameter search.
+
+    ``name`` identifies the search: running the same name again resumes it from MLflow.
+    ``space`` holds the search space inline (dotted config keys -> dimension specs) and
+    ``space_file`` names a YAML file with a top-level ``space:``; one of them is required.
+    ``metric``/``mode`` default to validation accuracy (max) for classification and
+    validation loss (min) for regression. ``trial_epochs`` screens candidates with fewer
+    epochs than ``final_epochs`` (default ``training.epochs``) used for the retrain of the best.
+    ``execution_mode``: ``parallel`` (SparkTrials, one in-process training per Spark task),
+    ``distributed`` (driver-side Trials, each trial a Horovod job of ``execution.num_proc``),
+    or ``auto``.
+    """
+
+    name: str = "search"
+    space: Optional[dict[str, Any]] = None
+    space_file: Optional[str] = None
+    algorithm: Literal["tpe", "random", "anneal", "grid", "genetic"] = "tpe"
+    max_trials: int = 20
+    timeout_minutes: Optional[float] = None
+    stop_after_no_improvement: Optional[int] = None
+    target: Optional[float] = None
+    metric: Optional[str] = None
+    mode: Optional[Literal["min", "max"]] = None
+    execution_mode: Literal["auto", "parallel", "distributed"] = "auto"
+    parallelism: Optional[int] = None
+    trial_epochs: Optional[int] = None
+    final_epochs: Optional[int] = None
+    retrain: bool = True
+    seed: int = 42
+    output_dir: str = "out/tune"
+    genetic: GeneticSettings = field(default_factory=GeneticSettings)
+
+    def __post_init__(self):
+        if self.max_trials < 1:
+            raise ValueError(f"max_trials is {self.max_trials}; use 1 or more")
+        if self.parallelism is not None and self.parallelism < 1:
+            raise ValueError(f"parallelism is {self.parallelism}; use 1 or more")
+        if self.space is not None and self.space_file is not None:
+            raise ValueError("give the space inline (search.space) or as a file "
+                             "(search.space_file), not both")
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole job configuration."""
 
@@ -85,3 +141,4 @@ class Config:
     model: ModelSpec = field(default_factory=ModelSpec)
     training: TrainingSpec = field(default_factory=TrainingSpec)
     execution: ExecutionSettings = field(default_factory=ExecutionSettings)
+    search: SearchSettings = field(default_factory=SearchSettings)

@@ -23,7 +23,7 @@ import os
 import re
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
@@ -69,7 +69,8 @@ def setup(settings: MlflowSettings) -> str:
 
 @contextlib.contextmanager
 def start_run(settings: MlflowSettings, run_name: str, parent_run_id: Optional[str] = None,
-              tags: Optional[Mapping[str, Any]] = None) -> Iterator[Any]:
+              tags: Optional[Mapping[str, Any]] = None,
+              resume_run_id: Optional[str] = None) -> Iterator[Any]:
     """Start a run in ``settings.experiment``, nested under ``parent_run_id`` when given.
 
     The parent may be the active run (a search in this process) or any earlier run (a
@@ -82,9 +83,13 @@ def start_run(settings: MlflowSettings, run_name: str, parent_run_id: Optional[s
     import mlflow
 
     experiment_id = _prepare(settings)
-    run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name,
-                           nested=parent_run_id is not None, parent_run_id=parent_run_id,
-                           tags={_key(k): redact(str(v)) for k, v in (tags or {}).items()})
+    tag_values = {_key(k): redact(str(v)) for k, v in (tags or {}).items()}
+    if resume_run_id:  # a resumed search: reopen its run rather than start another
+        run = mlflow.start_run(run_id=resume_run_id, tags=tag_values)
+    else:
+        run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name,
+                               nested=parent_run_id is not None, parent_run_id=parent_run_id,
+                               tags=tag_values)
     status = "FINISHED"
     try:
         yield run
@@ -140,17 +145,10 @@ def log_training(result: TrainResult, params: Mapping[str, Any],
 
     run_id = run_id or _active_run_id()
     log_params(params, run_id)  # first: MLflow copies the run's params onto the logged model
-    now = int(time.time() * 1000)
-    last = max((len(v) for v in result.history.values()), default=1) - 1
-    metrics = [Metric(_key(name), float(v), now, epoch)
-               for name, values in result.history.items() for epoch, v in enumerate(values)]
     summary = {**result.test_metrics, "wall_seconds": result.wall_seconds,
                "samples_per_second": result.samples_per_second, "epochs_run": result.epochs_run,
                "num_proc": result.num_proc, "learning_rate": result.learning_rate}
-    metrics += [Metric(_key(k), float(v), now, last) for k, v in summary.items()]
-    client = MlflowClient()
-    for i in range(0, len(metrics), _METRICS_PER_BATCH):
-        client.log_batch(run_id, metrics=metrics[i:i + _METRICS_PER_BATCH], synchronous=True)
+    last = log_metrics(result.history, summary, run_id)
 
     model = result.build_model()
     example = np.random.default_rng(0).random((EXAMPLE_ROWS, result.input_dim), dtype=np.float32)
@@ -163,6 +161,78 @@ def log_training(result: TrainResult, params: Mapping[str, Any],
     version = getattr(info, "registered_model_version", None)  # MLflow prints "Created version"
     return {"run_id": run_id, "model_uri": info.model_uri,
             "registered_version": int(version) if version is not None else None}
+
+
+def log_metrics(history: Mapping[str, Sequence[float]], summary: Mapping[str, float] = {},
+                run_id: Optional[str] = None) -> int:
+    """Per-epoch ``history`` (step = epoch index) and ``summary`` at the last epoch's step.
+
+    Returns:
+        The last step, so a model logged afterwards can be attached to it.
+    """
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+
+    run_id = run_id or _active_run_id()
+    now = int(time.time() * 1000)
+    last = max((len(v) for v in history.values()), default=1) - 1
+    metrics = [Metric(_key(name), float(v), now, epoch)
+               for name, values in history.items() for epoch, v in enumerate(values)]
+    metrics += [Metric(_key(k), float(v), now, last) for k, v in summary.items()]
+    client = MlflowClient()
+    for i in range(0, len(metrics), _METRICS_PER_BATCH):
+        client.log_batch(run_id, metrics=metrics[i:i + _METRICS_PER_BATCH], synchronous=True)
+    return last
+
+
+def set_tags(tags: Mapping[str, Any], run_id: Optional[str] = None) -> None:
+    """Set tags on the active run (or ``run_id``), values redacted and truncated."""
+    from mlflow import MlflowClient
+
+    run_id = run_id or _active_run_id()
+    client = MlflowClient()
+    for k, v in tags.items():
+        client.set_tag(run_id, _key(k), _text(v, _MAX_TAG_VALUE))
+
+
+def record_run(settings: MlflowSettings, run_name: str, parent_run_id: str,
+               params: Mapping[str, Any], history: Mapping[str, Sequence[float]],
+               summary: Mapping[str, float], tags: Mapping[str, Any],
+               failure: Optional[str] = None) -> str:
+    """Write one finished child run in one go (a trial), FINISHED or FAILED with its reason.
+
+    Uses explicit run ids only (no active-run state), so a monitor thread can call it while a
+    search runs.
+    """
+    from mlflow import MlflowClient
+
+    experiment_id = _prepare(settings)
+    client = MlflowClient()
+    all_tags = {"mlflow.parentRunId": parent_run_id, **tags}
+    if failure:
+        all_tags["failure_reason"] = failure
+    run = client.create_run(experiment_id, run_name=run_name,
+                            tags={_key(k): _text(v, _MAX_TAG_VALUE) for k, v in all_tags.items()})
+    run_id = run.info.run_id
+    log_params(params, run_id)
+    log_metrics(history, summary, run_id)
+    client.set_terminated(run_id, "FAILED" if failure else "FINISHED")
+    return run_id
+
+
+def find_runs(settings: MlflowSettings, tags: Mapping[str, str],
+              parent_run_id: Optional[str] = None) -> list:
+    """Runs of ``settings.experiment`` carrying all ``tags`` (and the parent, if given),
+    newest first. Used to find a search by name and its trials when resuming."""
+    import mlflow
+
+    experiment_id = _prepare(settings)
+    clauses = [f"tags.`{_key(k)}` = '{v}'" for k, v in tags.items()]
+    if parent_run_id:
+        clauses.append(f"tags.`mlflow.parentRunId` = '{parent_run_id}'")
+    return mlflow.search_runs([experiment_id], filter_string=" and ".join(clauses),
+                              order_by=["attributes.start_time DESC"], output_format="list",
+                              max_results=50_000)
 
 
 def log_failure(reason: str, run_id: Optional[str] = None) -> None:

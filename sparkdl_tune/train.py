@@ -58,31 +58,37 @@ def check_task(cfg: Config, manifest) -> None:
                           f"model.task={manifest.layout.task}")
 
 
-def make_job(cfg: Config, prepared: Prepared, verbose: int = 2):
+def make_job(cfg: Config, data, threads: int, verbose: int = 2):
     """The picklable job one training ships to its ranks."""
-    from .launch import threads_per_proc
     from .worker import TrainJob
 
     ex = cfg.execution
     return TrainJob(
-        model=cfg.model, training=cfg.training, data=prepared.data, num_proc=ex.num_proc,
-        scale_learning_rate=ex.scale_learning_rate,
-        threads=threads_per_proc(prepared.spark, ex.num_proc, ex.threads_per_proc),
-        seed=ex.seed, reader_workers=cfg.data.reader_workers, shuffle=cfg.data.shuffle,
+        model=cfg.model, training=cfg.training, data=data, num_proc=ex.num_proc,
+        scale_learning_rate=ex.scale_learning_rate, threads=threads, seed=ex.seed,
+        reader_workers=cfg.data.reader_workers, shuffle=cfg.data.shuffle,
         in_memory_cache=cfg.data.in_memory_cache, cache_max_mb=cfg.data.cache_max_mb,
         verbose=verbose)
 
 
-def fit(cfg: Config, prepared: Prepared, verbose: int = 2) -> TrainResult:
-    """Train once with ``cfg``; a NaN loss is a :class:`TrialFailed`."""
+def fit(cfg: Config, prepared: Prepared, verbose: int = 2, data=None) -> TrainResult:
+    """Train once with ``cfg`` (on ``data``, default the prepared splits); a NaN loss is a
+    :class:`TrialFailed`."""
+    from .launch import threads_per_proc
     from .launch import train as launch_train
 
-    result = launch_train(prepared.spark, make_job(cfg, prepared, verbose),
-                          start_timeout=cfg.execution.start_timeout)
+    threads = threads_per_proc(prepared.spark, cfg.execution.num_proc,
+                               cfg.execution.threads_per_proc)
+    job = make_job(cfg, data or prepared.data, threads, verbose)
+    result = launch_train(prepared.spark, job, start_timeout=cfg.execution.start_timeout)
+    check_finite(result)
+    return result
+
+
+def check_finite(result: TrainResult) -> None:
     if result.extra.get("nan_loss"):
         raise TrialFailed(f"NaN loss after {result.epochs_run} epochs (learning rate "
                           f"{result.learning_rate:g}); lower training.learning_rate")
-    return result
 
 
 def train(cfg: Config, spark=None, run_name: Optional[str] = None) -> dict[str, Any]:

@@ -1,0 +1,104 @@
+"""The hyperopt objective: one trial = one training with the trial's hyper-parameters.
+
+In ``parallel`` mode this runs inside a Spark task (SparkTrials ships it to an executor) and
+trains in-process there; in ``distributed`` mode it runs on the driver and launches a Horovod
+job. Either way it never raises for a failed trial: it returns hyperopt's ``fail`` status with
+the reason, so the search records it and goes on.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from .data import TrainingData
+from .schema import Config
+from .space import SearchSpace
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """What every trial shares; small and picklable (data travels as file URLs)."""
+
+    base: Config
+    data: TrainingData
+    space: SearchSpace
+    metric: str
+    mode: str
+    threads: int
+    in_spark_task: bool
+
+
+def evaluate(spec: TrialSpec, point: Any) -> dict[str, Any]:
+    """Train with ``point`` (a hyperopt sample) and return hyperopt's result dict."""
+    from hyperopt import STATUS_FAIL, STATUS_OK
+
+    started = time.time()
+    values = spec.space.decode(point)
+    base = {"params": _jsonable(values), "start": started}
+    try:
+        result = _train(spec, values)
+        history = result.history
+        if spec.metric not in history:
+            raise KeyError(f"metric {spec.metric!r} is not among the training metrics "
+                           f"{sorted(history)}; set search.metric to one of them")
+        series = [v for v in history[spec.metric] if not math.isnan(v)]
+        if result.extra.get("nan_loss") or not series:
+            raise FloatingPointError(f"NaN loss after {result.epochs_run} epochs")
+        score = max(series) if spec.mode == "max" else min(series)
+        return {**base, "status": STATUS_OK, "loss": -score if spec.mode == "max" else score,
+                "score": score, "history": history, "test_metrics": result.test_metrics,
+                "epochs_run": result.epochs_run, "samples_per_second": result.samples_per_second,
+                "learning_rate": result.learning_rate, "duration": time.time() - started}
+    except Exception as exc:  # any failure ends this trial only
+        return {**base, "status": STATUS_FAIL, "failure": _reason(exc),
+                "duration": time.time() - started}
+
+
+def _train(spec: TrialSpec, values: dict[str, Any]):
+    from dataclasses import replace
+
+    from .config import with_values
+    from .train import make_job
+
+    cfg = with_values(spec.base, values)
+    job = make_job(cfg, spec.data, spec.threads, verbose=0)
+    if spec.in_spark_task:
+        from . import worker
+
+        _clear_keras_state()
+        return worker.run(replace(job, in_process=False))[1]
+    from pyspark.sql import SparkSession
+
+    from .launch import train as launch_train
+
+    return launch_train(SparkSession.getActiveSession(), job,
+                        start_timeout=cfg.execution.start_timeout)
+
+
+def _clear_keras_state() -> None:
+    """Spark reuses Python workers: drop the previous trial's graph and memory first."""
+    import sys
+
+    if "tensorflow" in sys.modules:
+        sys.modules["tensorflow"].keras.backend.clear_session()
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    name = type(exc).__name__
+    if name in ("ResourceExhaustedError", "MemoryError"):
+        name = "out of memory: " + name
+    return f"{name}: {text[0][:300]}" if text else name
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    return value

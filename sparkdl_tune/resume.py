@@ -1,0 +1,72 @@
+"""Resuming a search: its finished trials, read back from MLflow, become hyperopt trials again.
+
+Driver side. Trials are renumbered 0..k-1 in their original order (a trial that was running
+when the search died never reached MLflow and simply runs again), so hyperopt's id counter,
+TPE's history, the genetic population and the grid's visited set all continue from them.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+from .monitor import TAG_KIND, TAG_LOSS, TAG_SEARCH, TAG_TRIAL, TAG_VALS, TrialRecord
+
+
+def find_search(settings, name: str):
+    """The newest parent run of the search called ``name``, or None."""
+    from . import tracking
+
+    runs = tracking.find_runs(settings, {TAG_KIND: "search", TAG_SEARCH: name})
+    return runs[0] if runs else None
+
+
+def finished_trials(settings, parent_run_id: str, space) -> list[TrialRecord]:
+    """Every trial recorded under the search's parent run, in trial order; parameters are
+    decoded from the stored hyperopt vals (MLflow params are only strings)."""
+    from . import tracking
+
+    runs = tracking.find_runs(settings, {TAG_KIND: "trial"}, parent_run_id=parent_run_id)
+    records = []
+    for run in runs:
+        tags, metrics = run.data.tags, run.data.metrics
+        ok = run.info.status == "FINISHED"
+        loss = tags.get(TAG_LOSS)
+        vals = json.loads(tags[TAG_VALS])
+        records.append(TrialRecord(
+            number=int(tags[TAG_TRIAL]), ok=ok, vals=vals, params=space.decode(vals), loss=float(loss) if ok and loss else None,
+            score=metrics.get("objective") if ok else None,
+            failure=tags.get("failure_reason"), duration=metrics.get("trial_seconds", 0.0),
+            start=float(tags.get("sparkdl_tune.start") or 0.0),
+            epochs_run=int(metrics.get("epochs_run", 0)),
+            extra={k: v for k, v in metrics.items() if k.startswith("test_")}))
+    records.sort(key=lambda r: r.number)
+    for i, record in enumerate(records):
+        record.number = i
+    return records
+
+
+def restore(trials, records: list[TrialRecord]) -> None:
+    """Insert ``records`` into an empty hyperopt ``Trials``/``SparkTrials`` as finished docs."""
+    from hyperopt.base import JOB_STATE_DONE, STATUS_FAIL, STATUS_OK
+
+    if not records:
+        return
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    tids = trials.new_trial_ids(len(records))
+    specs, results, miscs = [], [], []
+    for tid, r in zip(tids, records):
+        specs.append(None)
+        results.append({"status": STATUS_OK, "loss": r.loss, "score": r.score,
+                        "params": r.params, "restored": True} if r.ok else
+                       {"status": STATUS_FAIL, "failure": r.failure, "params": r.params,
+                        "restored": True})
+        miscs.append({"tid": tid, "cmd": ("domain_attachment", "FMinIter_Domain"),
+                      "workdir": None, "vals": r.vals,
+                      "idxs": {k: [tid] if v else [] for k, v in r.vals.items()}})
+    docs = trials.new_trial_docs(tids, specs, results, miscs)
+    for doc in docs:
+        doc["state"] = JOB_STATE_DONE
+        doc["book_time"] = doc["refresh_time"] = now
+    trials.insert_trial_docs(docs)
+    trials.refresh()

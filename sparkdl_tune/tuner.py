@@ -1,0 +1,268 @@
+"""The ``tune`` workflow: search space -> trials on Spark -> best parameters -> final model.
+
+Driver side; the only module that drives hyperopt. Order of work:
+
+1. load and check the space (every key must be a config key) and the algorithm — bad input
+   fails here, before any training;
+2. validate and materialise the dataset once (shared by every trial);
+3. pick the execution mode: ``parallel`` (SparkTrials, one in-process training per Spark task)
+   or ``distributed`` (driver-side Trials, each trial a Horovod job), and say why;
+4. find the search's MLflow parent run by name: resume its finished trials, or start it;
+5. run hyperopt under the budget while :class:`~sparkdl_tune.monitor.Monitor` records each
+   trial as it lands;
+6. retrain the best on train+validation with the final epoch budget, evaluate on test, log and
+   register it, and write ``best_params.json`` and ``summary.json`` atomically.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+from typing import Any
+
+from . import logs
+from .config import with_values
+from .errors import ConfigError, FatalError
+from .monitor import TAG_KIND, TAG_SEARCH, Monitor, TrialRecord
+from .schema import Config
+from .space import SearchSpace
+
+log = logs.get("tune")
+
+PARALLEL_MAX_SHARD_MB = 4096  # a train split bigger than this goes to Horovod trials
+
+
+def load_space(cfg: Config) -> SearchSpace:
+    """The search space from ``search.space`` or ``search.space_file``, checked against the
+    config: a sample point must make a valid config."""
+    s = cfg.search
+    if s.space is not None:
+        space = SearchSpace.from_dict(s.space, source="search.space")
+    elif s.space_file is not None:
+        if not os.path.isfile(s.space_file):
+            raise ConfigError(f"search.space_file {s.space_file} does not exist; check the path")
+        space = SearchSpace.from_yaml(s.space_file)
+    else:
+        raise ConfigError("no search space: set search.space_file (e.g. conf/spaces/mlp.yaml) "
+                          "or search.space")
+    import numpy as np
+
+    rng = np.random.default_rng(s.seed)
+    points = space.grid_points()[:50] if s.algorithm == "grid" else [
+        space.decode(space.sample_vals(rng)) for _ in range(5)]
+    for point in points:
+        with_values(cfg, point, where=f"{space.source}")
+    return space
+
+
+def objective_metric(cfg: Config) -> tuple[str, str]:
+    metric = cfg.search.metric or ("val_accuracy" if cfg.model.task == "classification"
+                                   else "val_loss")
+    mode = cfg.search.mode or ("min" if any(w in metric for w in ("loss", "mae", "mse", "error"))
+                               else "max")
+    return metric, mode
+
+
+def choose_mode(cfg: Config, spark, data) -> tuple[str, int, int, str]:
+    """(mode, parallelism, TensorFlow threads per trial, why)."""
+    from .launch import threads_per_proc
+    from .session import slots
+
+    s, n = cfg.search, cfg.execution.num_proc
+    available = slots(spark)
+    shard_mb = data.rows("train") * (data.input_dim + 1) * 4 / 2**20
+    if s.execution_mode != "auto":
+        mode, why = s.execution_mode, "as configured (search.execution_mode)"
+    elif n > 1:
+        mode, why = "distributed", f"execution.num_proc={n} asks for Horovod trials"
+    elif available < 2:
+        mode, why = "distributed", f"only {available} task slot: trials run one at a time"
+    elif shard_mb > PARALLEL_MAX_SHARD_MB:
+        mode, why = "distributed", (f"the train split ({shard_mb:.0f} MB) is too big for one "
+                                    "task: each trial is a Horovod job")
+    else:
+        mode, why = "parallel", (f"{available} task slots and a {shard_mb:.0f} MB train split "
+                                 "that fits one task")
+    if mode == "parallel":
+        parallelism = min(s.parallelism or available, available, s.max_trials)
+        threads = threads_per_proc(spark, parallelism, cfg.execution.threads_per_proc)
+        return mode, parallelism, threads, why
+    return mode, 1, threads_per_proc(spark, n, cfg.execution.threads_per_proc), why
+
+
+def tune(cfg: Config, spark=None) -> dict[str, Any]:
+    """Run (or resume) the search ``cfg.search.name``; returns the summary it writes."""
+    from . import tracking
+    from .algorithms import make_algo
+    from .train import prepare_inputs
+
+    started = time.monotonic()
+    s = cfg.search
+    space = load_space(cfg)
+    options = dict(s.genetic.__dict__) | {"seed": s.seed} if s.algorithm == "genetic" else {}
+    if s.algorithm == "tpe":
+        options = {"n_startup_jobs": max(3, min(20, s.max_trials // 4))}
+    algo = make_algo(s.algorithm, space, **options)
+    metric, mode = objective_metric(cfg)
+    tracking.setup(cfg.mlflow)
+    from .resume import find_search, finished_trials
+
+    previous = find_search(cfg.mlflow, s.name)
+    if previous is not None and previous.data.tags.get("sparkdl_tune.final_run_id"):
+        log.info("tune: search %r already finished (run %s); nothing to train", s.name,
+                 previous.info.run_id)
+        return _finished_summary(cfg, previous)
+    prepared = prepare_inputs(cfg, spark)
+    exec_mode, parallelism, threads, why = choose_mode(cfg, prepared.spark, prepared.data)
+    log.info("tune: search %r, %s over %d dimensions, budget %d trials; %s mode (%s)%s",
+             s.name, s.algorithm, len(space.dimensions), s.max_trials, exec_mode, why,
+             f", {parallelism} at a time" if exec_mode == "parallel" else "")
+    restored = finished_trials(cfg.mlflow, previous.info.run_id, space) if previous else []
+    if restored:
+        log.info("tune: resuming %r with %d finished trials from MLflow", s.name, len(restored))
+    trial_cfg = cfg
+    if s.trial_epochs:
+        trial_cfg = with_values(cfg, {"training.epochs": s.trial_epochs})
+    if exec_mode == "parallel" and cfg.execution.num_proc != 1:
+        trial_cfg = with_values(trial_cfg, {"execution.num_proc": 1})
+    tags = {TAG_KIND: "search", TAG_SEARCH: s.name, "sparkdl_tune.algorithm": s.algorithm,
+            "sparkdl_tune.execution_mode": exec_mode}
+    with tracking.start_run(cfg.mlflow, s.name, tags=tags,
+                            resume_run_id=previous.info.run_id if previous else None) as parent:
+        parent_id = parent.info.run_id
+        if not previous:
+            tracking.log_params({"search.algorithm": s.algorithm,
+                                 "search.max_trials": s.max_trials,
+                                 "search.metric": metric, "search.mode": mode,
+                                 "search.space": json.dumps(space_description(space))})
+        monitor = Monitor(cfg.mlflow, parent_id, s, space, metric, mode, restored)
+        _search(trial_cfg, prepared, space, algo, monitor, exec_mode, parallelism, threads,
+                restored)
+        best = _best_or_fail(monitor)
+        final = _retrain(cfg, prepared, space, best, parent_id) if s.retrain else None
+        summary = _summary(cfg, monitor, best, final, exec_mode, metric, mode, started)
+        tracking.log_metrics({}, {f"best_{metric}": best.score,
+                                  "trials_finished": len(monitor.records),
+                                  "trials_failed": len(monitor.failures)})
+        tracking.set_tags({"sparkdl_tune.final_run_id": (final or {}).get("run_id", "none")})
+    _write_outputs(cfg, summary, best)
+    return summary
+
+
+def _search(cfg, prepared, space, algo, monitor: Monitor, exec_mode, parallelism, threads,
+            restored: list[TrialRecord]) -> None:
+    import numpy as np
+    from hyperopt import SparkTrials, Trials, fmin
+
+    from .objective import TrialSpec, evaluate
+    from .resume import restore
+
+    s = cfg.search
+    remaining = s.max_trials - len(restored)
+    if remaining <= 0:
+        log.info("tune: the budget of %d trials is already spent", s.max_trials)
+        return
+    metric, mode = monitor.metric, monitor.mode
+    spec = TrialSpec(base=cfg, data=prepared.data, space=space, metric=metric, mode=mode,
+                     threads=threads, in_spark_task=exec_mode == "parallel")
+    if exec_mode == "parallel":
+        trials = SparkTrials(parallelism=parallelism, spark_session=prepared.spark)
+    else:
+        trials = Trials()
+    restore(trials, restored)
+    monitor.start(trials)
+    try:
+        fmin(fn=functools.partial(evaluate, spec), space=space.to_hyperopt(), algo=algo,
+             max_evals=s.max_trials, trials=trials,
+             timeout=int(s.timeout_minutes * 60) if s.timeout_minutes else None,
+             early_stop_fn=monitor.early_stop_fn, show_progressbar=False,
+             rstate=np.random.default_rng(s.seed + len(restored)), return_argmin=False)
+    finally:
+        monitor.close(trials)
+
+
+def _best_or_fail(monitor: Monitor) -> TrialRecord:
+    best = monitor.best
+    if best is not None:
+        return best
+    reasons: dict[str, int] = {}
+    for r in monitor.failures:
+        reasons[r.failure or "unknown"] = reasons.get(r.failure or "unknown", 0) + 1
+    listed = "; ".join(f"{n}x {why}" for why, n in sorted(reasons.items(), key=lambda x: -x[1]))
+    raise FatalError(f"all {len(monitor.records)} trials failed: {listed or 'no trial ran'}")
+
+
+def _retrain(cfg: Config, prepared, space: SearchSpace, best: TrialRecord,
+             parent_id: str) -> dict[str, Any]:
+    """The best parameters, trained on train+validation with the final epoch budget."""
+    from dataclasses import replace
+
+    from petastorm.spark.spark_dataset_converter import SparkDatasetConverter
+
+    from . import tracking
+    from .config import as_flat_dict
+    from .train import fit
+
+    data = prepared.data
+    train, val = data.converters["train"], data.converters["validation"]
+    both = SparkDatasetConverter(train.cache_dir_url, list(train.file_urls) + list(val.file_urls),
+                                 len(train) + len(val))
+    combined = replace(data, converters={**data.converters, "train": both})
+    final_cfg = with_values(cfg, {**best.params,
+                                  "training.epochs": cfg.search.final_epochs or cfg.training.epochs,
+                                  # validation rows are training rows now: nothing to monitor
+                                  "training.early_stopping.enabled": False,
+                                  "training.reduce_lr.enabled": False})
+    log.info("tune: retraining trial %d's parameters on train+validation (%d rows, %d epochs)",
+             best.number + 1, len(both), final_cfg.training.epochs)
+    with tracking.start_run(cfg.mlflow, f"{cfg.search.name}-final", parent_run_id=parent_id,
+                            tags={TAG_KIND: "final", TAG_SEARCH: cfg.search.name}) as run:
+        result = fit(final_cfg, prepared, verbose=2, data=combined)
+        info = tracking.log_training(result, {**as_flat_dict(final_cfg),
+                                              "best_trial": best.number + 1},
+                                     register_name=cfg.mlflow.registered_model_name)
+    log.info("tune: final model %s", ", ".join(f"{k} {v:.4f}"
+                                               for k, v in result.test_metrics.items()))
+    return {"run_id": run.info.run_id, "model_uri": info["model_uri"],
+            "registered_version": info.get("registered_version"),
+            "test_metrics": result.test_metrics, "epochs": result.epochs_run}
+
+
+def space_description(space: SearchSpace) -> dict[str, str]:
+    return {d.name: d.kind for d in space.dimensions}
+
+
+def _summary(cfg, monitor: Monitor, best: TrialRecord, final, exec_mode, metric, mode,
+             started) -> dict[str, Any]:
+    return {
+        "search": cfg.search.name, "algorithm": cfg.search.algorithm,
+        "execution_mode": exec_mode, "metric": metric, "mode": mode,
+        "trials": len(monitor.records), "failed": len(monitor.failures),
+        "stopped_early": monitor.stop_reason,
+        "best_trial": best.number + 1, f"best_{metric}": best.score,
+        "best_params": best.params, "final": final,
+        "parent_run_id": monitor.parent_run_id,
+        "wall_seconds": round(time.monotonic() - started, 1),
+    }
+
+
+def _finished_summary(cfg: Config, parent) -> dict[str, Any]:
+    path = os.path.join(cfg.search.output_dir, cfg.search.name, "summary.json")
+    if os.path.isfile(path):
+        with open(path) as f:
+            return {**json.load(f), "already_finished": True}
+    return {"search": cfg.search.name, "parent_run_id": parent.info.run_id,
+            "already_finished": True}
+
+
+def _write_outputs(cfg: Config, summary: dict[str, Any], best: TrialRecord) -> None:
+    from .dataset import write_json_atomic
+
+    out = os.path.join(cfg.search.output_dir, cfg.search.name)
+    write_json_atomic(os.path.join(out, "best_params.json"),
+                      json.dumps(best.params, indent=2, default=str) + "\n")
+    write_json_atomic(os.path.join(out, "summary.json"),
+                      json.dumps(summary, indent=2, default=str) + "\n")
+    log.info("tune: wrote %s/best_params.json and summary.json", out)

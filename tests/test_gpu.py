@@ -1,0 +1,298 @@
+"""GPU executors: each Horovod rank sees only the GPU Spark assigned to its task; none -> CPU.
+
+There is no GPU on the test machine. ``fake_gpu_discovery.sh`` makes Spark's standalone
+scheduler believe a worker has GPUs "0" and "1"; what is checked is the address each rank made
+visible to TensorFlow (``CUDA_VISIBLE_DEVICES``, set before TensorFlow is imported).
+
+The GPU case needs a master with resource scheduling, so it runs in a child Python process
+(this file run as a script) with its own ``local-cluster`` SparkSession: one standalone worker
+with two cores and the two fake GPUs, launching two one-core, one-GPU executors; one GPU per
+task. While the child trains, it watches its own process tree: which executor JVM each rank
+process runs under, and the resources file the standalone worker wrote for that executor
+(``--resourcesFile``: the addresses Spark allocated to it). That is read independently of
+Horovod and of the worker code, and each rank must have made exactly that address visible.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import train_overrides
+
+HERE = Path(__file__).resolve().parent
+DISCOVERY_SCRIPT = HERE / "fake_gpu_discovery.sh"
+OFFERED = ["0", "1"]  # what fake_gpu_discovery.sh reports
+TOKEN_VAR = "SPARKDL_TUNE_GPU_TEST_TOKEN"  # marks every process the GPU test starts
+
+
+def train_two_ranks(spark, dataset, workdir) -> dict:
+    """A 2-rank Horovod training of the tiny dataset (2 epochs); the ranks' reports."""
+    from sparkdl_tune.config import load_config
+    from sparkdl_tune.train import fit, prepare_inputs
+
+    cfg = load_config(None, overrides=train_overrides(dataset, Path(workdir),
+                                                      execution__num_proc=2))
+    result = fit(cfg, prepare_inputs(cfg, spark), verbose=0)
+    return {"ranks": result.extra["ranks"], "epochs_run": result.epochs_run,
+            "num_proc": result.num_proc}
+
+
+# --- in-process checks --------------------------------------------------------------------
+
+
+def test_pinning_takes_the_addresses_horovod_passes_from_the_spark_task(monkeypatch):
+    from horovod.spark.task import task_info
+    from pyspark.resource import ResourceInformation
+
+    from sparkdl_tune.worker import _pin_assigned_gpus
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    monkeypatch.setattr(task_info._info, "resources",
+                        {"gpu": ResourceInformation("gpu", ["1"])})
+    assert _pin_assigned_gpus() == ["1"]
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "1"
+    monkeypatch.setattr(task_info._info, "resources", {})
+    assert _pin_assigned_gpus() == []
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == ""
+
+
+def test_without_gpu_resources_every_rank_runs_on_cpu(spark, tiny_dataset, tmp_path,
+                                                      monkeypatch):
+    # As on a GPU machine where the driver sees every GPU: ranks must still hide them all.
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    out = train_two_ranks(spark, tiny_dataset, tmp_path)
+    assert out["num_proc"] == 2 and out["epochs_run"] == 2
+    ranks = out["ranks"]
+    assert sorted(r["rank"] for r in ranks) == [0, 1]
+    for r in ranks:
+        assert r["gpus"] == [], r
+        assert r["cuda_visible_devices"] == "", r
+
+
+# --- the GPU case on a local-cluster master -----------------------------------------------
+
+
+def test_each_rank_sees_only_the_gpu_spark_assigned(tiny_dataset, tmp_path):
+    import subprocess
+
+    token = uuid.uuid4().hex
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PYSPARK_GATEWAY", "SPARK_HOME"))}
+    env.update({
+        TOKEN_VAR: token,
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "PYSPARK_PYTHON": sys.executable,
+        "PYSPARK_DRIVER_PYTHON": sys.executable,
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        # The driver "sees" both GPUs; each rank must narrow that to its own.
+        "CUDA_VISIBLE_DEVICES": ",".join(OFFERED),
+    })
+    log_path, out_path = tmp_path / "cluster.log", tmp_path / "ranks.json"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), str(tiny_dataset), str(tmp_path),
+             str(out_path)],
+            cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            proc.wait(timeout=420)
+        finally:
+            _stop_everything(proc, token)
+    tail = log_path.read_text(errors="replace")[-4000:]
+    assert proc.returncode == 0, tail
+    report = json.loads(out_path.read_text())
+
+    # What Spark allocated, read from each executor's resources file: one offered GPU each.
+    executors = report["executor_gpus"]
+    assert len(executors) == 2, (executors, tail)
+    assert sorted(a for addrs in executors.values() for a in addrs) == OFFERED, executors
+
+    ranks = report["ranks"]
+    assert report["num_proc"] == 2 and report["epochs_run"] == 2
+    assert sorted(r["rank"] for r in ranks) == [0, 1]
+    rank_executor = report["rank_executor"]
+    for r in ranks:
+        executor = rank_executor.get(str(r["pid"]))
+        assert executor is not None, (r, rank_executor)
+        assert r["gpus"] == executors[executor], (r, executors)
+        assert r["cuda_visible_devices"] == executors[executor][0], (r, executors)
+    # the two ranks ran in different executors, hence on different GPUs
+    assert len({rank_executor[str(r["pid"])] for r in ranks}) == 2
+    assert sorted(r["cuda_visible_devices"] for r in ranks) == OFFERED
+
+
+def _stop_everything(proc, token: str, grace: float = 30.0) -> None:
+    """Stop the child and every process it started (all carry ``token`` in their env)."""
+    import psutil
+
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except Exception:
+            proc.kill()
+            proc.wait()
+    deadline = time.monotonic() + grace  # the Spark JVMs stop their executors themselves
+    while True:
+        left = _marked_processes(psutil, token)
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    for p in left:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+    if left:
+        psutil.wait_procs(left, timeout=10)
+        pytest.fail(f"processes left running after the test (killed): "
+                    f"{[(p.pid, _cmd(p)) for p in left]}")
+
+
+def _marked_processes(psutil, token: str) -> list:
+    found = []
+    for p in psutil.process_iter():
+        try:
+            if p.pid != os.getpid() and p.environ().get(TOKEN_VAR) == token:
+                found.append(p)
+        except psutil.Error:
+            pass
+    return found
+
+
+def _cmd(p) -> str:
+    try:
+        return " ".join(p.cmdline())[:120]
+    except Exception:
+        return "?"
+
+
+# --- the child process ----------------------------------------------------------------------
+
+
+class _ExecutorWatcher(threading.Thread):
+    """Polls this process's descendants: executor JVMs and the Horovod rank processes.
+
+    Records each executor's id and the GPU addresses in its ``--resourcesFile`` (written by
+    the standalone worker: the addresses Spark allocated to it), and for each rank process
+    (``horovod.spark.task.gloo_exec_fn``) the executor it runs under.
+    """
+
+    def __init__(self, interval: float = 0.2):
+        super().__init__(daemon=True)
+        self.interval = interval
+        self.executor_gpus: dict[str, list[str]] = {}
+        self.rank_executor: dict[str, str] = {}
+        self._jvms: dict[int, str] = {}  # executor JVM pid -> executor id
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        while not self._stop_event.is_set():
+            try:
+                children = me.children(recursive=True)
+            except psutil.Error:
+                children = []
+            for p in children:
+                try:
+                    self._look_at(p)
+                except (psutil.Error, OSError, ValueError):
+                    pass
+            self._stop_event.wait(self.interval)
+
+    def _look_at(self, p) -> None:
+        if p.pid in self._jvms or str(p.pid) in self.rank_executor:
+            return
+        args = p.cmdline()
+        if "org.apache.spark.executor.CoarseGrainedExecutorBackend" in args:
+            executor = args[args.index("--executor-id") + 1]
+            allocations = json.loads(Path(args[args.index("--resourcesFile") + 1]).read_text())
+            self.executor_gpus[executor] = [a for r in allocations
+                                            if r["id"]["resourceName"] == "gpu"
+                                            for a in r["addresses"]]
+            self._jvms[p.pid] = executor
+        elif any("gloo_exec_fn" in a for a in args):
+            for parent in p.parents():
+                if parent.pid in self._jvms:
+                    self.rank_executor[str(p.pid)] = self._jvms[parent.pid]
+                    break
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join()
+
+
+def _private_spark_home(workdir: Path) -> Path:
+    """SPARK_HOME for the local-cluster worker: the pip package's bin and jars, its own dir.
+
+    The worker launches executors from ``$SPARK_HOME`` and keeps their work dirs in
+    ``$SPARK_HOME/work``; pointing it at the pip package would write into the venv.
+    """
+    import pyspark
+
+    package = Path(pyspark.__file__).resolve().parent
+    home = workdir / "spark_home"
+    home.mkdir(exist_ok=True)
+    for name in ("bin", "jars"):
+        link = home / name
+        if not link.exists():
+            link.symlink_to(package / name, target_is_directory=True)
+    return home
+
+
+def _cluster_main(dataset: str, workdir: str, out: str) -> None:
+    workdir_path = Path(workdir)
+    os.environ["SPARK_HOME"] = str(_private_spark_home(workdir_path))
+    discovery = workdir_path / "fake_gpu_discovery.sh"
+    shutil.copy(DISCOVERY_SCRIPT, discovery)
+    discovery.chmod(0o755)
+    (workdir_path / "spark_local").mkdir(exist_ok=True)
+
+    from pyspark.sql import SparkSession
+
+    from sparkdl_tune import logs
+
+    logs.quiet_libraries()
+    watcher = _ExecutorWatcher()
+    watcher.start()
+    spark = (
+        SparkSession.builder.master("local-cluster[1,2,2048]")
+        .appName("sparkdl-tune-gpu-test")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.local.dir", str(workdir_path / "spark_local"))
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.default.parallelism", "2")
+        .config("spark.executor.cores", "1")
+        .config("spark.executor.memory", "768m")
+        .config("spark.executorEnv.TF_CPP_MIN_LOG_LEVEL", "2")
+        .config("spark.worker.resource.gpu.amount", str(len(OFFERED)))
+        .config("spark.worker.resource.gpu.discoveryScript", str(discovery))
+        .config("spark.executor.resource.gpu.amount", "1")
+        .config("spark.task.resource.gpu.amount", "1")
+        .getOrCreate()
+    )
+    try:
+        spark.sparkContext.setLogLevel("ERROR")
+        report = train_two_ranks(spark, dataset, workdir_path)
+    finally:
+        watcher.stop()
+        spark.stop()
+    report.update(executor_gpus=watcher.executor_gpus, rank_executor=watcher.rank_executor)
+    Path(out).write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    _cluster_main(*sys.argv[1:4])
