@@ -264,6 +264,11 @@ def _convert(hint: Any, value: Any, dotted: str, origins: Mapping[str, str]) -> 
     elif hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
     elif hint is str:
         if isinstance(value, bool):  # YAML reads "true"; Spark conf wants the string "true"
             return str(value).lower()

@@ -173,12 +173,16 @@ def _search(cfg, prepared, space, algo, monitor: Monitor, exec_mode, parallelism
         trials = Trials()
     restore(trials, restored)
     monitor.start(trials)
+    from hyperopt.exceptions import AllTrialsFailed
+
     try:
         fmin(fn=functools.partial(evaluate, spec), space=space.to_hyperopt(), algo=algo,
              max_evals=s.max_trials, trials=trials,
              timeout=int(s.timeout_minutes * 60) if s.timeout_minutes else None,
              early_stop_fn=monitor.early_stop_fn, show_progressbar=False,
              rstate=np.random.default_rng(s.seed + len(restored)), return_argmin=False)
+    except AllTrialsFailed:
+        pass  # reported with every distinct reason by _best_or_fail
     finally:
         monitor.close(trials)
 

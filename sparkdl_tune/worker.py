@@ -117,7 +117,7 @@ def run(job: TrainJob) -> tuple[RankReport, Optional[TrainResult]]:
         model_json=model.to_json(),
         weights=model.get_weights(),
         extra={"epoch_seconds": timer.seconds, "threads_per_proc": job.threads,
-               "nan_loss": any(math.isnan(v) for v in hist.get("loss", [])),
+               "nan_loss": not all(math.isfinite(v) for v in hist.get("loss", [])),
                "cached_in_memory": cached},
     )
 

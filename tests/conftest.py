@@ -94,3 +94,33 @@ def train_overrides(dataset, tmp_path, **extra) -> list[str]:
     }
     base.update({k.replace("__", "."): str(v) for k, v in extra.items()})
     return [f"{k}={v}" for k, v in base.items()]
+
+
+@pytest.fixture(scope="session")
+def tiny_tabular(spark, tmp_path_factory):
+    """A prepared separable 3-class dataset with 8 named columns (480/60/60 rows)."""
+    from sparkdl_tune.datasets import SyntheticClassificationSource
+    from sparkdl_tune.prepare import prepare
+
+    out = tmp_path_factory.mktemp("prepared") / "blobs"
+    prepare(SyntheticClassificationSource(rows=600, features=8, classes=3, seed=1), out, spark)
+    return out
+
+
+def tune_overrides(dataset, tmp_path, space: dict, **extra) -> list[str]:
+    """A quick search on ``dataset``: in-process trials on the driver unless told otherwise."""
+    import json
+
+    base = {
+        "search.space": json.dumps(space),
+        "search.space_file": "null",
+        "search.output_dir": str(tmp_path / "out"),
+        "search.execution_mode": "distributed",
+        "search.max_trials": 4,
+        "training.epochs": 2,
+        "model.units": "[8]",
+        "training.batch_size": 64,
+    }
+    base.update({k.replace("__", "."): v for k, v in extra.items()})
+    return train_overrides(dataset, tmp_path, **{k.replace(".", "__"): v
+                                                 for k, v in base.items()})

@@ -56,6 +56,8 @@ def test_pinning_takes_the_addresses_horovod_passes_from_the_spark_task(monkeypa
     from sparkdl_tune.worker import _pin_assigned_gpus
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    # local rank 0 was given GPU "1": the address Spark assigned wins, not the local rank
+    monkeypatch.setenv("HOROVOD_LOCAL_RANK", "0")
     monkeypatch.setattr(task_info._info, "resources",
                         {"gpu": ResourceInformation("gpu", ["1"])})
     assert _pin_assigned_gpus() == ["1"]
@@ -109,6 +111,9 @@ def test_each_rank_sees_only_the_gpu_spark_assigned(tiny_dataset, tmp_path):
     tail = log_path.read_text(errors="replace")[-4000:]
     assert proc.returncode == 0, tail
     report = json.loads(out_path.read_text())
+
+    # The Spark JVMs (driver, in-process master and worker, executors) stay on loopback.
+    assert report["public_listeners"] == []
 
     # What Spark allocated, read from each executor's resources file: one offered GPU each.
     executors = report["executor_gpus"]
@@ -182,8 +187,9 @@ class _ExecutorWatcher(threading.Thread):
     """Polls this process's descendants: executor JVMs and the Horovod rank processes.
 
     Records each executor's id and the GPU addresses in its ``--resourcesFile`` (written by
-    the standalone worker: the addresses Spark allocated to it), and for each rank process
-    (``horovod.spark.task.gloo_exec_fn``) the executor it runs under.
+    the standalone worker: the addresses Spark allocated to it), for each rank process
+    (``horovod.spark.task.gloo_exec_fn``) the executor it runs under, and any socket a Spark
+    JVM (driver with the in-process master and worker, executors) listens on off loopback.
     """
 
     def __init__(self, interval: float = 0.2):
@@ -191,6 +197,7 @@ class _ExecutorWatcher(threading.Thread):
         self.interval = interval
         self.executor_gpus: dict[str, list[str]] = {}
         self.rank_executor: dict[str, str] = {}
+        self.public_listeners: set[str] = set()
         self._jvms: dict[int, str] = {}  # executor JVM pid -> executor id
         self._stop_event = threading.Event()
 
@@ -211,6 +218,10 @@ class _ExecutorWatcher(threading.Thread):
             self._stop_event.wait(self.interval)
 
     def _look_at(self, p) -> None:
+        if p.name() == "java":
+            for conn in p.net_connections(kind="inet"):
+                if conn.status == "LISTEN" and not _is_loopback(conn.laddr.ip):
+                    self.public_listeners.add(f"{conn.laddr.ip}:{conn.laddr.port}")
         if p.pid in self._jvms or str(p.pid) in self.rank_executor:
             return
         args = p.cmdline()
@@ -230,6 +241,13 @@ class _ExecutorWatcher(threading.Thread):
     def stop(self) -> None:
         self._stop_event.set()
         self.join()
+
+
+def _is_loopback(ip: str) -> bool:
+    import ipaddress
+
+    addr = ipaddress.ip_address(ip)
+    return (getattr(addr, "ipv4_mapped", None) or addr).is_loopback
 
 
 def _private_spark_home(workdir: Path) -> Path:
@@ -290,7 +308,8 @@ def _cluster_main(dataset: str, workdir: str, out: str) -> None:
     finally:
         watcher.stop()
         spark.stop()
-    report.update(executor_gpus=watcher.executor_gpus, rank_executor=watcher.rank_executor)
+    report.update(executor_gpus=watcher.executor_gpus, rank_executor=watcher.rank_executor,
+                  public_listeners=sorted(watcher.public_listeners))
     Path(out).write_text(json.dumps(report, indent=1))
 
 

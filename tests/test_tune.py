@@ -1,0 +1,142 @@
+"""The tune workflow on real Spark, hyperopt, Keras and MLflow, on a tiny dataset."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import tune_overrides
+from sparkdl_tune.cli import main
+from sparkdl_tune.config import load_config
+from sparkdl_tune.errors import ConfigError, FatalError
+from sparkdl_tune.tuner import tune
+
+LR_SPACE = {"training.learning_rate": {"loguniform": [1e-3, 3e-2]},
+            "model.units": {"choice": [[8], [16]]}}
+
+
+def cfg_for(dataset, tmp_path, space=LR_SPACE, **extra):
+    return load_config(None, overrides=tune_overrides(dataset, tmp_path, space, **extra))
+
+
+def child_runs(tmp_path, parent_run_id, kind="trial"):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    exp = client.get_experiment_by_name("tests")
+    return client.search_runs([exp.experiment_id],
+                              f"tags.`mlflow.parentRunId` = '{parent_run_id}' and "
+                              f"tags.`sparkdl_tune.kind` = '{kind}'")
+
+
+def last_json(stdout: str) -> dict:
+    """The summary the CLI prints last (Keras may print epochs before it)."""
+    return json.loads(stdout[stdout.rindex("\n{\n") + 1:] if "\n{\n" in stdout else stdout)
+
+
+def test_tune_records_trials_retrains_and_writes_outputs(spark, tiny_tabular, tmp_path):
+    summary = tune(cfg_for(tiny_tabular, tmp_path, search__name="basic",
+                           mlflow__registered_model_name="blobs"), spark)
+    assert summary["trials"] == 4 and summary["failed"] == 0
+    best = summary["best_params"]
+    assert set(best) == {"training.learning_rate", "model.units"}
+    assert isinstance(best["training.learning_rate"], float)  # a real value, not an index
+    assert best["model.units"] in ([8], [16])
+    assert summary["final"]["registered_version"] == 1
+    assert summary["final"]["test_metrics"]["test_accuracy"] > 0.5
+    out = tmp_path / "out" / "basic"
+    assert json.loads((out / "best_params.json").read_text()) == best
+    assert json.loads((out / "summary.json").read_text())["trials"] == 4
+    trials = child_runs(tmp_path, summary["parent_run_id"])
+    assert len(trials) == 4
+    one = trials[0]
+    assert {"training.learning_rate", "model.units"} <= set(one.data.params)
+    assert "objective" in one.data.metrics and "trial_seconds" in one.data.metrics
+    assert len(child_runs(tmp_path, summary["parent_run_id"], kind="final")) == 1
+
+
+def test_rerun_of_a_finished_search_trains_nothing(spark, tiny_tabular, tmp_path, capsys):
+    args = ["tune", "conf/jobs/fashion_tune.yaml",
+            *tune_overrides(tiny_tabular, tmp_path, LR_SPACE, search__name="again",
+                            search__max_trials=2)]
+    assert main(args) == 0
+    first = last_json(capsys.readouterr().out)
+    assert main(args) == 0
+    second = last_json(capsys.readouterr().out)
+    assert second["already_finished"] is True
+    assert second["parent_run_id"] == first["parent_run_id"]
+    assert len(child_runs(tmp_path, first["parent_run_id"])) == 2
+
+
+def test_failed_and_nan_trials_are_recorded_and_the_search_goes_on(spark, tiny_tabular,
+                                                                    tmp_path):
+    # plain SGD at a learning rate of 1e30 overflows the weights: a NaN loss
+    space = {"training.learning_rate": {"choice": [0.05, 1.0e30]},
+             "training.loss": {"choice": ["auto", "mse"]}}
+    summary = tune(cfg_for(tiny_tabular, tmp_path, space, search__name="faulty",
+                           search__algorithm="grid", search__max_trials=10,
+                           training__optimizer="sgd"), spark)
+    assert summary["trials"] == 4 and summary["failed"] == 3
+    assert summary["best_params"] == {"training.learning_rate": 0.05, "training.loss": "auto"}
+    failed = [r for r in child_runs(tmp_path, summary["parent_run_id"])
+              if r.info.status == "FAILED"]
+    reasons = sorted(r.data.tags["failure_reason"] for r in failed)
+    assert len(reasons) == 3
+    assert any("NaN loss" in why for why in reasons)
+    assert any("ConfigError" in why and "mse" in why for why in reasons)
+
+
+def test_every_trial_failing_is_a_fatal_error_listing_reasons(spark, tiny_tabular, tmp_path):
+    space = {"training.loss": {"choice": ["mse", "mae"]}}
+    with pytest.raises(FatalError, match=r"all 2 trials failed: .*ConfigError"):
+        tune(cfg_for(tiny_tabular, tmp_path, space, search__name="doomed",
+                     search__algorithm="grid"), spark)
+
+
+@pytest.mark.parametrize("extra,expect_trials,reason", [
+    ({"search__max_trials": 3}, 3, None),
+    ({"search__max_trials": 30, "search__target": 0.0}, 1, "target val_accuracy 0.0 reached"),
+    ({"search__max_trials": 30, "search__stop_after_no_improvement": 2,
+      "search__metric": "val_loss", "search__mode": "max", "training__learning_rate": 0.01},
+     None, "2 trials without improvement"),
+])
+def test_stop_conditions(spark, tiny_tabular, tmp_path, extra, expect_trials, reason):
+    space = {"model.units": {"choice": [[4], [8], [16], [32]]}, "model.dropout":
+             {"uniform": [0.0, 0.2]}}
+    summary = tune(cfg_for(tiny_tabular, tmp_path, space, search__name="stops",
+                           search__retrain="false", **extra), spark)
+    if expect_trials is not None:
+        assert summary["trials"] == expect_trials
+    if reason:
+        assert reason in summary["stopped_early"]
+        assert summary["trials"] < 30
+
+
+def test_timeout_stops_the_search(spark, tiny_tabular, tmp_path):
+    summary = tune(cfg_for(tiny_tabular, tmp_path, search__name="timed",
+                           search__max_trials=200, search__timeout_minutes=0.25,
+                           search__retrain="false"), spark)
+    assert 1 <= summary["trials"] < 200
+    assert summary["wall_seconds"] < 120
+
+
+@pytest.mark.parametrize("space,needle", [
+    ({"training.learnin_rate": {"uniform": [0.1, 0.2]}},
+     "unknown key 'training.learnin_rate'; did you mean 'training.learning_rate'?"),
+    ({"training.learning_rate": {"loguniform": [0, 1]}}, "loguniform low must be > 0"),
+    ({"model.activation": {"choice": ["relu", "relux"]}}, "'relux', not one of"),
+])
+def test_bad_space_exits_2_before_training(tiny_tabular, tmp_path, capsys, spark, space,
+                                           needle):
+    args = ["tune", "conf/jobs/fashion_tune.yaml",
+            *tune_overrides(tiny_tabular, tmp_path, space, search__name="bad")]
+    assert main(args) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("sparkdl-tune")]
+    assert len(err) == 1 and needle in err[0], err
+    assert not (tmp_path / "out").exists()
+
+
+def test_grid_refuses_a_continuous_dimension(tiny_tabular, tmp_path):
+    with pytest.raises(ConfigError, match="training.learning_rate"):
+        tune(cfg_for(tiny_tabular, tmp_path, search__name="grid", search__algorithm="grid"))
