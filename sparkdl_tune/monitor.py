@@ -41,6 +41,7 @@ class TrialRecord:
     epochs_run: int = 0
     history: dict[str, list[float]] = field(default_factory=dict)
     extra: dict[str, float] = field(default_factory=dict)
+    run_id: Optional[str] = None
 
 
 class Monitor:

@@ -39,10 +39,13 @@ def finished_trials(settings, parent_run_id: str, space) -> list[TrialRecord]:
             failure=tags.get("failure_reason"), duration=metrics.get("trial_seconds", 0.0),
             start=float(tags.get("sparkdl_tune.start") or 0.0),
             epochs_run=int(metrics.get("epochs_run", 0)),
-            extra={k: v for k, v in metrics.items() if k.startswith("test_")}))
+            extra={k: v for k, v in metrics.items() if k.startswith("test_")},
+            run_id=run.info.run_id))
     records.sort(key=lambda r: r.number)
     for i, record in enumerate(records):
-        record.number = i
+        if record.number != i:  # a gap left by a trial that never finished: close it
+            tracking.set_tags({TAG_TRIAL: i}, run_id=record.run_id)
+            record.number = i
     return records
 
 
