@@ -173,8 +173,9 @@ def _record_of(doc: dict) -> TrialRecord:
         failure = result.get("failure") or (f"{error[0]}: {error[1]}" if error else
                                             "cancelled (search timeout or early stop)")
     extra = {k: float(v) for k, v in (result.get("test_metrics") or {}).items()}
-    if result.get("samples_per_second"):
-        extra["samples_per_second"] = float(result["samples_per_second"])
+    for key in ("samples_per_second", "num_proc"):
+        if result.get(key):
+            extra[key] = float(result[key])
     return TrialRecord(
         number=doc["tid"], ok=ok, vals=vals, params=result.get("params") or {},
         loss=float(result["loss"]) if ok else None,

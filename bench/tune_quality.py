@@ -1,0 +1,82 @@
+"""Search quality at a fixed wall-clock budget: Fashion-MNIST MLP, 2 cores, each algorithm
+given the same 30 minutes for search + final retrain; prints final test accuracy side by side.
+
+    .venv/bin/python bench/tune_quality.py [--algorithms tpe random] [--minutes 30]
+
+Uses conf/jobs/fashion_tune.yaml and conf/spaces/mlp.yaml; the dataset is prepared into
+data/fashion-mnist when missing. Each run gets its own search name and MLflow experiment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TARGET = 0.895
+
+
+def run(algorithm: str, minutes: float, retrain_minutes: float, final_epochs: int,
+        trial_epochs: int, stamp: str) -> dict:
+    exe = os.path.join(os.path.dirname(sys.executable), "sparkdl-tune")
+    name = f"bench-{algorithm}-{stamp}"
+    out = os.path.join(ROOT, "bench", "out")
+    cmd = [exe, "tune", "conf/jobs/fashion_tune.yaml", f"search.name={name}",
+           f"search.algorithm={algorithm}", "search.max_trials=500",
+           f"search.timeout_minutes={minutes - retrain_minutes}",
+           "search.stop_after_no_improvement=null", f"search.trial_epochs={trial_epochs}",
+           f"training.epochs={final_epochs}", f"search.output_dir={out}",
+           "mlflow.experiment=bench-tune-quality", "mlflow.registered_model_name=null",
+           "spark.master=local[2]", "spark.conf.spark.ui.enabled=false"]
+    started = time.monotonic()
+    with open(os.path.join(out, f"{name}.log"), "w") as log:
+        proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
+    wall = time.monotonic() - started
+    if proc.returncode != 0:
+        return {"algorithm": algorithm, "error": f"exit {proc.returncode}", "wall": wall}
+    with open(os.path.join(out, name, "summary.json")) as f:
+        summary = json.load(f)
+    return {"algorithm": algorithm, "wall": wall, "trials": summary["trials"],
+            "failed": summary["failed"], "best_val": summary["best_val_accuracy"],
+            "test": summary["final"]["test_metrics"]["test_accuracy"],
+            "params": summary["best_params"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--algorithms", nargs="+", default=["tpe", "random"])
+    parser.add_argument("--minutes", type=float, default=30.0)
+    parser.add_argument("--retrain-minutes", type=float, default=5.0,
+                        help="part of the budget kept for start-up and the final retrain")
+    parser.add_argument("--final-epochs", type=int, default=30)
+    parser.add_argument("--trial-epochs", type=int, default=8)
+    args = parser.parse_args()
+    os.makedirs(os.path.join(ROOT, "bench", "out"), exist_ok=True)
+    if not os.path.isfile(os.path.join(ROOT, "data/fashion-mnist/manifest.json")):
+        subprocess.run([os.path.join(os.path.dirname(sys.executable), "sparkdl-tune"),
+                        "prepare", "fashion-mnist", "--out", "data/fashion-mnist"],
+                       cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    rows = []
+    for algorithm in args.algorithms:
+        r = run(algorithm, args.minutes, args.retrain_minutes, args.final_epochs,
+                args.trial_epochs, stamp)
+        rows.append(r)
+        print(json.dumps(r, default=str), flush=True)
+    print(f"\n{'algorithm':<10} {'wall min':>8} {'trials':>6} {'failed':>6} {'best val':>8} "
+          f"{'test acc':>8}  target {TARGET}")
+    for r in rows:
+        if "error" in r:
+            print(f"{r['algorithm']:<10} {r['wall'] / 60:>8.1f}  {r['error']}")
+            continue
+        verdict = "met" if r["test"] >= TARGET else "MISSED"
+        print(f"{r['algorithm']:<10} {r['wall'] / 60:>8.1f} {r['trials']:>6} {r['failed']:>6} "
+              f"{r['best_val']:>8.4f} {r['test']:>8.4f}  {verdict}")
+
+
+if __name__ == "__main__":
+    main()
