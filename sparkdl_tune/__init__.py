@@ -1,2 +1,93 @@
-"""sparkdl_tune: train and tune Keras models on Parquet data with Spark."""
+"""sparkdl_tune: train and tune Keras models on Parquet data with Spark.
+
+The public API, for notebooks and scripts (the CLI and ``jobs/*.py`` call the same functions)::
+
+    import sparkdl_tune as sdt
+
+    spark = sdt.get_spark()
+    sdt.prepare(sdt.FashionMnistSource("/usr/share/datasets/fashion-mnist"), "data/fm", spark)
+    cfg = sdt.load_config("conf", files=["conf/jobs/fashion_tune.yaml"],
+                          overrides=["search.max_trials=4"])
+    summary = sdt.tune(cfg, spark)                 # writes best_params.json
+    cfg = sdt.with_values(cfg, summary["best_params"])
+    result = sdt.train(cfg, spark)                 # logs (and registers) the model
+    model = sdt.load_model(result["model_uri"], cfg.mlflow)
+
+Every name is resolved on first use, so ``import sparkdl_tune`` imports no TensorFlow, Spark
+or MLflow and ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+import types
+
 __version__ = "0.1.0"
+
+# public name -> "module:attribute", imported when first asked for
+_LAZY = {
+    # configuration
+    "load_config": "config:load_config",
+    "with_values": "config:with_values",
+    "Config": "schema:Config",
+    # Spark
+    "get_spark": "session:get_spark",
+    # prepare and its sources
+    "prepare": "prepare:prepare",
+    "FashionMnistSource": "datasets:FashionMnistSource",
+    "TabularSource": "datasets:TabularSource",
+    "SyntheticRegressionSource": "datasets:SyntheticRegressionSource",
+    "SyntheticClassificationSource": "datasets:SyntheticClassificationSource",
+    "validate_dataset": "validation:validate_dataset",
+    "read_manifest": "dataset:read_manifest",
+    "read_split": "dataset:read_split",
+    # workflows
+    "train": "train:train",
+    "tune": "tuner:tune",
+    "report": "report:report",
+    "load_model": "tracking:load_model",
+    # errors
+    "SparkdlTuneError": "errors:SparkdlTuneError",
+    "UserError": "errors:UserError",
+    "ConfigError": "errors:ConfigError",
+    "DataError": "errors:DataError",
+    "TrialFailed": "errors:TrialFailed",
+    "FatalError": "errors:FatalError",
+}
+if importlib.util.find_spec(f"{__name__}.report") is None:  # report.py lands separately
+    del _LAZY["report"]
+
+__all__ = ["__version__", *_LAZY]
+
+# Functions named like the module that holds them (prepare, train, report): the import system
+# binds a submodule to its package's attribute when it first loads it, which would turn
+# ``sdt.train`` into a module as soon as anything imports ``sparkdl_tune.train``. The package
+# keeps the function; the module stays in sys.modules (``from sparkdl_tune.train import x``
+# works; ``import sparkdl_tune.train as m`` gives the function).
+_SHADOWED = frozenset(name for name, target in _LAZY.items() if target.split(":")[0] == name)
+
+
+def __getattr__(name: str):
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module_name, attr = target.split(":")
+    value = getattr(importlib.import_module(f"{__name__}.{module_name}"), attr)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+class _Package(types.ModuleType):
+    def __setattr__(self, name: str, value) -> None:
+        if name in _SHADOWED and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

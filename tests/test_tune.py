@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -60,10 +61,15 @@ def test_rerun_of_a_finished_search_trains_nothing(spark, tiny_tabular, tmp_path
     args = ["tune", "conf/jobs/fashion_tune.yaml",
             *tune_overrides(tiny_tabular, tmp_path, LR_SPACE, search__name="again",
                             search__max_trials=2)]
+    t0 = time.monotonic()
     assert main(args) == 0
+    first_seconds = time.monotonic() - t0
     first = last_json(capsys.readouterr().out)
+    t0 = time.monotonic()
     assert main(args) == 0
+    second_seconds = time.monotonic() - t0
     second = last_json(capsys.readouterr().out)
+    assert second_seconds < first_seconds / 2, (first_seconds, second_seconds)
     assert second["already_finished"] is True
     assert second["parent_run_id"] == first["parent_run_id"]
     assert len(child_runs(tmp_path, first["parent_run_id"])) == 2
