@@ -42,6 +42,7 @@ class TrialRecord:
     history: dict[str, list[float]] = field(default_factory=dict)
     extra: dict[str, float] = field(default_factory=dict)
     run_id: Optional[str] = None
+    where: str = ""
 
 
 class Monitor:
@@ -116,7 +117,7 @@ class Monitor:
             summary["objective"] = r.score
         tags = {TAG_KIND: "trial", TAG_SEARCH: self.search.name, TAG_TRIAL: r.number,
                 TAG_VALS: json.dumps(r.vals), TAG_LOSS: "" if r.loss is None else r.loss,
-                "sparkdl_tune.start": r.start}
+                "sparkdl_tune.start": r.start, "sparkdl_tune.where": r.where}
         tracking.record_run(self.settings, f"trial-{r.number + 1:03d}", self.parent_run_id,
                             r.params, r.history, summary, tags, failure=r.failure)
 
@@ -182,7 +183,7 @@ def _record_of(doc: dict) -> TrialRecord:
         score=float(result["score"]) if ok else None, failure=failure,
         duration=float(result.get("duration") or 0.0), start=float(result.get("start") or 0.0),
         epochs_run=int(result.get("epochs_run") or 0), history=result.get("history") or {},
-        extra=extra)
+        extra=extra, where=str(result.get("where") or ""))
 
 
 def _py(value: Any) -> Any:

@@ -37,7 +37,9 @@ def evaluate(spec: TrialSpec, point: Any) -> dict[str, Any]:
 
     started = time.time()
     values = spec.space.decode(point)
-    base = {"params": _jsonable(values), "start": started}
+    # where: the Spark task's working directory names the executor (and, on a standalone
+    # cluster, the worker) that ran the trial
+    base = {"params": _jsonable(values), "start": started, "where": _where()}
     try:
         result = _train(spec, values)
         history = result.history
@@ -93,6 +95,13 @@ def _reason(exc: BaseException) -> str:
     if name in ("ResourceExhaustedError", "MemoryError"):
         name = "out of memory: " + name
     return f"{name}: {text[0][:300]}" if text else name
+
+
+def _where() -> str:
+    import os
+    import socket
+
+    return f"{socket.gethostname()}:{os.getcwd()}"
 
 
 def _jsonable(value: Any) -> Any:

@@ -26,10 +26,11 @@ def get_spark(settings: SparkSettings | None = None):
         launched_by_submit = "PYSPARK_GATEWAY_PORT" in os.environ
         if not launched_by_submit:
             master = settings.master or "local[*]"
-            if master.startswith("local") and "PYSPARK_PYTHON" not in os.environ:
+            if master.startswith("local"):
                 # Local executors must run this interpreter (the venv), not whatever
-                # "python3" is first on PATH.
-                os.environ["PYSPARK_PYTHON"] = sys.executable
+                # "python3" is first on PATH; and a one-machine Spark listens on loopback only.
+                os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+                os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
             builder = builder.master(master)
             builder = builder.config("spark.ui.showConsoleProgress", "false")
             builder = builder.config("spark.sql.shuffle.partitions", "8")

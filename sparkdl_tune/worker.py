@@ -125,9 +125,11 @@ def run(job: TrainJob) -> tuple[RankReport, Optional[TrainResult]]:
 class _stream:
     """Context manager: this rank's shard of one split as ``tf.data`` of (x, y) batches.
 
-    Petastorm yields whole row groups; each is shuffled in place and re-cut to the batch size
-    with ``rebatch`` (no per-row work in Python). When the shard fits the memory budget the
-    decoded row groups are cached after the first pass.
+    Petastorm's reader (its ventilator, thread pool, row-group shuffling and sharding) reads
+    whole row groups; a lighter reader worker (:func:`_fast_worker_class`) turns each into
+    numpy arrays without per-row Python work and shuffles its rows, and ``rebatch`` re-cuts the
+    row groups to the batch size. When the shard fits the memory budget the decoded row groups
+    are cached after the first pass, and row groups and their rows are reshuffled every epoch.
     """
 
     def __init__(self, job: TrainJob, split: str, rank: int, size: int, finite: bool = False):
@@ -135,7 +137,6 @@ class _stream:
 
     def __enter__(self):
         import tensorflow as tf
-        from petastorm import make_batch_reader
         from petastorm.tf_utils import make_petastorm_dataset
 
         job = self.job
@@ -143,26 +144,124 @@ class _stream:
         shard_bytes = len(converter) / self.size * (job.data.input_dim + 1) * 4
         cached = not self.finite and _use_memory_cache(job, shard_bytes)
         shuffle = job.shuffle and self.split == "train"
-        self.reader = make_batch_reader(
-            converter.file_urls, num_epochs=1 if (cached or self.finite) else None,
-            workers_count=job.reader_workers, shuffle_row_groups=shuffle,
+        self.reader = _make_reader(
+            converter.file_urls, workers=job.reader_workers, shuffle=shuffle,
             seed=job.seed + self.rank if shuffle else None,
+            num_epochs=1 if (cached or self.finite) else None,
             cur_shard=self.rank if self.size > 1 else None,
             shard_count=self.size if self.size > 1 else None)
-        ds = make_petastorm_dataset(self.reader).map(
-            lambda b: (b.features, b.label), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = make_petastorm_dataset(self.reader).map(lambda b: (b.features, b.label))
         if cached:
             ds = ds.cache().repeat()
-            if shuffle:
-                ds = ds.shuffle(64, seed=job.seed + self.rank)
-        if shuffle:
-            ds = ds.map(_permute_rows, num_parallel_calls=tf.data.AUTOTUNE)
+            if shuffle:  # the reader shuffled the first pass only; reshuffle every epoch
+                ds = ds.shuffle(64, seed=job.seed + self.rank).map(
+                    _permute_rows, num_parallel_calls=tf.data.AUTOTUNE)
         ds = ds.rebatch(job.training.batch_size).prefetch(tf.data.AUTOTUNE)
         return ds, cached
 
     def __exit__(self, *exc):
         self.reader.stop()
         self.reader.join()
+
+
+def _make_reader(urls: list[str], *, workers: int, shuffle: bool, seed: Optional[int],
+                 num_epochs: Optional[int], cur_shard: Optional[int],
+                 shard_count: Optional[int]):
+    """A Petastorm batch reader over ``urls`` with :func:`_fast_worker_class` as its worker.
+
+    What ``petastorm.make_batch_reader`` builds (thread pool, ventilator, sharding, row-group
+    shuffling), only the worker differs; should this Petastorm's ``Reader`` not take these
+    arguments, the stock ``make_batch_reader`` is used (same rows, slower).
+    """
+    from petastorm import make_batch_reader
+
+    common = dict(num_epochs=num_epochs, shuffle_row_groups=shuffle, shuffle_rows=shuffle,
+                  seed=seed, cur_shard=cur_shard, shard_count=shard_count)
+    try:
+        from petastorm.fs_utils import get_filesystem_and_path_or_paths
+        from petastorm.reader import Reader, normalize_dataset_url_or_urls
+        from petastorm.workers_pool.thread_pool import ThreadPool
+
+        fs, paths = get_filesystem_and_path_or_paths(normalize_dataset_url_or_urls(urls))
+        # Each queued result is a decoded row group: keep a few per worker, not Petastorm's 50.
+        pool = ThreadPool(workers, results_queue_size=4 * workers, shuffle_rows=shuffle,
+                          seed=seed)
+        return Reader(fs, paths, worker_class=_fast_worker_class(), reader_pool=pool,
+                      is_batched_reader=True, **common)
+    except (ImportError, TypeError) as exc:
+        from . import logs
+
+        logs.get("worker").warning("data: Petastorm's Reader API differs (%s); using "
+                                   "make_batch_reader (slower)", exc)
+        return make_batch_reader(urls, workers_count=workers, **common)
+
+
+_FAST_WORKER = None
+
+
+def _fast_worker_class():
+    """Petastorm's ``ArrowReaderWorker`` without its per-row work, built on first use.
+
+    The stock worker copies every row group with ``Table.take`` (even unshuffled) and turns
+    array columns into matrices through one numpy array per row (``np.vstack`` of a pandas
+    object column). This one reads the row group, views a fixed-length list column's values
+    as an ``(rows, width)`` matrix without copying, and permutes the rows once with numpy
+    (only when shuffling). Anything else (nulls, ragged lists, strings, transform specs,
+    row-drop partitions) goes through the stock code.
+    """
+    global _FAST_WORKER
+    if _FAST_WORKER is not None:
+        return _FAST_WORKER
+    from petastorm.arrow_reader_worker import ArrowReaderWorker, convert_arrow_table_to_numpy_dict
+
+    class FastArrowReaderWorker(ArrowReaderWorker):
+        def _load_rows(self, pq_file, piece, shuffle_row_drop_range):
+            if self._transform_spec or shuffle_row_drop_range[1] != 1:
+                return super()._load_rows(pq_file, piece, shuffle_row_drop_range)
+            names = [f.name for f in self._schema.fields.values()]
+            partitions = self._dataset.partitions
+            stored = set(partitions.partition_names) if partitions else set()
+            table = piece.read(columns=[n for n in names if n not in stored],
+                               partitions=partitions)
+            out = {}
+            for name in names:
+                out[name] = _column_as_numpy(table.column(name))
+                if out[name] is None:
+                    out[name] = convert_arrow_table_to_numpy_dict(
+                        table.select([name]), self._schema)[name]
+            if self._shuffle_rows and table.num_rows > 1:
+                order = self._rng.permutation(table.num_rows)
+                out = {name: values[order] for name, values in out.items()}
+            return out
+
+    _FAST_WORKER = FastArrowReaderWorker
+    return _FAST_WORKER
+
+
+def _column_as_numpy(column):
+    """A numeric column as a numpy vector, a fixed-length list column as a matrix; else None."""
+    import numpy as np
+    import pyarrow as pa
+
+    arr = column.chunks[0] if column.num_chunks == 1 else column.combine_chunks()
+    if arr.null_count:
+        return None
+    kind = arr.type
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind):
+        return arr.to_numpy(zero_copy_only=False)
+    if not (pa.types.is_list(kind) or pa.types.is_large_list(kind)):
+        return None
+    item = kind.value_type
+    if not (pa.types.is_integer(item) or pa.types.is_floating(item)):
+        return None
+    offsets = arr.offsets.to_numpy()
+    width = int(offsets[1] - offsets[0]) if len(arr) else 0
+    if len(arr) == 0 or not (np.diff(offsets) == width).all():
+        return None
+    values = arr.values.slice(int(offsets[0]), int(offsets[-1] - offsets[0]))
+    if values.null_count:
+        return None
+    return values.to_numpy(zero_copy_only=False).reshape(len(arr), width)
 
 
 def _permute_rows(x, y):
