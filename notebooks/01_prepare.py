@@ -64,10 +64,9 @@ if manifest.class_counts:
 # COMMAND ----------
 
 # MAGIC %md
-# MAGIC Training validates the dataset again before it reads it; the same check on demand:
+# MAGIC A few rows of the training split. Training validates the dataset again before it reads
+# MAGIC it (`sdt.validate_dataset(spark, out)` does the same check on demand).
 
 # COMMAND ----------
 
-checked = sdt.validate_dataset(spark, out)
-print(f"{out}: valid, rows {checked.rows}")
 display(sdt.read_split(spark, out, "train").limit(5))

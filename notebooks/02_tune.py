@@ -66,3 +66,20 @@ print(json.dumps(summary, indent=2, default=str))
 best = summary.get("best_params", {})
 display(pd.DataFrame({"parameter": list(best), "value": [str(v) for v in best.values()]}))
 print(f"best parameters: {best_params_path}")
+
+# COMMAND ----------
+
+# MAGIC %md
+# MAGIC The search's report (best so far, learning curves, time vs. test metric, parameter
+# MAGIC importance, heat-maps), also logged to the parent MLflow run under `report/`. Redraw it
+# MAGIC at any time, e.g. with other heat-map pairs:
+# MAGIC `sdt.report(cfg.mlflow, search_name, out_dir, pairs=[("learning_rate", "dropout")])`.
+
+# COMMAND ----------
+
+report_html = summary.get("report")
+if report_html and on_databricks:
+    with open(report_html) as f:
+        displayHTML(f.read())  # noqa: F821 -- defined by Databricks
+else:
+    print(f"report: {report_html}")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Idempotent set-up: system packages (Java, Fashion-MNIST, build tools), .venv with the pinned
-# Python set, and Horovod built against that TensorFlow with Gloo. A second run only checks.
+# Idempotent set-up: system packages (Java, Fashion-MNIST, build tools, Chromium for the report
+# test), .venv with the pinned Python set, and Horovod built against that TensorFlow with Gloo.
+# A second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,7 @@ command -v java >/dev/null 2>&1 || apt_packages+=(openjdk-17-jre-headless)
 ls "$DATA_DIR"/train-images-idx3-ubyte* >/dev/null 2>&1 || apt_packages+=(dataset-fashion-mnist)
 command -v cmake >/dev/null 2>&1 || apt_packages+=(cmake)
 command -v g++ >/dev/null 2>&1 || apt_packages+=(g++)
+command -v chromium >/dev/null 2>&1 || apt_packages+=(chromium)  # tests/test_report.py
 if ! "$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1; then apt_packages+=(python3-venv); fi
 
 if [ ${#apt_packages[@]} -gt 0 ]; then

@@ -8,10 +8,11 @@ The public API, for notebooks and scripts (the CLI and ``jobs/*.py`` call the sa
     sdt.prepare(sdt.FashionMnistSource("/usr/share/datasets/fashion-mnist"), "data/fm", spark)
     cfg = sdt.load_config("conf", files=["conf/jobs/fashion_tune.yaml"],
                           overrides=["search.max_trials=4"])
-    summary = sdt.tune(cfg, spark)                 # writes best_params.json
+    summary = sdt.tune(cfg, spark)                 # best_params.json, summary.json, report
     cfg = sdt.with_values(cfg, summary["best_params"])
     result = sdt.train(cfg, spark)                 # logs (and registers) the model
     model = sdt.load_model(result["model_uri"], cfg.mlflow)
+    sdt.report(cfg.mlflow, cfg.search.name, "out/report")   # plots + HTML page of the search
 
 Every name is resolved on first use, so ``import sparkdl_tune`` imports no TensorFlow, Spark
 or MLflow and ``--help`` stays fast.
@@ -20,7 +21,6 @@ or MLflow and ``--help`` stays fast.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import sys
 import types
 
@@ -56,9 +56,6 @@ _LAZY = {
     "TrialFailed": "errors:TrialFailed",
     "FatalError": "errors:FatalError",
 }
-if importlib.util.find_spec(f"{__name__}.report") is None:  # report.py lands separately
-    del _LAZY["report"]
-
 __all__ = ["__version__", *_LAZY]
 
 # Functions named like the module that holds them (prepare, train, report): the import system

@@ -93,6 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="search hyper-parameters, retrain the best, register it")
     tu.add_argument("config", help="job YAML with a search: section")
     _overrides(tu)
+    rep = sub.add_parser("report", parents=[common],
+                         help="plots and an HTML page of a search, read from MLflow")
+    rep.add_argument("search", help="the search's name (search.name) or its parent run id")
+    rep.add_argument("--out", help="folder (default: <search.output_dir>/<name>/report)")
+    rep.add_argument("--pairs", nargs="+", metavar="A,B",
+                     help="hyper-parameter pairs for heat-maps, e.g. "
+                          "training.learning_rate,model.dropout (default: the most important)")
+    _overrides(rep)
     return parser
 
 
@@ -148,6 +156,18 @@ def _run(args) -> int:
         from .tuner import tune
 
         _emit(tune(cfg, get_spark(cfg.spark)), None)
+        return EXIT_OK
+    if args.command == "report":
+        import os
+
+        from .report import find_parent, parse_pairs, report
+
+        pairs, extra = parse_pairs(args.pairs)  # --pairs swallows key=value words after it
+        if extra:
+            cfg = load_config(args.conf_dir, args.env, overrides=[*args.overrides, *extra])
+        name = find_parent(cfg.mlflow, args.search).data.tags.get("sparkdl_tune.search")
+        out = args.out or os.path.join(cfg.search.output_dir, name or args.search, "report")
+        _emit(report(cfg.mlflow, args.search, out, pairs or None), None)
         return EXIT_OK
     raise AssertionError(args.command)
 

@@ -99,7 +99,8 @@ class SearchSettings:
     epochs than ``final_epochs`` (default ``training.epochs``) used for the retrain of the best.
     ``execution_mode``: ``parallel`` (SparkTrials, one in-process training per Spark task),
     ``distributed`` (driver-side Trials, each trial a Horovod job of ``execution.num_proc``),
-    or ``auto``.
+    or ``auto``. ``report`` writes plots and an HTML page into ``<output_dir>/<name>/report``
+    at the end (see :mod:`sparkdl_tune.report`).
     """
 
     name: str = "search"
@@ -117,6 +118,7 @@ class SearchSettings:
     trial_epochs: Optional[int] = None
     final_epochs: Optional[int] = None
     retrain: bool = True
+    report: bool = True
     seed: int = 42
     output_dir: str = "out/tune"
     genetic: GeneticSettings = field(default_factory=GeneticSettings)

@@ -147,6 +147,8 @@ def tune(cfg: Config, spark=None) -> dict[str, Any]:
                                   "trials_finished": len(monitor.records),
                                   "trials_failed": len(monitor.failures)})
         tracking.set_tags({"sparkdl_tune.final_run_id": (final or {}).get("run_id", "none")})
+    if s.report:
+        summary["report"] = _report(cfg, parent_id)
     _write_outputs(cfg, summary, best)
     return summary
 
@@ -185,6 +187,19 @@ def _search(cfg, prepared, space, algo, monitor: Monitor, exec_mode, parallelism
         pass  # reported with every distinct reason by _best_or_fail
     finally:
         monitor.close(trials)
+
+
+def _report(cfg: Config, parent_id: str) -> str | None:
+    """The report's HTML path; a failure to draw it never fails a finished search."""
+    from .report import report
+
+    out = os.path.join(cfg.search.output_dir, cfg.search.name, "report")
+    try:
+        return report(cfg.mlflow, parent_id, out)["report.html"]
+    except Exception as exc:
+        log.warning("tune: could not write the report (%s: %s); retry with: sparkdl-tune "
+                    "report %s", type(exc).__name__, exc, cfg.search.name)
+        return None
 
 
 def _best_or_fail(monitor: Monitor) -> TrialRecord:

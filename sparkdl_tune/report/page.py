@@ -1,0 +1,172 @@
+"""The report's HTML page: one file, images inlined as base64 data URIs, no script, no network.
+
+Trials are numbered from 1 here, as in the progress log and the MLflow run names.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+import time
+from typing import Any
+
+from .search import Param, Search
+
+CAPTIONS = {
+    "best_so_far.png": "Each dot is one trial's best {metric} over its epochs; the line is the "
+                       "best found up to that trial; crosses along the bottom are failed trials.",
+    "learning_curves.png": "{metric} per epoch for every finished trial (and a loss beside "
+                           "it); the best trial is the thick red line.",
+    "time_vs_test.png": "Training time of each trial against its metric on the test split; "
+                        "the diamond is the final model retrained on train+validation.",
+    "importance.png": "How strongly each hyper-parameter goes with {metric}: |Spearman ρ| "
+                      "for numeric ones (monotone relations only), η² (variance explained by "
+                      "the category means) for categorical ones. With few trials it is rough.",
+    "heatmap": "Mean {metric} of the trials in each cell of two hyper-parameters; dots are "
+               "the trials, grey cells had none.",
+}
+
+_CSS = """
+body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d232a;
+ margin:0;background:#f4f6f8}
+main{max-width:1120px;margin:0 auto;padding:24px 28px 48px;background:#fff}
+h1{font-size:26px;margin:0 0 4px}h2{font-size:19px;margin:34px 0 10px;
+ border-bottom:1px solid #e1e5ea;padding-bottom:4px}
+.sub{color:#5a6570;margin:0 0 18px}code{font-size:13px;background:#f0f2f4;padding:1px 4px;
+ border-radius:3px}
+.cards{display:flex;flex-wrap:wrap;gap:12px}.card{flex:1 1 200px;border:1px solid #e1e5ea;
+ border-radius:8px;padding:10px 14px}.card b{display:block;font-size:22px}
+.card span{color:#5a6570;font-size:13px}
+.notice{border-left:4px solid #d62728;background:#fdf0f0;padding:10px 14px;margin:16px 0}
+table{border-collapse:collapse;font-size:13.5px;margin:4px 0;max-width:100%}
+th,td{border-bottom:1px solid #e6e9ec;padding:5px 10px;text-align:left;vertical-align:top}
+th{background:#f6f8fa;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums}
+tr.best td{background:#fff6d6}td.trials{min-width:7em}.scroll{overflow-x:auto}
+figure{margin:18px 0 28px}figure img{max-width:100%;height:auto;border:1px solid #e6e9ec}
+figcaption{color:#5a6570;font-size:13.5px;margin-top:4px}
+footer{color:#8a949e;font-size:12.5px;margin-top:36px}
+"""
+
+
+def page(search: Search, params: list[Param], scores: list[tuple[str, float, str]],
+         images: dict[str, str], top: int = 10) -> str:
+    """The whole HTML document for ``search``; ``images`` maps file names to PNG paths."""
+    best, ok, failed = search.best, search.ok, search.failed
+    facts = [f"metric <b>{_e(search.metric)}</b> ({_e(search.mode)}imised)",
+             f"algorithm <b>{_e(search.algorithm)}</b>" if search.algorithm != "?" else "",
+             f"execution {_e(search.execution_mode)}" if search.execution_mode != "?" else "",
+             f"MLflow parent run <code>{_e(search.run_id)}</code>"]
+    parts = [f"<h1>Search <code>{_e(search.name)}</code></h1>",
+             f"<p class=sub>{' · '.join(f for f in facts if f)}</p>", _cards(search)]
+    if not ok:
+        parts.append(f"<div class=notice><b>No trial has finished.</b> The search has "
+                     f"{len(search.trials)} recorded trial(s), {len(failed)} failed; there is "
+                     "nothing to plot. The failures are listed below.</div>")
+    if best is not None:
+        parts += ["<h2>Best parameters</h2>", _table(
+            ["hyper-parameter", "value"],
+            [[_e(k), _e(_fmt(v))] for k, v in sorted(best.params.items())])]
+        parts += [f"<h2>Top {min(top, len(ok))} of {len(ok)} finished trials</h2>",
+                  _top_table(search, params, top)]
+    if failed:
+        parts += [f"<h2>Failed trials ({len(failed)})</h2>", _failures(search)]
+    if scores:
+        parts += ["<h2>Parameter importance</h2>", _table(
+            ["hyper-parameter", "importance", "measure"],
+            [[_e(n), _num(f"{s:.2f}"), "|Spearman ρ|" if m == "spearman" else "η²"]
+             for n, s, m in scores])]
+    figures = [_figure(name, path, search) for name, path in images.items()]
+    if figures:
+        parts += ["<h2>Plots</h2>", *figures]
+    if ok and len(params) < 2:
+        parts.append("<p class=sub>No heat-map: fewer than two hyper-parameters varied over "
+                     "the finished trials.</p>")
+    parts.append(f"<footer>sparkdl-tune report · generated {time.strftime('%Y-%m-%d %H:%M')}"
+                 " · every number here comes from the MLflow runs of this search</footer>")
+    return ("<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
+            "<meta name=viewport content='width=device-width,initial-scale=1'>"
+            f"<title>Search {_e(search.name)}: sparkdl-tune report</title>"
+            f"<style>{_CSS}</style></head>\n<body><main>\n" + "\n".join(parts)
+            + "\n</main></body></html>\n")
+
+
+def _cards(search: Search) -> str:
+    best, final = search.best, search.final
+    cards = [(f"{len(search.trials)}", f"trials: {len(search.ok)} finished, "
+                                       f"{len(search.failed)} failed")]
+    if best is not None:
+        cards.append((f"{best.objective:.4g}", f"best {search.metric} (trial {best.number + 1})"))
+    if final and final["test"]:
+        for k, v in sorted(final["test"].items()):
+            cards.append((f"{v:.4g}", f"final model {k}"))
+    elif best is not None:
+        cards.append(("—", "no final model (search.retrain: false, or not finished)"))
+    return "<div class=cards>" + "".join(
+        f"<div class=card><b>{_e(v)}</b><span>{_e(label)}</span></div>" for v, label in cards
+    ) + "</div>"
+
+
+def _top_table(search: Search, params: list[Param], top: int) -> str:
+    sign = -1 if search.mode == "max" else 1
+    ranked = sorted(search.ok, key=lambda t: (sign * t.objective, t.number))[:top]
+    key = search.test_key
+    names = [p.name for p in params]
+    head = ["rank", "trial", search.metric, *([key] if key else []), "seconds", "epochs",
+            *names]
+    rows = []
+    for rank, t in enumerate(ranked, 1):
+        cells = [_num(rank), _num(t.number + 1), _num(f"{t.objective:.4g}")]
+        if key:
+            cells.append(_num(f"{t.test[key]:.4g}" if key in t.test else "—"))
+        cells += [_num(f"{t.seconds:.1f}"), _num(t.epochs)]
+        cells += [_e(_fmt(t.params.get(n, "—"))) for n in names]
+        rows.append(cells)
+    return _table(head, rows, highlight_first=True)
+
+
+def _failures(search: Search) -> str:
+    reasons: dict[str, list[int]] = {}
+    for t in search.failed:
+        reason = (t.failure or "unknown").strip()
+        reason = reason if len(reason) <= 300 else reason[:299] + "…"
+        reasons.setdefault(reason, []).append(t.number + 1)
+    rows = [[_num(len(n)), f"<td class=trials>{_e(', '.join(map(str, n)))}</td>", _e(why)]
+            for why, n in sorted(reasons.items(), key=lambda x: (-len(x[1]), x[0]))]
+    return _table(["count", "trials", "reason"], rows)
+
+
+def _figure(name: str, path: str, search: Search) -> str:
+    with open(path, "rb") as f:
+        data = base64.b64encode(f.read()).decode("ascii")
+    caption = CAPTIONS.get(name, CAPTIONS["heatmap"]).format(metric=search.metric)
+    title = os.path.splitext(name)[0].replace("_", " ")
+    return (f"<figure><img src='data:image/png;base64,{data}' alt='{_e(title)}'>"
+            f"<figcaption><b>{_e(name)}</b>: {_e(caption)}</figcaption></figure>")
+
+
+def _table(head: list[str], rows: list[list[str]], highlight_first: bool = False) -> str:
+    out = ["<div class=scroll><table><thead><tr>", *(f"<th>{_e(h)}</th>" for h in head),
+           "</tr></thead><tbody>"]
+    for i, cells in enumerate(rows):
+        css = " class=best" if highlight_first and i == 0 else ""
+        out.append(f"<tr{css}>" + "".join(c if c.startswith("<td") else f"<td>{c}</td>"
+                                          for c in cells) + "</tr>")
+    return "".join(out) + "</tbody></table></div>"
+
+
+def _num(value: Any) -> str:
+    return f"<td class=num>{_e(value)}</td>"
+
+
+def _fmt(value: Any) -> str:
+    """A param string as written, numbers shortened (0.0020991729 -> 0.002099)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return str(value) if number.is_integer() and "e" not in str(value).lower() else f"{number:.4g}"
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)

@@ -1,0 +1,252 @@
+"""A finished (or running) search as MLflow holds it, and what the report computes from it.
+
+Driver side. The parent run carries ``search.metric``/``mode``/``algorithm``/``space``
+params; each trial is a child run (see :mod:`sparkdl_tune.monitor`); the final retrain is a
+child tagged ``sparkdl_tune.kind=final``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from ..errors import ConfigError
+from ..monitor import TAG_KIND, TAG_SEARCH, TAG_TRIAL
+from ..schema import MlflowSettings
+
+_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+@dataclass
+class Trial:
+    """One trial as MLflow recorded it; ``params`` keep MLflow's strings."""
+
+    number: int
+    ok: bool
+    params: dict[str, str]
+    objective: Optional[float]
+    seconds: float
+    epochs: int
+    test: dict[str, float]
+    failure: Optional[str]
+    run_id: str
+    curves: dict[str, list[float]] = field(default_factory=dict)
+
+
+@dataclass
+class Search:
+    """A search's parent run, its trials in trial order and its final retrain (or None)."""
+
+    name: str
+    run_id: str
+    metric: str
+    mode: str
+    algorithm: str
+    execution_mode: str
+    kinds: dict[str, str]
+    trials: list[Trial]
+    final: Optional[dict[str, Any]]
+    curve_keys: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> list[Trial]:
+        return [t for t in self.trials if t.ok and t.objective is not None]
+
+    @property
+    def failed(self) -> list[Trial]:
+        return [t for t in self.trials if not t.ok]
+
+    @property
+    def best(self) -> Optional[Trial]:
+        sign = -1 if self.mode == "max" else 1
+        return min(self.ok, key=lambda t: (sign * t.objective, t.number), default=None)
+
+    @property
+    def test_key(self) -> Optional[str]:
+        """``test_accuracy`` for ``val_accuracy``; else the first test metric recorded."""
+        keys = sorted({k for t in self.ok for k in t.test})
+        wanted = "test_" + self.metric.removeprefix("val_")
+        return wanted if wanted in keys else (keys[0] if keys else None)
+
+
+@dataclass
+class Param:
+    """A hyper-parameter that varied over the finished trials. ``values`` align with
+    :attr:`Search.ok`: floats, or strings for a categorical one; None where absent (a key of
+    a conditional branch that was not chosen)."""
+
+    name: str
+    numeric: bool
+    log: bool
+    values: list[Any]
+
+
+def find_parent(settings: MlflowSettings, search: str):
+    """The parent run of the search called ``search``, or with that run id.
+
+    Raises:
+        ConfigError: No such search; the message lists the searches that exist.
+    """
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from .. import tracking
+    from ..resume import find_search
+
+    run = find_search(settings, search)  # also points MLflow at the store
+    if run is None and _RUN_ID.match(search):
+        try:
+            run = MlflowClient().get_run(search)
+        except MlflowException:
+            run = None
+        if run is not None and run.data.tags.get(TAG_KIND) != "search":
+            raise ConfigError(f"run {search} is not a search's parent run (its {TAG_KIND} tag "
+                              f"is {run.data.tags.get(TAG_KIND)!r}); pass the search's name or "
+                              "its parent run id")
+    if run is None:
+        names = sorted({r.data.tags.get(TAG_SEARCH, "?")
+                        for r in tracking.find_runs(settings, {TAG_KIND: "search"})})
+        known = (f"searches there: {', '.join(names[:20])}{' ...' if len(names) > 20 else ''}"
+                 if names else "it holds no search yet")
+        raise ConfigError(
+            f"no search named {search!r} in MLflow experiment {settings.experiment!r} at "
+            f"{tracking.redact(tracking.tracking_uri(settings))}; {known} (MLflow UI filter: "
+            f"tags.`{TAG_KIND}` = 'search'); another experiment: mlflow.experiment=<name>")
+    return run
+
+
+def load_search(settings: MlflowSettings, search: str) -> Search:
+    """Read the parent run, every trial (with per-epoch curves) and the final run."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    parent = find_parent(settings, search)
+    client = MlflowClient()
+    p, tags = parent.data.params, parent.data.tags
+    metric = p.get("search.metric", "objective")
+    mode = p.get("search.mode") or ("min" if "loss" in metric else "max")
+    children = mlflow.search_runs(
+        [parent.info.experiment_id], output_format="list", max_results=50_000,
+        filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    trials, final, recorded = [], None, set()
+    for run in children:  # newest first
+        kind = run.data.tags.get(TAG_KIND)
+        if kind == "trial":
+            trials.append(_trial(run))
+            if run.info.status == "FINISHED":
+                recorded |= set(run.data.metrics)
+        elif kind == "final" and final is None:
+            m = run.data.metrics
+            final = {"run_id": run.info.run_id, "seconds": m.get("wall_seconds"),
+                     "test": {k: v for k, v in m.items() if k.startswith("test_")}}
+    trials.sort(key=lambda t: t.number)
+    curve_keys = [k for k in (metric, "val_loss" if metric != "val_loss" else "loss")
+                  if k in recorded]
+    for t in trials:
+        if t.ok:
+            t.curves = {k: [m.value for m in sorted(client.get_metric_history(t.run_id, k),
+                                                    key=lambda m: m.step)]
+                        for k in curve_keys}
+    try:
+        kinds = json.loads(p.get("search.space") or "{}")
+    except ValueError:
+        kinds = {}
+    return Search(name=tags.get(TAG_SEARCH, parent.info.run_name), run_id=parent.info.run_id,
+                  metric=metric, mode=mode, algorithm=p.get("search.algorithm", "?"),
+                  execution_mode=tags.get("sparkdl_tune.execution_mode", "?"), kinds=kinds,
+                  trials=trials, final=final, curve_keys=curve_keys)
+
+
+def varied_params(search: Search) -> list[Param]:
+    """The hyper-parameters that took more than one value over the finished trials.
+
+    Numeric when every present value parses as a finite number; otherwise categorical, each
+    value its MLflow string (a list such as ``[16, 8]`` included). Log scale for a
+    ``loguniform`` dimension, or, when the space is unknown, positive values spanning 100x.
+    """
+    ok = search.ok
+    params = []
+    for name in sorted({k for t in ok for k in t.params}):
+        values = [_number(t.params.get(name)) for t in ok]
+        present = [v for v in values if v is not None]
+        if len({str(v) for v in present}) < 2:
+            continue
+        numeric = all(isinstance(v, float) for v in present)
+        if not numeric:
+            values = [None if v is None else str(t.params[name]) for v, t in zip(values, ok)]
+        kind = search.kinds.get(name)
+        log = numeric and min(present) > 0 and (
+            kind == "loguniform" or (kind is None and max(present) / min(present) >= 100))
+        params.append(Param(name, numeric, log, values))
+    return params
+
+
+def importance(search: Search, params: list[Param]) -> list[tuple[str, float, str]]:
+    """(name, score in [0, 1], ``"spearman"`` or ``"eta2"``), most important first.
+
+    Numeric: |Spearman rank correlation| with the objective (sees monotone relations only).
+    Categorical: η², the share of the objective's variance explained by the category means
+    (it is inflated when categories are many and trials few). Needs 3 trials with the value.
+    """
+    import numpy as np
+
+    y_all = np.array([t.objective for t in search.ok], dtype=float)
+    rows = []
+    for p in params:
+        keep = [i for i, v in enumerate(p.values) if v is not None]
+        if len(keep) < 3:
+            continue
+        y = y_all[keep]
+        if p.numeric:
+            x = np.array([p.values[i] for i in keep], dtype=float)
+            score, measure = abs(_pearson(_ranks(x), _ranks(y))), "spearman"
+        else:
+            groups: dict[str, list[float]] = {}
+            for i, yi in zip(keep, y):
+                groups.setdefault(p.values[i], []).append(float(yi))
+            total = float(((y - y.mean()) ** 2).sum())
+            between = sum(len(g) * (np.mean(g) - y.mean()) ** 2 for g in groups.values())
+            score, measure = (float(between) / total if total > 0 else 0.0), "eta2"
+        rows.append((p.name, min(max(score, 0.0), 1.0), measure))
+    return sorted(rows, key=lambda r: (-r[1], r[0]))
+
+
+def _trial(run) -> Trial:
+    m, tags = run.data.metrics, run.data.tags
+    ok = run.info.status == "FINISHED"
+    return Trial(number=int(tags.get(TAG_TRIAL, 0)), ok=ok, params=dict(run.data.params),
+                 objective=m.get("objective") if ok else None,
+                 seconds=float(m.get("trial_seconds", 0.0)), epochs=int(m.get("epochs_run", 0)),
+                 test={k: v for k, v in m.items() if k.startswith("test_")},
+                 failure=None if ok else tags.get("failure_reason", run.info.status),
+                 run_id=run.info.run_id)
+
+
+def _number(text: Optional[str]) -> Any:
+    """A param string as a finite float when it is one, else the string; None if absent."""
+    if text is None:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return number if math.isfinite(number) else text
+
+
+def _ranks(x):
+    """Ranks 1..n, ties sharing their average rank (as Spearman's correlation needs)."""
+    import numpy as np
+
+    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    return (np.cumsum(counts) - (counts - 1) / 2)[inverse]
+
+
+def _pearson(a, b) -> float:
+    import numpy as np
+
+    a, b = a - a.mean(), b - b.mean()
+    denom = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum() / denom) if denom > 0 else 0.0
