@@ -18,7 +18,8 @@ Variants:
     e-off    two Horovod ranks via launch.train (horovod.spark.run on local[2]), cache off
     e-auto   the same, cache auto
     r        diagnostic: this package's stream alone (no model), cache off, same threads
-    rp       diagnostic: Petastorm reader + Arrow->numpy alone (no tf.data, no model)
+    rp       diagnostic: this package's Petastorm reader alone (row groups -> numpy)
+    rs       diagnostic: stock make_batch_reader(shuffle_rows=True) alone
 
 ``--set key=value`` passes config overrides (e.g. ``data.reader_workers=3``) to every variant;
 the materialised copy lives under ``--cache`` (made once, reused while the layout is unchanged).
@@ -48,7 +49,8 @@ LABELS = {
     "e-off": "(e) 2 Horovod ranks, cache off (total)",
     "e-auto": "(e) 2 Horovod ranks, cache auto (total)",
     "r": "(r) sparkdl_tune stream alone, no model",
-    "rp": "(rp) Petastorm reader alone, no tf.data",
+    "rp": "(rp) this package's Petastorm reader alone, no tf.data",
+    "rs": "(rs) stock make_batch_reader(shuffle_rows=True) alone",
 }
 
 
@@ -62,10 +64,33 @@ def _config(args):
                                         "spark.conf.spark.ui.enabled=false", *args.set])
 
 
-def _epoch_timer(tf):
-    from sparkdl_tune.worker import _EpochTimer
+_TIMERS: list = []
 
-    return _EpochTimer(tf)
+
+def _epoch_timer(tf):
+    """An epoch timer like the worker's, also recording this process's CPU seconds per epoch."""
+
+    class Timer(tf.keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seconds: list[float] = []
+            self.cpu: list[float] = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._t, self._c = time.monotonic(), time.process_time()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds.append(time.monotonic() - self._t)
+            self.cpu.append(time.process_time() - self._c)
+
+    timer = Timer()
+    _TIMERS.append(timer)
+    return timer
+
+
+def _cpu(timer) -> float:
+    """Median CPU seconds (all threads of the process) per epoch, epochs 2+."""
+    return statistics.median(timer.cpu[1:] or timer.cpu)
 
 
 def _rate(samples: int, seconds: list[float]) -> float:
@@ -96,12 +121,15 @@ def _load_data(args):
 
 
 def _job(args, cfg, data, spark=None, **changes):
+    """The TrainJob ``train.fit`` would ship for ``cfg`` (what users get), plus ``changes``."""
     from dataclasses import replace
 
-    from sparkdl_tune.train import Prepared, make_job
+    from sparkdl_tune.launch import threads_per_proc
+    from sparkdl_tune.trainer import make_job
 
-    return replace(make_job(cfg, Prepared(spark=spark, data=data, manifest=None), verbose=0),
-                   **changes)
+    # In-process variants run without Spark: on local[2], one process gets both cores either way.
+    threads = threads_per_proc(spark, cfg.execution.num_proc, cfg.execution.threads_per_proc)
+    return replace(make_job(cfg, data, threads, verbose=0), **changes)
 
 
 def _steps(cfg, data, size=1):
@@ -144,7 +172,7 @@ def child_memory(args) -> dict:
     model.fit(x, y, batch_size=batch, epochs=cfg.training.epochs, shuffle=True,
               validation_data=(xv, yv), callbacks=[timer], verbose=0)
     return {"sps": _rate(steps * batch, timer.seconds), "epoch_seconds": timer.seconds,
-            "threads": job.threads}
+            "cpu_per_epoch": _cpu(timer), "threads": job.threads}
 
 
 def child_petastorm(args) -> dict:
@@ -176,18 +204,21 @@ def child_petastorm(args) -> dict:
                   validation_data=va.map(xy), validation_steps=val_steps, callbacks=[timer],
                   verbose=0)
     return {"sps": _rate(steps * batch, timer.seconds), "epoch_seconds": timer.seconds,
-            "threads": job.threads}
+            "cpu_per_epoch": _cpu(timer), "threads": job.threads}
 
 
 def child_stream(args, cache: str) -> dict:
     from sparkdl_tune import launch
 
+    from sparkdl_tune import worker
+
     cfg = _config(args)
     data = _load_data(args)
     job = _job(args, cfg, data, in_memory_cache=cache)
+    worker._EpochTimer = _epoch_timer  # same timing, plus CPU seconds (this process only)
     result = launch.train(None, job)
     return {"sps": result.samples_per_second,
-            "epoch_seconds": result.extra["epoch_seconds"],
+            "epoch_seconds": result.extra["epoch_seconds"], "cpu_per_epoch": _cpu(_TIMERS[0]),
             "cached": result.extra["cached_in_memory"], "threads": job.threads,
             "reader_workers": job.reader_workers,
             "test_accuracy": result.test_metrics.get("test_accuracy")}
@@ -230,40 +261,52 @@ def child_stream_alone(args) -> dict:
     _set_threads(tf, job.threads)
     batch = cfg.training.batch_size
     steps, _ = _steps(cfg, data)
-    seconds = []
+    seconds, cpu = [], []
     with _stream(job, "train", 0, 1) as (ds, _):
         it = iter(ds)
         for _ in range(cfg.training.epochs):
-            t = time.monotonic()
+            t, c = time.monotonic(), time.process_time()
             for _ in range(steps):
                 next(it)
             seconds.append(time.monotonic() - t)
-    return {"sps": _rate(steps * batch, seconds), "epoch_seconds": seconds}
+            cpu.append(time.process_time() - c)
+        del it
+    return {"sps": _rate(steps * batch, seconds), "epoch_seconds": seconds,
+            "cpu_per_epoch": statistics.median(cpu[1:])}
 
 
-def child_reader_alone(args) -> dict:
-    """The Petastorm reader (row groups -> numpy) alone, with this package's reader settings."""
+def child_reader_alone(args, stock: bool) -> dict:
+    """A Petastorm reader (row groups -> numpy) alone: this package's, or the stock one."""
     cfg = _config(args)
     data = _load_data(args)
     job = _job(args, cfg, data, in_memory_cache="off")
     from petastorm import make_batch_reader
 
-    rows, seconds = data.rows("train"), []
-    with make_batch_reader(data.converters["train"].file_urls, num_epochs=None,
-                           workers_count=job.reader_workers, seed=1) as reader:
+    from sparkdl_tune.worker import _make_reader
+
+    urls = data.converters["train"].file_urls
+    reader = (make_batch_reader(urls, num_epochs=None, workers_count=job.reader_workers,
+                                seed=1, shuffle_rows=True) if stock else
+              _make_reader(urls, workers=job.reader_workers, shuffle=True, seed=1,
+                           num_epochs=None, cur_shard=None, shard_count=None))
+    rows, seconds, cpu = data.rows("train"), [], []
+    with reader:
         for _ in range(cfg.training.epochs):
-            t, n = time.monotonic(), 0
+            t, c, n = time.monotonic(), time.process_time(), 0
             while n < rows:
                 n += len(next(reader).label)
             seconds.append(time.monotonic() - t)
-    return {"sps": _rate(rows, seconds), "epoch_seconds": seconds}
+            cpu.append(time.process_time() - c)
+    return {"sps": _rate(rows, seconds), "epoch_seconds": seconds,
+            "cpu_per_epoch": statistics.median(cpu[1:])}
 
 
 CHILDREN = {
     "a": child_memory, "b": child_petastorm,
     "c": lambda a: child_stream(a, "off"), "d": lambda a: child_stream(a, "auto"),
     "e-off": lambda a: child_horovod(a, "off"), "e-auto": lambda a: child_horovod(a, "auto"),
-    "r": child_stream_alone, "rp": child_reader_alone, "materialise": child_materialise,
+    "r": child_stream_alone, "rp": lambda a: child_reader_alone(a, stock=False),
+    "rs": lambda a: child_reader_alone(a, stock=True), "materialise": child_materialise,
 }
 
 
@@ -329,6 +372,7 @@ def main() -> None:
                 runs[v].append(r)
                 print(f"  rep {rep + 1} {v:7s} {r['sps']:9.0f} samples/s  epochs "
                       + " ".join(f"{s:.2f}" for s in r["epoch_seconds"])
+                      + (f"  cpu/epoch {r['cpu_per_epoch']:.2f} s" if "cpu_per_epoch" in r else "")
                       + (f"  cached={r['cached']}" if "cached" in r else ""), flush=True)
     finally:
         os.unlink(args.data)
@@ -340,17 +384,20 @@ def _report(args, variants, runs) -> None:
     print()
     print(f"{args.epochs} epochs, samples/s over epochs 2+, median of {args.repeat} "
           f"(ratio: per repetition against (a) of the same repetition, then median)")
-    print(f"| variant | samples/s (median) | runs | ratio vs (a) (median) | ratios |")
-    print("|---|---:|---|---:|---|")
+    print("| variant | samples/s (median) | runs | ratio vs (a) (median) | ratios "
+          "| CPU s/epoch |")
+    print("|---|---:|---|---:|---|---:|")
     summary = {}
     for v in variants:
         sps = [r["sps"] for r in runs[v]]
         ratios = [s / b for s, b in zip(sps, base)]
+        cpu = [r["cpu_per_epoch"] for r in runs[v] if "cpu_per_epoch" in r]
         summary[v] = {"sps": statistics.median(sps), "ratio": statistics.median(ratios),
                       "runs": runs[v]}
         print(f"| {LABELS[v]} | {statistics.median(sps):,.0f} | "
               f"{', '.join(f'{s:,.0f}' for s in sps)} | {statistics.median(ratios):.2f} | "
-              f"{', '.join(f'{x:.2f}' for x in ratios)} |")
+              f"{', '.join(f'{x:.2f}' for x in ratios)} | "
+              f"{f'{statistics.median(cpu):.2f}' if cpu else '-'} |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"args": {k: v for k, v in vars(args).items() if k != "data"},

@@ -21,8 +21,6 @@ or MLflow and ``--help`` stays fast.
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 
 __version__ = "0.1.0"
 
@@ -35,7 +33,7 @@ _LAZY = {
     # Spark
     "get_spark": "session:get_spark",
     # prepare and its sources
-    "prepare": "prepare:prepare",
+    "prepare": "preparation:prepare",
     "FashionMnistSource": "datasets:FashionMnistSource",
     "TabularSource": "datasets:TabularSource",
     "SyntheticRegressionSource": "datasets:SyntheticRegressionSource",
@@ -44,9 +42,9 @@ _LAZY = {
     "read_manifest": "dataset:read_manifest",
     "read_split": "dataset:read_split",
     # workflows
-    "train": "train:train",
+    "train": "trainer:train",
     "tune": "tuner:tune",
-    "report": "report:report",
+    "report": "reporting:report",
     "load_model": "tracking:load_model",
     # errors
     "SparkdlTuneError": "errors:SparkdlTuneError",
@@ -57,13 +55,6 @@ _LAZY = {
     "FatalError": "errors:FatalError",
 }
 __all__ = ["__version__", *_LAZY]
-
-# Functions named like the module that holds them (prepare, train, report): the import system
-# binds a submodule to its package's attribute when it first loads it, which would turn
-# ``sdt.train`` into a module as soon as anything imports ``sparkdl_tune.train``. The package
-# keeps the function; the module stays in sys.modules (``from sparkdl_tune.train import x``
-# works; ``import sparkdl_tune.train as m`` gives the function).
-_SHADOWED = frozenset(name for name, target in _LAZY.items() if target.split(":")[0] == name)
 
 
 def __getattr__(name: str):
@@ -78,13 +69,3 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
-
-
-class _Package(types.ModuleType):
-    def __setattr__(self, name: str, value) -> None:
-        if name in _SHADOWED and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

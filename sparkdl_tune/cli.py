@@ -134,7 +134,7 @@ def _run(args) -> int:
     job_files = [args.config] if getattr(args, "config", None) else []
     cfg = load_config(args.conf_dir, args.env, files=job_files, overrides=args.overrides)
     if args.command == "prepare":
-        from .prepare import prepare
+        from .preparation import prepare
 
         source = _source(args)
         manifest = prepare(source, args.out, get_spark(cfg.spark), overwrite=args.overwrite)
@@ -147,7 +147,7 @@ def _run(args) -> int:
         print(json.dumps({"dataset": args.dataset, "valid": True, "rows": manifest.rows}))
         return EXIT_OK
     if args.command == "train":
-        from .train import train
+        from .trainer import train
 
         summary = train(cfg, get_spark(cfg.spark), run_name=args.run_name)
         _emit(summary, args.summary)
@@ -160,7 +160,7 @@ def _run(args) -> int:
     if args.command == "report":
         import os
 
-        from .report import find_parent, parse_pairs, report
+        from .reporting import find_parent, parse_pairs, report
 
         pairs, extra = parse_pairs(args.pairs)  # --pairs swallows key=value words after it
         if extra:

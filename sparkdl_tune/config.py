@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib.resources
 import pathlib
 import types
 import typing
@@ -22,7 +23,8 @@ from typing import Any
 
 from .errors import ConfigError
 
-DEFAULTS_FILE = pathlib.Path(__file__).with_name("defaults.yaml")
+# importlib.resources also reads it when the package is shipped as a zip (--py-files)
+DEFAULTS_FILE = importlib.resources.files(__package__).joinpath("defaults.yaml")
 COMMAND_LINE = "command line"
 
 T = typing.TypeVar("T")

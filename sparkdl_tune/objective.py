@@ -64,7 +64,7 @@ def _train(spec: TrialSpec, values: dict[str, Any]):
     from dataclasses import replace
 
     from .config import with_values
-    from .train import make_job
+    from .trainer import make_job
 
     cfg = with_values(spec.base, values)
     job = make_job(cfg, spec.data, spec.threads, verbose=0)

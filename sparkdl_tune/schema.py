@@ -23,7 +23,7 @@ class SparkSettings:
 
 @dataclass(frozen=True)
 class DataSettings:
-    """A prepared dataset (see :mod:`sparkdl_tune.prepare`) and how training reads it.
+    """A prepared dataset (see :mod:`sparkdl_tune.preparation`) and how training reads it.
 
     ``cache_url`` is where Petastorm's materialised copy lives (default ``.cache/petastorm``
     under the working directory; on a cluster a shared URL such as ``dbfs:/tmp/...``).
@@ -100,7 +100,7 @@ class SearchSettings:
     ``execution_mode``: ``parallel`` (SparkTrials, one in-process training per Spark task),
     ``distributed`` (driver-side Trials, each trial a Horovod job of ``execution.num_proc``),
     or ``auto``. ``report`` writes plots and an HTML page into ``<output_dir>/<name>/report``
-    at the end (see :mod:`sparkdl_tune.report`).
+    at the end (see :mod:`sparkdl_tune.reporting`).
     """
 
     name: str = "search"

@@ -96,7 +96,7 @@ def tune(cfg: Config, spark=None) -> dict[str, Any]:
     """Run (or resume) the search ``cfg.search.name``; returns the summary it writes."""
     from . import tracking
     from .algorithms import make_algo
-    from .train import prepare_inputs
+    from .trainer import prepare_inputs
 
     started = time.monotonic()
     s = cfg.search
@@ -191,7 +191,7 @@ def _search(cfg, prepared, space, algo, monitor: Monitor, exec_mode, parallelism
 
 def _report(cfg: Config, parent_id: str) -> str | None:
     """The report's HTML path; a failure to draw it never fails a finished search."""
-    from .report import report
+    from .reporting import report
 
     out = os.path.join(cfg.search.output_dir, cfg.search.name, "report")
     try:
@@ -222,7 +222,7 @@ def _retrain(cfg: Config, prepared, space: SearchSpace, best: TrialRecord,
 
     from . import tracking
     from .config import as_flat_dict
-    from .train import fit
+    from .trainer import fit
 
     data = prepared.data
     train, val = data.converters["train"], data.converters["validation"]

@@ -122,6 +122,9 @@ def run(job: TrainJob) -> tuple[RankReport, Optional[TrainResult]]:
     )
 
 
+_CACHED_GROUPS_SHUFFLED = 100_000  # more than any cached shard has row groups
+
+
 class _stream:
     """Context manager: this rank's shard of one split as ``tf.data`` of (x, y) batches.
 
@@ -151,12 +154,27 @@ class _stream:
             cur_shard=self.rank if self.size > 1 else None,
             shard_count=self.size if self.size > 1 else None)
         ds = make_petastorm_dataset(self.reader).map(lambda b: (b.features, b.label))
+        if shuffle and not cached and os.environ.get("SDT_TFPERM"):
+            ds = ds.map(_permute_rows, num_parallel_calls=tf.data.AUTOTUNE)
         if cached:
-            ds = ds.cache().repeat()
-            if shuffle:  # the reader shuffled the first pass only; reshuffle every epoch
-                ds = ds.shuffle(64, seed=job.seed + self.rank).map(
+            ds = ds.cache()
+            if shuffle:  # the reader shuffled the first pass only: reshuffle every pass, within
+                # the pass (the buffer holds references to cached row groups, all of them fit)
+                ds = ds.shuffle(_CACHED_GROUPS_SHUFFLED, seed=job.seed + self.rank).map(
                     _permute_rows, num_parallel_calls=tf.data.AUTOTUNE)
-        ds = ds.rebatch(job.training.batch_size).prefetch(tf.data.AUTOTUNE)
+            ds = ds.repeat()
+        _E = os.environ.get
+        ds = ds.rebatch(job.training.batch_size).prefetch(int(_E("SDT_PREFETCH", "-1")))
+        opts = tf.data.Options()
+        if _E("SDT_PRIV"):
+            opts.threading.private_threadpool_size = int(_E("SDT_PRIV"))
+        if _E("SDT_INTRA"):
+            opts.threading.max_intra_op_parallelism = int(_E("SDT_INTRA"))
+        if _E("SDT_NOAUTOTUNE"):
+            opts.autotune.enabled = False
+        if _E("SDT_NONDET"):
+            opts.deterministic = False
+        ds = ds.with_options(opts)
         return ds, cached
 
     def __exit__(self, *exc):
@@ -167,11 +185,12 @@ class _stream:
 def _make_reader(urls: list[str], *, workers: int, shuffle: bool, seed: Optional[int],
                  num_epochs: Optional[int], cur_shard: Optional[int],
                  shard_count: Optional[int]):
-    """A Petastorm batch reader over ``urls`` with :func:`_fast_worker_class` as its worker.
+    """A Petastorm batch reader over ``urls`` with the classes of :func:`_fast_classes`.
 
-    What ``petastorm.make_batch_reader`` builds (thread pool, ventilator, sharding, row-group
-    shuffling), only the worker differs; should this Petastorm's ``Reader`` not take these
-    arguments, the stock ``make_batch_reader`` is used (same rows, slower).
+    What ``petastorm.make_batch_reader`` builds (thread pool, ventilator, sharding by row
+    group), with a lighter worker and a new row-group order on every pass; should this
+    Petastorm's ``Reader`` not take these arguments, the stock ``make_batch_reader`` is used
+    (same rows, slower, one row-group order for all passes).
     """
     from petastorm import make_batch_reader
 
@@ -179,16 +198,17 @@ def _make_reader(urls: list[str], *, workers: int, shuffle: bool, seed: Optional
                   seed=seed, cur_shard=cur_shard, shard_count=shard_count)
     try:
         from petastorm.fs_utils import get_filesystem_and_path_or_paths
-        from petastorm.reader import Reader, normalize_dataset_url_or_urls
+        from petastorm.reader import normalize_dataset_url_or_urls
         from petastorm.workers_pool.thread_pool import ThreadPool
 
+        reader_class, worker_class = _fast_classes()
         fs, paths = get_filesystem_and_path_or_paths(normalize_dataset_url_or_urls(urls))
         # Each queued result is a decoded row group: keep a few per worker, not Petastorm's 50.
         pool = ThreadPool(workers, results_queue_size=4 * workers, shuffle_rows=shuffle,
                           seed=seed)
-        return Reader(fs, paths, worker_class=_fast_worker_class(), reader_pool=pool,
-                      is_batched_reader=True, **common)
-    except (ImportError, TypeError) as exc:
+        return reader_class(fs, paths, worker_class=worker_class, reader_pool=pool,
+                            is_batched_reader=True, **common)
+    except (ImportError, TypeError, AttributeError) as exc:
         from . import logs
 
         logs.get("worker").warning("data: Petastorm's Reader API differs (%s); using "
@@ -196,25 +216,38 @@ def _make_reader(urls: list[str], *, workers: int, shuffle: bool, seed: Optional
         return make_batch_reader(urls, workers_count=workers, **common)
 
 
-_FAST_WORKER = None
+_FAST_CLASSES: Optional[tuple] = None
+_PASSES_PLANNED = 64  # row-group orders drawn ahead for an endless reader
 
 
-def _fast_worker_class():
-    """Petastorm's ``ArrowReaderWorker`` without its per-row work, built on first use.
+def _fast_classes():
+    """Subclasses of Petastorm's ``Reader`` and ``ArrowReaderWorker``, built on first use.
 
-    The stock worker copies every row group with ``Table.take`` (even unshuffled) and turns
-    array columns into matrices through one numpy array per row (``np.vstack`` of a pandas
-    object column). This one reads the row group, views a fixed-length list column's values
-    as an ``(rows, width)`` matrix without copying, and permutes the rows once with numpy
-    (only when shuffling). Anything else (nulls, ragged lists, strings, transform specs,
-    row-drop partitions) goes through the stock code.
+    The worker: the stock one copies every row group with ``Table.take`` (even unshuffled)
+    and turns array columns into matrices through one numpy array per row (``np.vstack`` of a
+    pandas object column). This one reads the row group, views a fixed-length list column's
+    values as a ``(rows, width)`` matrix without copying, and permutes the rows once with
+    numpy (only when shuffling), with a random stream per worker thread. Anything else
+    (nulls, ragged lists, strings, transform specs, row-drop partitions) takes the stock path.
+
+    The reader: Petastorm's ventilator draws the row-group order once, so an endless reader
+    (``num_epochs=None``) repeats it on every pass. This one ventilates a fresh permutation
+    of the row groups for each pass (:data:`_PASSES_PLANNED` of them, then they recur).
     """
-    global _FAST_WORKER
-    if _FAST_WORKER is not None:
-        return _FAST_WORKER
+    global _FAST_CLASSES
+    if _FAST_CLASSES is not None:
+        return _FAST_CLASSES
+    import numpy as np
     from petastorm.arrow_reader_worker import ArrowReaderWorker, convert_arrow_table_to_numpy_dict
+    from petastorm.reader import Reader
+    from petastorm.workers_pool.ventilator import ConcurrentVentilator
 
     class FastArrowReaderWorker(ArrowReaderWorker):
+        def __init__(self, worker_id, publish_func, args):
+            super().__init__(worker_id, publish_func, args)
+            if self._random_seed is not None:
+                self._rng = np.random.default_rng([self._random_seed, worker_id])
+
         def _load_rows(self, pq_file, piece, shuffle_row_drop_range):
             if self._transform_spec or shuffle_row_drop_range[1] != 1:
                 return super()._load_rows(pq_file, piece, shuffle_row_drop_range)
@@ -225,17 +258,38 @@ def _fast_worker_class():
                                partitions=partitions)
             out = {}
             for name in names:
-                out[name] = _column_as_numpy(table.column(name))
-                if out[name] is None:
-                    out[name] = convert_arrow_table_to_numpy_dict(
-                        table.select([name]), self._schema)[name]
-            if self._shuffle_rows and table.num_rows > 1:
+                values = _column_as_numpy(table.column(name))
+                if values is None:
+                    values = convert_arrow_table_to_numpy_dict(table.select([name]),
+                                                               self._schema)[name]
+                out[name] = values
+            if self._shuffle_rows and table.num_rows > 1 and not os.environ.get("SDT_TFPERM"):
                 order = self._rng.permutation(table.num_rows)
                 out = {name: values[order] for name, values in out.items()}
             return out
 
-    _FAST_WORKER = FastArrowReaderWorker
-    return _FAST_WORKER
+    class ReshufflingReader(Reader):
+        def _create_ventilator(self, row_group_indexes, shuffle_row_groups,
+                               shuffle_row_drop_partitions, num_epochs, worker_predicate,
+                               max_ventilation_queue_size, seed):
+            if not shuffle_row_groups or num_epochs == 1 or len(row_group_indexes) < 2:
+                return super()._create_ventilator(
+                    row_group_indexes, shuffle_row_groups, shuffle_row_drop_partitions,
+                    num_epochs, worker_predicate, max_ventilation_queue_size, seed)
+            items = [{"piece_index": piece, "worker_predicate": worker_predicate,
+                      "shuffle_row_drop_partition": (part, shuffle_row_drop_partitions)}
+                     for piece in row_group_indexes
+                     for part in range(shuffle_row_drop_partitions)]
+            rng = np.random.default_rng(seed)
+            passes = _PASSES_PLANNED if num_epochs is None else num_epochs
+            planned = [items[i] for _ in range(passes) for i in rng.permutation(len(items))]
+            return ConcurrentVentilator(self._workers_pool.ventilate, planned,
+                                        iterations=None if num_epochs is None else 1,
+                                        max_ventilation_queue_size=max_ventilation_queue_size,
+                                        randomize_item_order=False)
+
+    _FAST_CLASSES = (ReshufflingReader, FastArrowReaderWorker)
+    return _FAST_CLASSES
 
 
 def _column_as_numpy(column):

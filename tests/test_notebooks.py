@@ -88,14 +88,15 @@ def test_import_is_light_and_every_public_name_resolves():
     assert resolved["FashionMnistSource"] == "type"
 
 
-def test_functions_named_like_their_module_stay_functions():
+def test_public_functions_stay_functions_after_their_modules_load():
     import sparkdl_tune as sdt
-    import sparkdl_tune.prepare  # noqa: F401 -- the import system would rebind sdt.prepare
-    from sparkdl_tune.train import train
+    import sparkdl_tune.preparation  # noqa: F401
+    import sparkdl_tune.reporting  # noqa: F401
+    from sparkdl_tune.trainer import train
     from sparkdl_tune.tuner import tune
 
     assert sdt.train is train and sdt.tune is tune
-    assert callable(sdt.prepare) and sdt.prepare is sys.modules["sparkdl_tune.prepare"].prepare
+    assert callable(sdt.prepare) and sdt.prepare is sys.modules["sparkdl_tune.preparation"].prepare
     with pytest.raises(AttributeError, match="no attribute 'trian'"):
         sdt.trian  # noqa: B018
 

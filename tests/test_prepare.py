@@ -13,7 +13,7 @@ from sparkdl_tune.datasets import (FashionMnistSource, SyntheticClassificationSo
 from sparkdl_tune.datasets.idx import read_rows
 from sparkdl_tune.datasets.splits import stratified_holdout
 from sparkdl_tune.dataset import read_manifest
-from sparkdl_tune.prepare import prepare
+from sparkdl_tune.preparation import prepare
 from sparkdl_tune.validation import validate_dataset
 
 

@@ -16,8 +16,8 @@ from conftest import tune_overrides
 from sparkdl_tune.cli import main
 from sparkdl_tune.config import load_config
 from sparkdl_tune.errors import ConfigError
-from sparkdl_tune.report import parse_pairs, report
-from sparkdl_tune.report.search import Param, Search, Trial, importance
+from sparkdl_tune.reporting import parse_pairs, report
+from sparkdl_tune.reporting.search import Param, Search, Trial, importance
 
 # two numeric dimensions, one categorical, and a loss that fails for classification
 SPACE = {"training.learning_rate": {"loguniform": [1e-3, 1e-1]},

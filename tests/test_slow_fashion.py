@@ -8,7 +8,7 @@ import pytest
 
 from conftest import train_overrides
 from sparkdl_tune.config import load_config
-from sparkdl_tune.train import train
+from sparkdl_tune.trainer import train
 
 FASHION = "/usr/share/datasets/fashion-mnist"
 pytestmark = pytest.mark.slow
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def fashion(spark, tmp_path_factory):
     from sparkdl_tune.datasets import FashionMnistSource
-    from sparkdl_tune.prepare import prepare
+    from sparkdl_tune.preparation import prepare
 
     if not os.path.isdir(FASHION):
         pytest.fail(f"{FASHION} missing: scripts/setup.sh installs dataset-fashion-mnist")

@@ -13,7 +13,7 @@ import pytest
 from conftest import train_overrides
 from sparkdl_tune.cli import main
 from sparkdl_tune.config import load_config
-from sparkdl_tune.train import prepare_inputs, train
+from sparkdl_tune.trainer import prepare_inputs, train
 
 
 def mlflow_client(tmp_path):

@@ -1,6 +1,6 @@
 """The figures of a search report, drawn with matplotlib's object API (no pyplot).
 
-Driver side; :mod:`sparkdl_tune.report` gathers the data from MLflow and calls these. Each
+Driver side; :mod:`sparkdl_tune.reporting` gathers the data from MLflow and calls these. Each
 function draws one PNG and returns its path, or None when there is nothing to draw. No global
 matplotlib state is touched (no ``pyplot``, no backend switch), so a notebook's own plotting is
 left alone. Every figure states what it shows in its title and axis labels, keeps legends
