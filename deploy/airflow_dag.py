@@ -25,7 +25,9 @@ from airflow import DAG
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 
 REPO = "/opt/sparkdl_tune"
-WHEEL = f"{REPO}/dist/sparkdl_tune-0.1.0-py3-none-any.whl"
+# pyspark puts only .zip/.egg files from --py-files on the executors' path, not .whl: ship the
+# wheel's contents as a zip (cp dist/sparkdl_tune-0.1.0-py3-none-any.whl dist/sparkdl_tune.zip)
+PACKAGE_ZIP = f"{REPO}/dist/sparkdl_tune.zip"
 ENV_ARCHIVE = "hdfs:///apps/sparkdl_tune/env.tar.gz#env"
 DATA = "/shared/sparkdl_tune"
 DATASET = f"{DATA}/data/fashion-mnist"
@@ -34,7 +36,7 @@ SEARCH = "fashion-mlp-{{ ds_nodash }}"
 
 SUBMIT = {
     "conn_id": "spark_default",
-    "py_files": WHEEL,
+    "py_files": PACKAGE_ZIP,
     "archives": ENV_ARCHIVE,
     "conf": {
         "spark.pyspark.python": "./env/bin/python",
