@@ -28,6 +28,13 @@ def _base(spark, rows: int, partitions: Optional[int]):
     return spark.range(0, rows, numPartitions=n)
 
 
+def _split(df, layout: Layout, source) -> dict:
+    """Seeded splits by row id, keeping only the layout's columns."""
+    parts = assign_splits(df, ["id"], source.seed, source.validation_fraction,
+                          source.test_fraction)
+    return {k: v.select(*layout.columns) for k, v in parts.items()}
+
+
 @dataclass(frozen=True)
 class SyntheticRegressionSource:
     rows: int = 100_000
@@ -53,10 +60,7 @@ class SyntheticRegressionSource:
         y = F.col("x1") * F.col("x2")
         if self.noise:
             y = y + F.randn(self.seed + 10_000) * self.noise
-        df = df.withColumn("y", y)
-        parts = assign_splits(df, ["id"], self.seed, self.validation_fraction,
-                              self.test_fraction)
-        return {k: v.select(*layout.columns) for k, v in parts.items()}
+        return _split(df.withColumn("y", y), layout, self)
 
     def describe(self) -> dict:
         return {"kind": "synthetic-regression", "rows": self.rows, "noise": self.noise,
@@ -97,10 +101,7 @@ class SyntheticClassificationSource:
              ).alias(name)
             for i, name in enumerate(layout.features)
         ]
-        df = df.select("id", "label", *feats)
-        parts = assign_splits(df, ["id"], self.seed, self.validation_fraction,
-                              self.test_fraction)
-        return {k: v.select(*layout.columns) for k, v in parts.items()}
+        return _split(df.select("id", "label", *feats), layout, self)
 
     def describe(self) -> dict:
         return {"kind": "synthetic-classification", "rows": self.rows,
