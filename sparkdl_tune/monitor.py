@@ -137,6 +137,8 @@ class Monitor:
         left = ""
         if self.finished_here and done < total:
             eta = elapsed / self.finished_here * (total - done)
+            if self.search.timeout_minutes:  # the clock ends the search before the budget
+                eta = min(eta, max(0.0, self.search.timeout_minutes * 60 - elapsed))
             left = f", ~{_clock(eta)} left"
         best = self.best
         best_text = (f"best {self.metric} {best.score:.4f} (trial {best.number + 1})"
