@@ -43,6 +43,7 @@ class TrialRecord:
     extra: dict[str, float] = field(default_factory=dict)
     run_id: Optional[str] = None
     where: str = ""
+    cancelled: bool = False
 
 
 class Monitor:
@@ -99,6 +100,11 @@ class Monitor:
                         JOB_STATE_DONE, JOB_STATE_ERROR, JOB_STATE_CANCEL):
                     continue
                 record = _record_of(doc)
+                if not record.ok and self._stopping():
+                    # killed by the search's own timeout or stop rule: not a failure, and a
+                    # resumed search runs it again
+                    record.cancelled = True
+                    record.failure = f"cancelled when the search stopped ({record.failure})"
                 if not record.params:  # an errored trial has no result to carry them
                     try:
                         record.params = self.space.decode(record.vals)
@@ -119,7 +125,8 @@ class Monitor:
                 TAG_VALS: json.dumps(r.vals), TAG_LOSS: "" if r.loss is None else r.loss,
                 "sparkdl_tune.start": r.start, "sparkdl_tune.where": r.where}
         tracking.record_run(self.settings, f"trial-{r.number + 1:03d}", self.parent_run_id,
-                            r.params, r.history, summary, tags, failure=r.failure)
+                            r.params, r.history, summary, tags, failure=r.failure,
+                            status="KILLED" if r.cancelled else None)
 
     # -- progress and stop rules ------------------------------------------------------
     @property
@@ -129,7 +136,16 @@ class Monitor:
 
     @property
     def failures(self) -> list[TrialRecord]:
-        return [r for r in self.records.values() if not r.ok]
+        return [r for r in self.records.values() if not r.ok and not r.cancelled]
+
+    @property
+    def finished(self) -> list[TrialRecord]:
+        return [r for r in self.records.values() if not r.cancelled]
+
+    def _stopping(self) -> bool:
+        timeout = self.search.timeout_minutes
+        return bool(self.stop_reason) or bool(
+            timeout and time.monotonic() - self.started >= timeout * 60 - 1)
 
     def _progress(self, r: TrialRecord) -> None:
         done, total = len(self.records), self.search.max_trials

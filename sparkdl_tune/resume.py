@@ -29,6 +29,8 @@ def finished_trials(settings, parent_run_id: str, space) -> list[TrialRecord]:
     runs = tracking.find_runs(settings, {TAG_KIND: "trial"}, parent_run_id=parent_run_id)
     records = []
     for run in runs:
+        if run.info.status == "KILLED":  # cancelled by the search's stop: it runs again
+            continue
         tags, metrics = run.data.tags, run.data.metrics
         ok = run.info.status == "FINISHED"
         loss = tags.get(TAG_LOSS)

@@ -198,7 +198,7 @@ def set_tags(tags: Mapping[str, Any], run_id: Optional[str] = None) -> None:
 def record_run(settings: MlflowSettings, run_name: str, parent_run_id: str,
                params: Mapping[str, Any], history: Mapping[str, Sequence[float]],
                summary: Mapping[str, float], tags: Mapping[str, Any],
-               failure: Optional[str] = None) -> str:
+               failure: Optional[str] = None, status: Optional[str] = None) -> str:
     """Write one finished child run in one go (a trial), FINISHED or FAILED with its reason.
 
     Uses explicit run ids only (no active-run state), so a monitor thread can call it while a
@@ -216,7 +216,7 @@ def record_run(settings: MlflowSettings, run_name: str, parent_run_id: str,
     run_id = run.info.run_id
     log_params(params, run_id)
     log_metrics(history, summary, run_id)
-    client.set_terminated(run_id, "FAILED" if failure else "FINISHED")
+    client.set_terminated(run_id, status or ("FAILED" if failure else "FINISHED"))
     return run_id
 
 

@@ -144,7 +144,7 @@ def tune(cfg: Config, spark=None) -> dict[str, Any]:
         final = _retrain(cfg, prepared, space, best, parent_id) if s.retrain else None
         summary = _summary(cfg, monitor, best, final, exec_mode, metric, mode, started)
         tracking.log_metrics({}, {f"best_{metric}": best.score,
-                                  "trials_finished": len(monitor.records),
+                                  "trials_finished": len(monitor.finished),
                                   "trials_failed": len(monitor.failures)})
         tracking.set_tags({"sparkdl_tune.final_run_id": (final or {}).get("run_id", "none")})
     if s.report:
@@ -258,7 +258,8 @@ def _summary(cfg, monitor: Monitor, best: TrialRecord, final, exec_mode, metric,
     return {
         "search": cfg.search.name, "algorithm": cfg.search.algorithm,
         "execution_mode": exec_mode, "metric": metric, "mode": mode,
-        "trials": len(monitor.records), "failed": len(monitor.failures),
+        "trials": len(monitor.finished), "failed": len(monitor.failures),
+        "cancelled": len(monitor.records) - len(monitor.finished),
         "stopped_early": monitor.stop_reason,
         "best_trial": best.number + 1, f"best_{metric}": best.score,
         "best_params": best.params, "final": final,

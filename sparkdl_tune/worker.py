@@ -122,17 +122,15 @@ def run(job: TrainJob) -> tuple[RankReport, Optional[TrainResult]]:
     )
 
 
-_CACHED_GROUPS_SHUFFLED = 100_000  # more than any cached shard has row groups
-
-
 class _stream:
     """Context manager: this rank's shard of one split as ``tf.data`` of (x, y) batches.
 
-    Petastorm's reader (its ventilator, thread pool, row-group shuffling and sharding) reads
-    whole row groups; a lighter reader worker (:func:`_fast_worker_class`) turns each into
-    numpy arrays without per-row Python work and shuffles its rows, and ``rebatch`` re-cuts the
-    row groups to the batch size. When the shard fits the memory budget the decoded row groups
-    are cached after the first pass, and row groups and their rows are reshuffled every epoch.
+    Petastorm's reader (ventilator, thread pool, sharding by row group) delivers whole row
+    groups, in a new order every pass; its worker here (:func:`_fast_classes`) decodes a row
+    group into numpy without per-row Python work. In ``tf.data`` each row group's rows are
+    permuted (``tf.gather``) and ``rebatch`` re-cuts the groups to the batch size, all in C++.
+    When the shard fits the memory budget the decoded row groups are cached during the first
+    pass; later passes reshuffle the cached groups and their rows.
     """
 
     def __init__(self, job: TrainJob, split: str, rank: int, size: int, finite: bool = False):
@@ -147,34 +145,23 @@ class _stream:
         shard_bytes = len(converter) / self.size * (job.data.input_dim + 1) * 4
         cached = not self.finite and _use_memory_cache(job, shard_bytes)
         shuffle = job.shuffle and self.split == "train"
+        seed = job.seed + self.rank
         self.reader = _make_reader(
             converter.file_urls, workers=job.reader_workers, shuffle=shuffle,
-            seed=job.seed + self.rank if shuffle else None,
-            num_epochs=1 if (cached or self.finite) else None,
+            seed=seed if shuffle else None, num_epochs=1 if (cached or self.finite) else None,
             cur_shard=self.rank if self.size > 1 else None,
             shard_count=self.size if self.size > 1 else None)
         ds = make_petastorm_dataset(self.reader).map(lambda b: (b.features, b.label))
-        if shuffle and not cached and os.environ.get("SDT_TFPERM"):
-            ds = ds.map(_permute_rows, num_parallel_calls=tf.data.AUTOTUNE)
         if cached:
             ds = ds.cache()
-            if shuffle:  # the reader shuffled the first pass only: reshuffle every pass, within
-                # the pass (the buffer holds references to cached row groups, all of them fit)
-                ds = ds.shuffle(_CACHED_GROUPS_SHUFFLED, seed=job.seed + self.rank).map(
-                    _permute_rows, num_parallel_calls=tf.data.AUTOTUNE)
-            ds = ds.repeat()
-        _E = os.environ.get
-        ds = ds.rebatch(job.training.batch_size).prefetch(int(_E("SDT_PREFETCH", "-1")))
-        opts = tf.data.Options()
-        if _E("SDT_PRIV"):
-            opts.threading.private_threadpool_size = int(_E("SDT_PRIV"))
-        if _E("SDT_INTRA"):
-            opts.threading.max_intra_op_parallelism = int(_E("SDT_INTRA"))
-        if _E("SDT_NOAUTOTUNE"):
-            opts.autotune.enabled = False
-        if _E("SDT_NONDET"):
-            opts.deterministic = False
-        ds = ds.with_options(opts)
+            if shuffle:  # pass 1 as read (already in a random group order), then reshuffled
+                # cached groups; the buffer only holds references, and every group fits
+                ds = ds.concatenate(ds.shuffle(_ALL_GROUPS, seed=seed).repeat())
+            else:
+                ds = ds.repeat()
+        if shuffle:
+            ds = ds.map(_permute_rows, num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.rebatch(job.training.batch_size).prefetch(tf.data.AUTOTUNE)
         return ds, cached
 
     def __exit__(self, *exc):
@@ -182,20 +169,23 @@ class _stream:
         self.reader.join()
 
 
+_ALL_GROUPS = 1_000_000  # a shuffle buffer larger than any cached shard's row-group count
+_PASSES_PLANNED = 64  # row-group orders drawn ahead for an endless reader, then they recur
+
+
 def _make_reader(urls: list[str], *, workers: int, shuffle: bool, seed: Optional[int],
                  num_epochs: Optional[int], cur_shard: Optional[int],
                  shard_count: Optional[int]):
     """A Petastorm batch reader over ``urls`` with the classes of :func:`_fast_classes`.
 
-    What ``petastorm.make_batch_reader`` builds (thread pool, ventilator, sharding by row
-    group), with a lighter worker and a new row-group order on every pass; should this
-    Petastorm's ``Reader`` not take these arguments, the stock ``make_batch_reader`` is used
-    (same rows, slower, one row-group order for all passes).
+    The same parts ``petastorm.make_batch_reader`` assembles (thread pool, ventilator,
+    sharding by row group), with a lighter worker, a new row-group order on every pass and a
+    short results queue; should this Petastorm's ``Reader`` not take them, the stock
+    ``make_batch_reader`` is used (same rows; slower, one row-group order for all passes).
+    Rows within a row group come in stored order: :func:`_permute_rows` shuffles them.
     """
-    from petastorm import make_batch_reader
-
-    common = dict(num_epochs=num_epochs, shuffle_row_groups=shuffle, shuffle_rows=shuffle,
-                  seed=seed, cur_shard=cur_shard, shard_count=shard_count)
+    common = dict(num_epochs=num_epochs, shuffle_row_groups=shuffle, seed=seed,
+                  cur_shard=cur_shard, shard_count=shard_count)
     try:
         from petastorm.fs_utils import get_filesystem_and_path_or_paths
         from petastorm.reader import normalize_dataset_url_or_urls
@@ -203,59 +193,60 @@ def _make_reader(urls: list[str], *, workers: int, shuffle: bool, seed: Optional
 
         reader_class, worker_class = _fast_classes()
         fs, paths = get_filesystem_and_path_or_paths(normalize_dataset_url_or_urls(urls))
-        # Each queued result is a decoded row group: keep a few per worker, not Petastorm's 50.
-        pool = ThreadPool(workers, results_queue_size=4 * workers, shuffle_rows=shuffle,
-                          seed=seed)
+        # A queued result is a decoded row group: a few per worker, not Petastorm's 50.
+        pool = ThreadPool(workers, results_queue_size=4 * workers)
         return reader_class(fs, paths, worker_class=worker_class, reader_pool=pool,
                             is_batched_reader=True, **common)
     except (ImportError, TypeError, AttributeError) as exc:
+        from petastorm import make_batch_reader
+
         from . import logs
 
-        logs.get("worker").warning("data: Petastorm's Reader API differs (%s); using "
+        logs.get("worker").warning("data: this Petastorm's Reader differs (%s); using "
                                    "make_batch_reader (slower)", exc)
         return make_batch_reader(urls, workers_count=workers, **common)
 
 
 _FAST_CLASSES: Optional[tuple] = None
-_PASSES_PLANNED = 64  # row-group orders drawn ahead for an endless reader
 
 
 def _fast_classes():
     """Subclasses of Petastorm's ``Reader`` and ``ArrowReaderWorker``, built on first use.
 
-    The worker: the stock one copies every row group with ``Table.take`` (even unshuffled)
-    and turns array columns into matrices through one numpy array per row (``np.vstack`` of a
-    pandas object column). This one reads the row group, views a fixed-length list column's
-    values as a ``(rows, width)`` matrix without copying, and permutes the rows once with
-    numpy (only when shuffling), with a random stream per worker thread. Anything else
-    (nulls, ragged lists, strings, transform specs, row-drop partitions) takes the stock path.
+    The worker: the stock one opens the file twice per row group (once through a Python file
+    object, so reads hold the GIL), copies every row group with ``Table.take`` even when not
+    shuffling rows, and turns an array column into a matrix through one numpy array per row
+    (``np.vstack`` of a pandas object column). This one keeps each file open (natively for
+    local files), reads the row group, and views a fixed-length list column's values as a
+    ``(rows, width)`` matrix without copying. Predicates, transform specs, row-drop
+    partitions, partitioned datasets, local caches and columns that do not fit (nulls, ragged
+    lists, strings) take the stock code.
 
     The reader: Petastorm's ventilator draws the row-group order once, so an endless reader
     (``num_epochs=None``) repeats it on every pass. This one ventilates a fresh permutation
-    of the row groups for each pass (:data:`_PASSES_PLANNED` of them, then they recur).
+    of the row groups for each pass.
     """
     global _FAST_CLASSES
     if _FAST_CLASSES is not None:
         return _FAST_CLASSES
     import numpy as np
+    import pyarrow.parquet as pq
     from petastorm.arrow_reader_worker import ArrowReaderWorker, convert_arrow_table_to_numpy_dict
+    from petastorm.cache import NullCache
     from petastorm.reader import Reader
     from petastorm.workers_pool.ventilator import ConcurrentVentilator
 
     class FastArrowReaderWorker(ArrowReaderWorker):
-        def __init__(self, worker_id, publish_func, args):
-            super().__init__(worker_id, publish_func, args)
-            if self._random_seed is not None:
-                self._rng = np.random.default_rng([self._random_seed, worker_id])
-
-        def _load_rows(self, pq_file, piece, shuffle_row_drop_range):
-            if self._transform_spec or shuffle_row_drop_range[1] != 1:
-                return super()._load_rows(pq_file, piece, shuffle_row_drop_range)
+        def process(self, piece_index, worker_predicate, shuffle_row_drop_partition):
+            piece = self._split_pieces[piece_index]
+            if (worker_predicate or shuffle_row_drop_partition[1] != 1 or self._transform_spec
+                    or self._shuffle_rows or not isinstance(self._local_cache, NullCache)
+                    or piece.partition_keys or piece.row_group is None):
+                return super().process(piece_index, worker_predicate, shuffle_row_drop_partition)
             names = [f.name for f in self._schema.fields.values()]
-            partitions = self._dataset.partitions
-            stored = set(partitions.partition_names) if partitions else set()
-            table = piece.read(columns=[n for n in names if n not in stored],
-                               partitions=partitions)
+            table = self._file(piece.path).read_row_group(piece.row_group, columns=names)
+            if table.num_rows == 0:
+                return
             out = {}
             for name in names:
                 values = _column_as_numpy(table.column(name))
@@ -263,10 +254,16 @@ def _fast_classes():
                     values = convert_arrow_table_to_numpy_dict(table.select([name]),
                                                                self._schema)[name]
                 out[name] = values
-            if self._shuffle_rows and table.num_rows > 1 and not os.environ.get("SDT_TFPERM"):
-                order = self._rng.permutation(table.num_rows)
-                out = {name: values[order] for name, values in out.items()}
-            return out
+            self.publish_func(out)
+
+        def _file(self, path):
+            files = self.__dict__.setdefault("_open_files", {})
+            if path not in files:
+                fs = self._filesystem
+                local = type(fs).__name__ == "LocalFileSystem"
+                files[path] = pq.ParquetFile(path if local else fs.open(path, "rb"),
+                                             memory_map=local)
+            return files[path]
 
     class ReshufflingReader(Reader):
         def _create_ventilator(self, row_group_indexes, shuffle_row_groups,
@@ -293,24 +290,24 @@ def _fast_classes():
 
 
 def _column_as_numpy(column):
-    """A numeric column as a numpy vector, a fixed-length list column as a matrix; else None."""
+    """A numeric column as a numpy vector, a fixed-length numeric list column as a matrix
+    (both without copying where Arrow allows); None for anything else."""
     import numpy as np
     import pyarrow as pa
 
     arr = column.chunks[0] if column.num_chunks == 1 else column.combine_chunks()
-    if arr.null_count:
+    if arr.null_count or len(arr) == 0:
         return None
     kind = arr.type
     if pa.types.is_integer(kind) or pa.types.is_floating(kind):
         return arr.to_numpy(zero_copy_only=False)
     if not (pa.types.is_list(kind) or pa.types.is_large_list(kind)):
         return None
-    item = kind.value_type
-    if not (pa.types.is_integer(item) or pa.types.is_floating(item)):
+    if not (pa.types.is_integer(kind.value_type) or pa.types.is_floating(kind.value_type)):
         return None
     offsets = arr.offsets.to_numpy()
-    width = int(offsets[1] - offsets[0]) if len(arr) else 0
-    if len(arr) == 0 or not (np.diff(offsets) == width).all():
+    width = int(offsets[1] - offsets[0])
+    if not (np.diff(offsets) == width).all():
         return None
     values = arr.values.slice(int(offsets[0]), int(offsets[-1] - offsets[0]))
     if values.null_count:
