@@ -26,7 +26,7 @@ from .schema import DataSettings
 
 log = logs.get("data")
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: feature elements non-null (required in Parquet)
 FEATURES = "features"
 LABEL = "label"
 DEFAULT_CACHE_DIR = ".cache/petastorm"
@@ -120,10 +120,14 @@ def _materialise(spark, settings, manifest, split, features, cache, min_files):
         return url, _parquet_files(spark, url), rows
     layout = manifest.layout
     df = read_split(spark, settings.path, split)
+    # Elements declared non-null (validation has already refused null features), so Parquet
+    # stores them as required: no definition level per value, ~20% cheaper to decode.
+    zero = F.lit(0.0).cast("float")
     if layout.feature_kind == "array":
-        x = F.col(layout.features[0]).cast("array<float>")
+        x = F.transform(F.col(layout.features[0]).cast("array<float>"),
+                        lambda v: F.coalesce(v, zero))
     else:
-        x = F.array(*[F.col(c).cast("float") for c in features])
+        x = F.array(*[F.coalesce(F.col(c).cast("float"), zero) for c in features])
     y = F.col(layout.label).cast("int" if layout.task == "classification" else "float")
     row_bytes = 4 * (len(features) if layout.feature_kind == "columns"
                      else manifest.num_features) + 4

@@ -171,6 +171,8 @@ class _stream:
 
 _ALL_GROUPS = 1_000_000  # a shuffle buffer larger than any cached shard's row-group count
 _PASSES_PLANNED = 64  # row-group orders drawn ahead for an endless reader, then they recur
+_WAIT_S = 0.05  # reader threads block on their queues this long between looks at the stop flag
+_VENTILATION_WAIT_S = 0.02  # the ventilator's sleep while the workers have enough queued
 
 
 def _make_reader(urls: list[str], *, workers: int, shuffle: bool, seed: Optional[int],
@@ -180,7 +182,8 @@ def _make_reader(urls: list[str], *, workers: int, shuffle: bool, seed: Optional
 
     The same parts ``petastorm.make_batch_reader`` assembles (thread pool, ventilator,
     sharding by row group), with a lighter worker, a new row-group order on every pass and a
-    short results queue; should this Petastorm's ``Reader`` not take them, the stock
+    short results queue and threads that do not poll; should this Petastorm's ``Reader`` not
+    take them, the stock
     ``make_batch_reader`` is used (same rows; slower, one row-group order for all passes).
     Rows within a row group come in stored order: :func:`_permute_rows` shuffles them.
     """
@@ -189,12 +192,11 @@ def _make_reader(urls: list[str], *, workers: int, shuffle: bool, seed: Optional
     try:
         from petastorm.fs_utils import get_filesystem_and_path_or_paths
         from petastorm.reader import normalize_dataset_url_or_urls
-        from petastorm.workers_pool.thread_pool import ThreadPool
 
-        reader_class, worker_class = _fast_classes()
+        reader_class, worker_class, pool_class = _fast_classes()
         fs, paths = get_filesystem_and_path_or_paths(normalize_dataset_url_or_urls(urls))
         # A queued result is a decoded row group: a few per worker, not Petastorm's 50.
-        pool = ThreadPool(workers, results_queue_size=4 * workers)
+        pool = pool_class(workers, results_queue_size=4 * workers)
         return reader_class(fs, paths, worker_class=worker_class, reader_pool=pool,
                             is_batched_reader=True, **common)
     except (ImportError, TypeError, AttributeError) as exc:
@@ -211,7 +213,8 @@ _FAST_CLASSES: Optional[tuple] = None
 
 
 def _fast_classes():
-    """Subclasses of Petastorm's ``Reader`` and ``ArrowReaderWorker``, built on first use.
+    """Subclasses of Petastorm's ``Reader``, ``ArrowReaderWorker`` and ``ThreadPool`` (built on
+    first use).
 
     The worker: the stock one opens the file twice per row group (once through a Python file
     object, so reads hold the GIL), copies every row group with ``Table.take`` even when not
@@ -225,16 +228,40 @@ def _fast_classes():
     The reader: Petastorm's ventilator draws the row-group order once, so an endless reader
     (``num_epochs=None``) repeats it on every pass. This one ventilates a fresh permutation
     of the row groups for each pass.
+
+    The thread pool: Petastorm's threads wait on their queues in 1 ms slices (an idle worker,
+    or one whose results queue is full, wakes 1,000 times a second and takes the GIL each
+    time; with two streams of two workers that is 4,000 wake-ups a second beside the training
+    loop) and its ventilator in 10 ms slices. Here the same code waits :data:`_WAIT_S` and
+    :data:`_VENTILATION_WAIT_S`: queue operations still return as soon as they can, only a
+    stop request is noticed later. (The pool's methods are rebound to module globals with
+    these values, so no Petastorm code is copied or patched.)
     """
     global _FAST_CLASSES
     if _FAST_CLASSES is not None:
         return _FAST_CLASSES
+    import types
+
     import numpy as np
     import pyarrow.parquet as pq
     from petastorm.arrow_reader_worker import ArrowReaderWorker, convert_arrow_table_to_numpy_dict
     from petastorm.cache import NullCache
     from petastorm.reader import Reader
+    from petastorm.workers_pool import thread_pool
     from petastorm.workers_pool.ventilator import ConcurrentVentilator
+
+    def rebind(fn, **names):
+        """``fn`` reading ``names`` from its module globals with the values given."""
+        return types.FunctionType(fn.__code__, {**fn.__globals__, **names}, fn.__name__,
+                                  fn.__defaults__, fn.__closure__)
+
+    class QuietWorkerThread(thread_pool.WorkerThread):
+        run = rebind(thread_pool.WorkerThread.run, IO_TIMEOUT_INTERVAL_S=_WAIT_S)
+
+    class QuietThreadPool(thread_pool.ThreadPool):
+        start = rebind(thread_pool.ThreadPool.start, WorkerThread=QuietWorkerThread)
+        _stop_aware_put = rebind(thread_pool.ThreadPool._stop_aware_put,
+                                 IO_TIMEOUT_INTERVAL_S=_WAIT_S)
 
     class FastArrowReaderWorker(ArrowReaderWorker):
         def process(self, piece_index, worker_predicate, shuffle_row_drop_partition):
@@ -269,23 +296,23 @@ def _fast_classes():
         def _create_ventilator(self, row_group_indexes, shuffle_row_groups,
                                shuffle_row_drop_partitions, num_epochs, worker_predicate,
                                max_ventilation_queue_size, seed):
-            if not shuffle_row_groups or num_epochs == 1 or len(row_group_indexes) < 2:
-                return super()._create_ventilator(
-                    row_group_indexes, shuffle_row_groups, shuffle_row_drop_partitions,
-                    num_epochs, worker_predicate, max_ventilation_queue_size, seed)
             items = [{"piece_index": piece, "worker_predicate": worker_predicate,
                       "shuffle_row_drop_partition": (part, shuffle_row_drop_partitions)}
                      for piece in row_group_indexes
                      for part in range(shuffle_row_drop_partitions)]
-            rng = np.random.default_rng(seed)
-            passes = _PASSES_PLANNED if num_epochs is None else num_epochs
-            planned = [items[i] for _ in range(passes) for i in rng.permutation(len(items))]
-            return ConcurrentVentilator(self._workers_pool.ventilate, planned,
-                                        iterations=None if num_epochs is None else 1,
+            iterations = num_epochs
+            if shuffle_row_groups and items:
+                rng = np.random.default_rng(seed)
+                passes = _PASSES_PLANNED if num_epochs is None else num_epochs
+                items = [items[i] for _ in range(passes) for i in rng.permutation(len(items))]
+                iterations = None if num_epochs is None else 1
+            return ConcurrentVentilator(self._workers_pool.ventilate, items,
+                                        iterations=iterations,
                                         max_ventilation_queue_size=max_ventilation_queue_size,
-                                        randomize_item_order=False)
+                                        randomize_item_order=False,
+                                        ventilation_interval=_VENTILATION_WAIT_S)
 
-    _FAST_CLASSES = (ReshufflingReader, FastArrowReaderWorker)
+    _FAST_CLASSES = (ReshufflingReader, FastArrowReaderWorker, QuietThreadPool)
     return _FAST_CLASSES
 
 
