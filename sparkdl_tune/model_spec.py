@@ -29,6 +29,7 @@ Initializer = Literal[
 Padding = Literal["valid", "same"]
 Pooling = Literal["max", "avg", "none"]
 Optimizer = Literal["sgd", "adagrad", "adadelta", "rmsprop", "adam", "adamax", "nadam"]
+Schedule = Literal["constant", "cosine"]
 Loss = Literal[
     "auto", "sparse_categorical_crossentropy", "categorical_crossentropy",
     "binary_crossentropy", "mse", "mae", "huber",
@@ -273,6 +274,10 @@ class TrainingSpec:
         nesterov: Nesterov momentum, ``sgd`` only.
         batch_size: Rows per step, per worker.
         epochs: Passes over the training data.
+        lr_schedule: ``constant``, or ``cosine``: the rate decays along a half cosine from
+            ``learning_rate`` to 0 over all the steps of ``epochs`` (in-graph, per step).
+        time_limit_minutes: Stop after the epoch that would leave too little time for
+            another one of the same length (all ranks agree); null for no limit.
         loss: ``auto`` picks sparse categorical cross-entropy for several classes, binary
             cross-entropy (one sigmoid unit) for two, ``mse`` for regression. Labels are
             always sparse integers; ``categorical_crossentropy`` one-hot encodes them inside
@@ -289,6 +294,8 @@ class TrainingSpec:
     nesterov: bool = False
     batch_size: int = 128
     epochs: int = 3
+    lr_schedule: Schedule = "constant"
+    time_limit_minutes: Optional[float] = None
     loss: Loss = "auto"
     metrics: tuple[Metric, ...] = ("auto",)
     early_stopping: EarlyStoppingSpec = field(default_factory=EarlyStoppingSpec)
@@ -311,3 +318,9 @@ class TrainingSpec:
                "nesterov is true but momentum is 0; set momentum, e.g. 0.9")
         _check(self.batch_size >= 1, f"batch_size is {self.batch_size}; use a positive integer")
         _check(self.epochs >= 1, f"epochs is {self.epochs}; use a positive integer")
+        _check(self.time_limit_minutes is None or self.time_limit_minutes > 0,
+               f"time_limit_minutes is {self.time_limit_minutes}; use a positive number of "
+               "minutes, or null for no limit")
+        _check(self.lr_schedule == "constant" or not self.reduce_lr.enabled,
+               f"lr_schedule is {self.lr_schedule!r} and reduce_lr is enabled: both set the "
+               "learning rate; use one (reduce_lr.enabled: false or lr_schedule: constant)")

@@ -51,6 +51,7 @@ def build_model(
     seed: Optional[int] = None,
     wrap_optimizer: Optional[Callable[[Any], Any]] = None,
     legacy_optimizer: bool = False,
+    total_steps: Optional[int] = None,
 ):
     """Build and compile the network described by ``model`` and ``training``.
 
@@ -64,6 +65,7 @@ def build_model(
         wrap_optimizer: Called with the optimizer before compiling, e.g.
             ``hvd.DistributedOptimizer``.
         legacy_optimizer: Use ``tf.keras.optimizers.legacy`` classes (for older Horovod).
+        total_steps: Optimizer steps of the whole fit, for ``training.lr_schedule: cosine``.
 
     Returns:
         A compiled ``tf.keras.Model``.
@@ -95,7 +97,8 @@ def build_model(
                                     **_kernel_args(tf, model, seeds))(x)
     net = tf.keras.Model(inputs, outputs, name=f"sparkdl_tune_{model.architecture}")
 
-    optimizer = make_optimizer(training, learning_rate, legacy=legacy_optimizer)
+    optimizer = make_optimizer(training, learning_rate, legacy=legacy_optimizer,
+                               total_steps=total_steps)
     if wrap_optimizer is not None:
         optimizer = wrap_optimizer(optimizer)
     net.compile(optimizer=optimizer, loss=_loss(tf, head.loss),
@@ -104,13 +107,15 @@ def build_model(
 
 
 def make_optimizer(training: TrainingSpec, learning_rate: Optional[float] = None, *,
-                   legacy: bool = False):
+                   legacy: bool = False, total_steps: Optional[int] = None):
     """Create the Keras optimizer named by ``training.optimizer``.
 
     Args:
         training: Supplies the optimizer name, learning rate, momentum and nesterov flag.
         learning_rate: Overrides ``training.learning_rate``.
         legacy: Use the ``tf.keras.optimizers.legacy`` class of the same name.
+        total_steps: Steps the cosine schedule decays over; required for
+            ``lr_schedule: cosine``.
 
     Returns:
         A fresh ``tf.keras`` optimizer.
@@ -121,6 +126,12 @@ def make_optimizer(training: TrainingSpec, learning_rate: Optional[float] = None
     if not rate > 0:
         raise ConfigError(f"learning rate is {rate}; set training.learning_rate > 0, e.g. 0.001")
     kwargs: dict[str, Any] = {"learning_rate": rate}
+    if training.lr_schedule == "cosine":
+        if not total_steps or total_steps < 1:
+            raise ConfigError("lr_schedule cosine needs the number of training steps; "
+                              "pass total_steps (epochs x steps per epoch)")
+        kwargs["learning_rate"] = tf.keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=rate, decay_steps=total_steps)
     if training.optimizer == "sgd":
         kwargs.update(momentum=training.momentum, nesterov=training.nesterov)
     elif training.optimizer == "rmsprop":

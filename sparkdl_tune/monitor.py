@@ -23,6 +23,7 @@ TAG_SEARCH = "sparkdl_tune.search"
 TAG_TRIAL = "sparkdl_tune.trial"
 TAG_VALS = "sparkdl_tune.vals"
 TAG_LOSS = "sparkdl_tune.loss"
+THROUGHPUT_KEYS = ("samples_per_second", "num_proc", "threads_per_proc")  # kept per trial
 
 
 @dataclass
@@ -192,7 +193,7 @@ def _record_of(doc: dict) -> TrialRecord:
         failure = result.get("failure") or (f"{error[0]}: {error[1]}" if error else
                                             "cancelled (search timeout or early stop)")
     extra = {k: float(v) for k, v in (result.get("test_metrics") or {}).items()}
-    for key in ("samples_per_second", "num_proc"):
+    for key in THROUGHPUT_KEYS:
         if result.get(key):
             extra[key] = float(result[key])
     return TrialRecord(

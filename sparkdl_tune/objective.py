@@ -54,6 +54,7 @@ def evaluate(spec: TrialSpec, point: Any) -> dict[str, Any]:
                 "score": score, "history": history, "test_metrics": result.test_metrics,
                 "epochs_run": result.epochs_run, "samples_per_second": result.samples_per_second,
                 "learning_rate": result.learning_rate, "num_proc": result.num_proc,
+                "threads_per_proc": result.extra.get("threads_per_proc"),
                 "duration": time.time() - started}
     except Exception as exc:  # any failure ends this trial only
         return {**base, "status": STATUS_FAIL, "failure": _reason(exc),

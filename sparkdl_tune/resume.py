@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
-from .monitor import TAG_KIND, TAG_LOSS, TAG_SEARCH, TAG_TRIAL, TAG_VALS, TrialRecord
+from .monitor import (TAG_KIND, TAG_LOSS, TAG_SEARCH, TAG_TRIAL, TAG_VALS, THROUGHPUT_KEYS,
+                      TrialRecord)
 
 
 def find_search(settings, name: str):
@@ -36,12 +37,14 @@ def finished_trials(settings, parent_run_id: str, space) -> list[TrialRecord]:
         loss = tags.get(TAG_LOSS)
         vals = json.loads(tags[TAG_VALS])
         records.append(TrialRecord(
-            number=int(tags[TAG_TRIAL]), ok=ok, vals=vals, params=space.decode(vals), loss=float(loss) if ok and loss else None,
+            number=int(tags[TAG_TRIAL]), ok=ok, vals=vals, params=space.decode(vals),
+            loss=float(loss) if ok and loss else None,
             score=metrics.get("objective") if ok else None,
             failure=tags.get("failure_reason"), duration=metrics.get("trial_seconds", 0.0),
             start=float(tags.get("sparkdl_tune.start") or 0.0),
             epochs_run=int(metrics.get("epochs_run", 0)),
-            extra={k: v for k, v in metrics.items() if k.startswith("test_")},
+            extra={k: v for k, v in metrics.items()
+                   if k.startswith("test_") or k in THROUGHPUT_KEYS},
             run_id=run.info.run_id))
     records.sort(key=lambda r: r.number)
     for i, record in enumerate(records):

@@ -99,7 +99,9 @@ class SearchSettings:
     ``space_file`` names a YAML file with a top-level ``space:``; one of them is required.
     ``metric``/``mode`` default to validation accuracy (max) for classification and
     validation loss (min) for regression. ``trial_epochs`` screens candidates with fewer
-    epochs than ``final_epochs`` (default ``training.epochs``) used for the retrain of the best.
+    epochs than ``final_epochs`` (default ``training.epochs``) used for the retrain of the best;
+    ``final_minutes`` caps the retrain's wall time: its epochs are cut to what the best trial's
+    measured throughput says fits, and training stops before an epoch that would not.
     ``execution_mode``: ``parallel`` (SparkTrials, one in-process training per Spark task),
     ``distributed`` (driver-side Trials, each trial a Horovod job of ``execution.num_proc``),
     or ``auto``. ``report`` writes plots and an HTML page into ``<output_dir>/<name>/report``
@@ -120,6 +122,7 @@ class SearchSettings:
     parallelism: Optional[int] = None
     trial_epochs: Optional[int] = None
     final_epochs: Optional[int] = None
+    final_minutes: Optional[float] = None
     retrain: bool = True
     report: bool = True
     seed: int = 42
@@ -129,6 +132,9 @@ class SearchSettings:
     def __post_init__(self):
         if self.max_trials < 1:
             raise ValueError(f"max_trials is {self.max_trials}; use 1 or more")
+        if self.final_minutes is not None and self.final_minutes <= 0:
+            raise ValueError(f"final_minutes is {self.final_minutes}; use a positive number "
+                             "of minutes, or null for no limit")
         if self.parallelism is not None and self.parallelism < 1:
             raise ValueError(f"parallelism is {self.parallelism}; use 1 or more")
         if self.space is not None and self.space_file is not None:

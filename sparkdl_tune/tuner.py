@@ -32,6 +32,7 @@ from .space import SearchSpace
 log = logs.get("tune")
 
 PARALLEL_MAX_SHARD_MB = 4096  # a train split bigger than this goes to Horovod trials
+TPE_STARTUP_TRIALS = 10  # random trials before TPE models the results (at most)
 
 
 def load_space(cfg: Config) -> SearchSpace:
@@ -103,7 +104,8 @@ def tune(cfg: Config, spark=None) -> dict[str, Any]:
     space = load_space(cfg)
     options = dict(s.genetic.__dict__) | {"seed": s.seed} if s.algorithm == "genetic" else {}
     if s.algorithm == "tpe":
-        options = {"n_startup_jobs": max(3, min(20, s.max_trials // 4))}
+        # hyperopt's default is 20 random starts; a budget of a few dozen trials needs fewer
+        options = {"n_startup_jobs": max(3, min(TPE_STARTUP_TRIALS, s.max_trials // 4))}
     algo = make_algo(s.algorithm, space, **options)
     metric, mode = objective_metric(cfg)
     tracking.setup(cfg.mlflow)
@@ -229,8 +231,13 @@ def _retrain(cfg: Config, prepared, space: SearchSpace, best: TrialRecord,
     both = SparkDatasetConverter(train.cache_dir_url, list(train.file_urls) + list(val.file_urls),
                                  len(train) + len(val))
     combined = replace(data, converters={**data.converters, "train": both})
+    epochs = cfg.search.final_epochs or cfg.training.epochs
+    budget = cfg.search.final_minutes
+    if budget:
+        epochs = _epochs_within(budget, epochs, best, len(both), prepared.spark, cfg)
     final_cfg = with_values(cfg, {**best.params,
-                                  "training.epochs": cfg.search.final_epochs or cfg.training.epochs,
+                                  "training.epochs": epochs,
+                                  "training.time_limit_minutes": budget,
                                   # validation rows are training rows now: nothing to monitor
                                   "training.early_stopping.enabled": False,
                                   "training.reduce_lr.enabled": False})
@@ -247,6 +254,38 @@ def _retrain(cfg: Config, prepared, space: SearchSpace, best: TrialRecord,
     return {"run_id": run.info.run_id, "model_uri": info["model_uri"],
             "registered_version": info.get("registered_version"),
             "test_metrics": result.test_metrics, "epochs": result.epochs_run}
+
+
+BUDGET_SHARE = 0.9  # of search.final_minutes planned for epochs; the rest: test, logging
+
+
+def _epochs_within(minutes: float, epochs: int, best: TrialRecord, rows: int, spark,
+                   cfg: Config) -> int:
+    """How many of ``epochs`` fit in ``minutes``, judged from the best trial's samples/s.
+
+    The trial ran with fewer TensorFlow threads beside other trials; the retrain gets the
+    square root of the thread ratio as its speed-up (conservative: matrix products scale
+    better than that on idle cores, and the time limit stops an overrun anyway).
+    """
+    from .launch import threads_per_proc
+
+    measured = best.extra.get("samples_per_second", 0.0)
+    if measured <= 0:
+        log.info("tune: no throughput measured for trial %d; the retrain keeps %d epochs "
+                 "and stops at the %.1f-minute limit", best.number + 1, epochs, minutes)
+        return epochs
+    n = cfg.execution.num_proc
+    trial_threads = max(1, int(best.extra.get("threads_per_proc", 1)))
+    speedup = (threads_per_proc(spark, n, cfg.execution.threads_per_proc) / trial_threads) ** 0.5
+    if n > 1 and best.extra.get("num_proc", 1) < n:
+        speedup *= 0.8 * n / best.extra.get("num_proc", 1)  # Horovod scales less than linearly
+    epoch_seconds = rows / (measured * max(speedup, 1.0))
+    fit = max(1, int(minutes * 60 * BUDGET_SHARE // epoch_seconds))
+    if fit < epochs:
+        log.info("tune: %d final epochs would take ~%.1f min at trial %d's %.0f samples/s; "
+                 "%d fit in search.final_minutes=%.1f", epochs, epochs * epoch_seconds / 60,
+                 best.number + 1, measured, fit, minutes)
+    return min(epochs, fit)
 
 
 def space_description(space: SearchSpace) -> dict[str, str]:

@@ -77,11 +77,12 @@ def run(job: TrainJob) -> tuple[RankReport, Optional[TrainResult]]:
 
     training = job.training
     lr = training.learning_rate * (size if job.scale_learning_rate else 1)
-    model = build_model(job.model, training, job.data.input_dim, job.data.num_classes,
-                        learning_rate=lr, seed=job.seed,
-                        wrap_optimizer=hvd.DistributedOptimizer if hvd else None)
     train_rows = job.data.rows("train")
     steps = max(1, train_rows // (training.batch_size * size))
+    model = build_model(job.model, training, job.data.input_dim, job.data.num_classes,
+                        learning_rate=lr, seed=job.seed,
+                        wrap_optimizer=hvd.DistributedOptimizer if hvd else None,
+                        total_steps=steps * training.epochs)
     val_steps = max(1, job.data.rows("validation") // (training.batch_size * size))
     timer = _EpochTimer(tf)
     callbacks: list[Any] = []
@@ -89,6 +90,8 @@ def run(job: TrainJob) -> tuple[RankReport, Optional[TrainResult]]:
         callbacks += [hvd.callbacks.BroadcastGlobalVariablesCallback(0),
                       hvd.callbacks.MetricAverageCallback()]
     callbacks += [timer, tf.keras.callbacks.TerminateOnNaN(), *make_callbacks(training)]
+    if training.time_limit_minutes:
+        callbacks.append(_TimeLimit(tf, training.time_limit_minutes * 60, timer, hvd))
 
     started = time.monotonic()
     with _stream(job, "train", rank, size) as (train_ds, cached), \
@@ -151,7 +154,8 @@ class _stream:
             seed=seed if shuffle else None, num_epochs=1 if (cached or self.finite) else None,
             cur_shard=self.rank if self.size > 1 else None,
             shard_count=self.size if self.size > 1 else None)
-        ds = make_petastorm_dataset(self.reader).map(lambda b: (b.features, b.label))
+        ds = make_petastorm_dataset(self.reader).map(
+            tf.autograph.experimental.do_not_convert(_features_and_label))
         if cached:
             ds = ds.cache()
             if shuffle:  # pass 1 as read (already in a random group order), then reshuffled
@@ -342,6 +346,10 @@ def _column_as_numpy(column):
     return values.to_numpy(zero_copy_only=False).reshape(len(arr), width)
 
 
+def _features_and_label(batch):
+    return batch.features, batch.label
+
+
 def _permute_rows(x, y):
     import tensorflow as tf
 
@@ -380,6 +388,30 @@ class _EpochTimer:
                 self.seconds.append(time.monotonic() - self._t)
 
         return Timer()
+
+
+class _TimeLimit:
+    """A Keras callback ending ``fit`` after the epoch that leaves less time than the longest
+    epoch so far took (built lazily: no TF at import). Under Horovod every rank takes the
+    same decision (stop when any rank asks: the mean of their wishes is above 0), so no rank
+    waits on a stopped one.
+    """
+
+    def __new__(cls, tf, seconds: float, timer, hvd=None):
+        class TimeLimit(tf.keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                self._started = time.monotonic()
+
+            def on_epoch_end(self, epoch, logs=None):
+                left = seconds - (time.monotonic() - self._started)
+                stop = float(left < max(timer.seconds, default=0.0))
+                if hvd is not None:
+                    stop = float(hvd.allreduce(tf.constant(stop), name="time_limit"))
+                if stop > 0:
+                    self.model.stop_training = True
+                    self.stopped_epoch = epoch + 1
+
+        return TimeLimit()
 
 
 def _set_threads(tf, threads: int) -> None:

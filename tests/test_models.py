@@ -151,6 +151,24 @@ def test_sgd_momentum_nesterov_and_legacy_optimizer():
     assert isinstance(make_optimizer(training, legacy=True), tf.keras.optimizers.legacy.SGD)
 
 
+def test_cosine_schedule_decays_to_zero_over_the_given_steps():
+    training = TrainingSpec(optimizer="adam", learning_rate=0.01, lr_schedule="cosine")
+    schedule = make_optimizer(training, total_steps=10).get_config()["learning_rate"]
+    schedule = tf.keras.optimizers.schedules.deserialize(schedule)
+    assert [round(float(schedule(s)), 6) for s in (0, 5, 10, 20)] == [0.01, 0.005, 0.0, 0.0]
+    with pytest.raises(ConfigError, match="total_steps"):
+        make_optimizer(training)
+    model = build_model(SMALL, training, INPUT_DIM, 3, total_steps=4)
+    assert math.isfinite(_fit(model, num_classes=3))
+
+
+def test_cosine_schedule_and_reduce_lr_are_refused_together():
+    with pytest.raises(ValueError, match="lr_schedule is 'cosine' and reduce_lr is enabled"):
+        TrainingSpec(lr_schedule="cosine", reduce_lr=ReduceLRSpec(enabled=True))
+    with pytest.raises(ValueError, match="time_limit_minutes is 0"):
+        TrainingSpec(time_limit_minutes=0)
+
+
 def test_wrap_optimizer_is_applied_before_compiling():
     seen = []
 

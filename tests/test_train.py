@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -69,6 +70,19 @@ def test_horovod_two_ranks(spark, tiny_dataset, tmp_path):
     assert run.data.metrics["num_proc"] == 2
     # the learning rate was scaled by the two ranks
     assert run.data.metrics["learning_rate"] == pytest.approx(2 * cfg.training.learning_rate)
+
+
+@pytest.mark.parametrize("num_proc", [1, 2])
+def test_time_limit_stops_training_on_every_rank(spark, tiny_dataset, tmp_path, num_proc):
+    # 0.6 s: the first epoch (with TensorFlow's tracing) is longer than what is left after it
+    cfg = load_config(None, overrides=train_overrides(
+        tiny_dataset, tmp_path, training__epochs=6, training__time_limit_minutes=0.01,
+        training__lr_schedule="cosine", execution__num_proc=num_proc))
+    started = time.monotonic()
+    summary = train(cfg, spark)
+    assert summary["num_proc"] == num_proc
+    assert summary["epochs_run"] == 1  # of 6, and no rank was left waiting
+    assert time.monotonic() - started < 120
 
 
 @pytest.mark.parametrize("override,needle", [
