@@ -241,6 +241,8 @@ def _convert(hint: Any, value: Any, dotted: str, origins: Mapping[str, str]) -> 
             f"{where}: '{dotted}' must be {_type_name(hint)}, got {value!r}"
         )
     if origin is typing.Literal:
+        if isinstance(value, bool) and {"on", "off"} <= set(args):
+            value = "on" if value else "off"  # YAML 1.1 reads a bare on/off as a boolean
         if value in args:
             return value
         close = difflib.get_close_matches(str(value), [str(a) for a in args], n=1)

@@ -20,6 +20,7 @@ _NOISE = [
     r".*np\.bool8.*",
     r".*`product` is deprecated.*",
     r".*pkg_resources.*",
+    r".*Running multiple iterations over make_petastorm_dataset.*",  # we cache in tf.data
 ]
 
 

@@ -105,7 +105,9 @@ class Monitor:
                     # killed by the search's own timeout or stop rule: not a failure, and a
                     # resumed search runs it again
                     record.cancelled = True
-                    record.failure = f"cancelled when the search stopped ({record.failure})"
+                    # (the cause hyperopt stored is Spark's job-cancelled error with its
+                    # Java stack: it says nothing more)
+                    record.failure = "cancelled when the search stopped"
                 if not record.params:  # an errored trial has no result to carry them
                     try:
                         record.params = self.space.decode(record.vals)
@@ -160,7 +162,8 @@ class Monitor:
         best = self.best
         best_text = (f"best {self.metric} {best.score:.4f} (trial {best.number + 1})"
                      if best else "no successful trial yet")
-        outcome = (f"{self.metric} {r.score:.4f}" if r.ok else f"FAILED: {r.failure}")
+        outcome = (f"{self.metric} {r.score:.4f}" if r.ok else
+                   r.failure if r.cancelled else f"FAILED: {r.failure}")
         log.info("tune: trial %d/%d %s | %s | %d failed | %s elapsed%s",
                  r.number + 1, total, outcome, best_text, len(self.failures), _clock(elapsed),
                  left)

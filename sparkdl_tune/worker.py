@@ -83,7 +83,6 @@ def run(job: TrainJob) -> tuple[RankReport, Optional[TrainResult]]:
                         learning_rate=lr, seed=job.seed,
                         wrap_optimizer=hvd.DistributedOptimizer if hvd else None,
                         total_steps=steps * training.epochs)
-    val_steps = max(1, job.data.rows("validation") // (training.batch_size * size))
     timer = _EpochTimer(tf)
     callbacks: list[Any] = []
     if hvd:
@@ -95,10 +94,10 @@ def run(job: TrainJob) -> tuple[RankReport, Optional[TrainResult]]:
 
     started = time.monotonic()
     with _stream(job, "train", rank, size) as (train_ds, cached), \
-            _stream(job, "validation", rank, size) as (val_ds, _):
+            _stream(job, "validation", rank, size, per_pass=True) as (val_ds, _):
         report.cached_in_memory = cached
         history = model.fit(train_ds, epochs=training.epochs, steps_per_epoch=steps,
-                            validation_data=val_ds, validation_steps=val_steps,
+                            validation_data=val_ds,
                             callbacks=callbacks, verbose=job.verbose if rank == 0 else 0)
     if rank != 0:
         return report, None
@@ -134,10 +133,18 @@ class _stream:
     permuted (``tf.gather``) and ``rebatch`` re-cuts the groups to the batch size, all in C++.
     When the shard fits the memory budget the decoded row groups are cached during the first
     pass; later passes reshuffle the cached groups and their rows.
+
+    The training stream is endless (``fit`` counts steps). ``finite``: one pass, no cache
+    (the test split). ``per_pass`` (the validation split): Keras starts a new iterator for
+    every evaluation, so each iteration is one whole pass over the shard, every row once; the
+    first fills the cache when it is on, later ones read it (without the cache the reader is
+    reset and reads the Parquet again).
     """
 
-    def __init__(self, job: TrainJob, split: str, rank: int, size: int, finite: bool = False):
+    def __init__(self, job: TrainJob, split: str, rank: int, size: int, finite: bool = False,
+                 per_pass: bool = False):
         self.job, self.split, self.rank, self.size, self.finite = job, split, rank, size, finite
+        self.per_pass = per_pass
 
     def __enter__(self):
         import tensorflow as tf
@@ -151,7 +158,8 @@ class _stream:
         seed = job.seed + self.rank
         self.reader = _make_reader(
             converter.file_urls, workers=job.reader_workers, shuffle=shuffle,
-            seed=seed if shuffle else None, num_epochs=1 if (cached or self.finite) else None,
+            seed=seed if shuffle else None,
+            num_epochs=1 if (cached or self.finite or self.per_pass) else None,
             cur_shard=self.rank if self.size > 1 else None,
             shard_count=self.size if self.size > 1 else None)
         ds = make_petastorm_dataset(self.reader).map(
@@ -161,7 +169,7 @@ class _stream:
             if shuffle:  # pass 1 as read (already in a random group order), then reshuffled
                 # cached groups; the buffer only holds references, and every group fits
                 ds = ds.concatenate(ds.shuffle(_ALL_GROUPS, seed=seed).repeat())
-            else:
+            elif not self.per_pass:
                 ds = ds.repeat()
         if shuffle:  # one row group at a time is enough; a parallel map costs more CPU
             ds = ds.map(_permute_rows)

@@ -115,3 +115,10 @@ def test_help_is_fast_and_imports_nothing_heavy():
              "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_bare_on_and_off_are_the_words_where_a_setting_takes_them():
+    # YAML 1.1 turns a bare off into False; in_memory_cache takes the word
+    cfg = load_config(None, overrides=["data.in_memory_cache=off"])
+    assert cfg.data.in_memory_cache == "off"
+    assert load_config(None, overrides=["data.in_memory_cache=on"]).data.in_memory_cache == "on"

@@ -72,6 +72,33 @@ def test_horovod_two_ranks(spark, tiny_dataset, tmp_path):
     assert run.data.metrics["learning_rate"] == pytest.approx(2 * cfg.training.learning_rate)
 
 
+@pytest.mark.parametrize("cache", ["auto", "off"])
+def test_each_validation_pass_covers_the_whole_split(spark, tiny_dataset, tmp_path, cache):
+    """The last epoch's val metrics are those of the final weights on every validation row
+    (30 rows in batches of 8: a pass that stopped at whole batches would see 24)."""
+    import pyarrow.parquet as pq
+    import tensorflow as tf
+
+    from sparkdl_tune.trainer import fit
+
+    cfg = load_config(None, overrides=train_overrides(
+        tiny_dataset, tmp_path, training__batch_size=8, training__epochs=3,
+        data__in_memory_cache=cache))
+    prepared = prepare_inputs(cfg, spark)
+    result = fit(cfg, prepared, verbose=0)
+    assert result.extra["cached_in_memory"] is (cache == "auto")
+    files = [u[len("file://"):] for u in prepared.data.converters["validation"].file_urls]
+    table = pq.ParquetDataset(files).read()
+    x = np.stack(table.column("features").to_numpy(zero_copy_only=False)).astype(np.float32)
+    y = table.column("label").to_numpy()
+    assert len(y) == 30
+    probs = result.build_model().predict(x, verbose=0)
+    loss = float(tf.keras.losses.sparse_categorical_crossentropy(y, probs).numpy().mean())
+    assert result.history["val_accuracy"][-1] == pytest.approx(float(np.mean(
+        probs.argmax(axis=1) == y)), abs=1e-6)
+    assert result.history["val_loss"][-1] == pytest.approx(loss, rel=1e-4)
+
+
 @pytest.mark.parametrize("num_proc", [1, 2])
 def test_time_limit_stops_training_on_every_rank(spark, tiny_dataset, tmp_path, num_proc):
     # 0.6 s: the first epoch (with TensorFlow's tracing) is longer than what is left after it

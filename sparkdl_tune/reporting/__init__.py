@@ -94,8 +94,9 @@ def report(settings: MlflowSettings, search: str, out_dir: str,
         raise
     paths = {name: os.path.join(final, name) for name in [*images, "report.html"]}
     _log_artifacts(data.run_id, paths.values())
-    log.info("report: search %r, %d trials (%d failed) -> %s (%.1fs)", data.name,
-             len(data.trials), len(data.failed), paths["report.html"],
+    log.info("report: search %r, %d trials (%d failed, %d cancelled) -> %s (%.1fs)",
+             data.name, len(data.trials), len(data.failed), len(data.cancelled),
+             paths["report.html"],
              time.monotonic() - started)
     return paths
 

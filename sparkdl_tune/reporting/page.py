@@ -93,8 +93,9 @@ def page(search: Search, params: list[Param], scores: list[tuple[str, float, str
 
 def _cards(search: Search) -> str:
     best, final = search.best, search.final
+    cancelled = f", {len(search.cancelled)} cancelled" if search.cancelled else ""
     cards = [(f"{len(search.trials)}", f"trials: {len(search.ok)} finished, "
-                                       f"{len(search.failed)} failed")]
+                                       f"{len(search.failed)} failed{cancelled}")]
     if best is not None:
         cards.append((f"{best.objective:.4g}", f"best {search.metric} (trial {best.number + 1})"))
     if final and final["test"]:

@@ -34,6 +34,7 @@ class Trial:
     failure: Optional[str]
     run_id: str
     curves: dict[str, list[float]] = field(default_factory=dict)
+    cancelled: bool = False  # stopped by the search's own timeout or stop rule (KILLED)
 
 
 @dataclass
@@ -57,7 +58,11 @@ class Search:
 
     @property
     def failed(self) -> list[Trial]:
-        return [t for t in self.trials if not t.ok]
+        return [t for t in self.trials if not t.ok and not t.cancelled]
+
+    @property
+    def cancelled(self) -> list[Trial]:
+        return [t for t in self.trials if t.cancelled]
 
     @property
     def best(self) -> Optional[Trial]:
@@ -222,7 +227,7 @@ def _trial(run) -> Trial:
                  seconds=float(m.get("trial_seconds", 0.0)), epochs=int(m.get("epochs_run", 0)),
                  test={k: v for k, v in m.items() if k.startswith("test_")},
                  failure=None if ok else tags.get("failure_reason", run.info.status),
-                 run_id=run.info.run_id)
+                 run_id=run.info.run_id, cancelled=run.info.status == "KILLED")
 
 
 def _number(text: Optional[str]) -> Any:
