@@ -255,14 +255,15 @@ def child_stream_alone(args) -> dict:
     import tensorflow as tf
 
     from sparkdl_tune import logs
-    from sparkdl_tune.worker import _set_threads, _stream
+    from sparkdl_tune.stream import stream
+    from sparkdl_tune.worker import _set_threads
 
     logs.quiet_libraries()
     _set_threads(tf, job.threads)
     batch = cfg.training.batch_size
     steps, _ = _steps(cfg, data)
     seconds, cpu = [], []
-    with _stream(job, "train", 0, 1) as (ds, _):
+    with stream(job, "train", 0, 1) as (ds, _):
         it = iter(ds)
         for _ in range(cfg.training.epochs):
             t, c = time.monotonic(), time.process_time()
@@ -282,7 +283,7 @@ def child_reader_alone(args, stock: bool) -> dict:
     job = _job(args, cfg, data, in_memory_cache="off")
     from petastorm import make_batch_reader
 
-    from sparkdl_tune.worker import _make_reader
+    from sparkdl_tune.stream import _make_reader
 
     urls = data.converters["train"].file_urls
     reader = (make_batch_reader(urls, num_epochs=None, workers_count=job.reader_workers,
