@@ -125,3 +125,17 @@ def tune_overrides(dataset, tmp_path, space: dict, **extra) -> list[str]:
     base.update({k.replace("__", "."): v for k, v in extra.items()})
     return train_overrides(dataset, tmp_path, **{k.replace(".", "__"): v
                                                  for k, v in base.items()})
+
+
+def spark_submit(*args: str, timeout: int = 300):
+    """``spark-submit --master local[2] ARGS`` from the repository root with this venv's
+    Python (the venv's bin on PATH); the finished process, output captured as text."""
+    import subprocess
+
+    venv_bin = os.path.dirname(sys.executable)
+    env = {**os.environ, "PATH": f"{venv_bin}:{os.environ['PATH']}",
+           "PYSPARK_PYTHON": sys.executable}
+    return subprocess.run(
+        [os.path.join(venv_bin, "spark-submit"), "--master", "local[2]",
+         "--conf", "spark.ui.enabled=false", *args],
+        capture_output=True, text=True, timeout=timeout, env=env)

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from conftest import spark_submit
 from sparkdl_tune.cli import main
 from sparkdl_tune.datasets import (FashionMnistSource, SyntheticClassificationSource,
                                    SyntheticRegressionSource, TabularSource)
@@ -116,19 +117,9 @@ def test_bad_fraction_is_a_config_error(tiny_fashion_dir, tmp_path, capsys, spar
 
 def test_spark_submit_prepare_job(tiny_fashion_dir, tmp_path):
     """jobs/prepare.py under a real spark-submit --master local[2]."""
-    import os
-    import subprocess
-    import sys
-
-    venv_bin = os.path.dirname(sys.executable)
-    env = {**os.environ, "PATH": f"{venv_bin}:{os.environ['PATH']}",
-           "PYSPARK_PYTHON": sys.executable}
     out = tmp_path / "fm"
-    proc = subprocess.run(
-        [os.path.join(venv_bin, "spark-submit"), "--master", "local[2]",
-         "--conf", "spark.ui.enabled=false", "jobs/prepare.py", "fashion-mnist",
-         "--source", str(tiny_fashion_dir), "--out", str(out)],
-        capture_output=True, text=True, timeout=300, env=env)
+    proc = spark_submit("jobs/prepare.py", "fashion-mnist", "--source", str(tiny_fashion_dir),
+                        "--out", str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
     # spark-submit merges the Python driver's stderr (our progress lines) into stdout
     assert "prepare: train 270, validation 30, test 100 rows" in proc.stdout

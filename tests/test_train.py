@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 
-from conftest import train_overrides
+from conftest import spark_submit, train_overrides
 from sparkdl_tune.cli import main
 from sparkdl_tune.config import load_config
 from sparkdl_tune.trainer import prepare_inputs, train
@@ -130,15 +128,9 @@ def test_bad_training_config_exits_2_before_training(spark, tiny_dataset, tmp_pa
 
 def test_spark_submit_job_trains_and_logs(tiny_dataset, tmp_path):
     """jobs/train.py under a real spark-submit; the run is read back from MLflow."""
-    venv_bin = os.path.dirname(sys.executable)
-    env = {**os.environ, "PATH": f"{venv_bin}:{os.environ['PATH']}",
-           "PYSPARK_PYTHON": sys.executable}
     summary_file = tmp_path / "summary.json"
-    proc = subprocess.run(
-        [os.path.join(venv_bin, "spark-submit"), "--master", "local[2]",
-         "--conf", "spark.ui.enabled=false", "jobs/train.py", "conf/jobs/fashion_mlp.yaml",
-         "--summary", str(summary_file), *train_overrides(tiny_dataset, tmp_path)],
-        capture_output=True, text=True, timeout=300, env=env)
+    proc = spark_submit("jobs/train.py", "conf/jobs/fashion_mlp.yaml", "--summary",
+                        str(summary_file), *train_overrides(tiny_dataset, tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(summary_file.read_text())
     run = mlflow_client(tmp_path).get_run(summary["run_id"])
