@@ -86,6 +86,7 @@ def read_yaml(path: pathlib.Path) -> tuple[dict[str, Any], dict[str, str]]:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise ConfigError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    _refuse_duplicate_keys(node, "", path, set())
     if data is None:
         return {}, {}
     if not isinstance(data, dict):
@@ -93,6 +94,33 @@ def read_yaml(path: pathlib.Path) -> tuple[dict[str, Any], dict[str, str]]:
     origins: dict[str, str] = {}
     _record_origins(node, "", path, origins)
     return data, origins
+
+
+def _refuse_duplicate_keys(node: Any, prefix: str, path: pathlib.Path, seen: set) -> None:
+    """A key given twice in one mapping, at any depth, is an error: PyYAML keeps the last
+    silently, so one of the two values the user wrote would be dropped without a word."""
+    import yaml
+
+    if node is None or id(node) in seen:  # an alias to a node already walked
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _refuse_duplicate_keys(item, f"{prefix.rstrip('.')}[{i}].", path, seen)
+    elif isinstance(node, yaml.MappingNode):
+        lines: dict[tuple, int] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # '<<: *base': overriding is its point
+                continue
+            line = key_node.start_mark.line + 1
+            dotted = f"{prefix}{key_node.value}"
+            ident = (key_node.tag, key_node.value if isinstance(key_node, yaml.ScalarNode)
+                     else id(key_node))
+            if ident in lines:
+                raise ConfigError(f"{path}: key '{dotted}' is given twice (lines {lines[ident]} "
+                                  f"and {line}); keep one")
+            lines[ident] = line
+            _refuse_duplicate_keys(value_node, dotted + ".", path, seen)
 
 
 def _record_origins(node: Any, prefix: str, path: pathlib.Path, out: dict[str, str]) -> None:

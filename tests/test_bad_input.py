@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
 import pytest
 
 from sparkdl_tune.cli import main
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def run_prepare(args, capsys):
@@ -167,14 +170,54 @@ def test_validate_catches_a_split_broken_after_prepare(spark, tiny_fashion_dir, 
     assert code == 2 and len(err) == 1 and "out of range for 5 classes" in err[0]
 
 
+def run_console(*args: str, timeout: int = 120) -> subprocess.CompletedProcess:
+    """The real console script in its own process, from the repository root, on local[1]."""
+    exe = os.path.join(os.path.dirname(sys.executable), "sparkdl-tune")
+    return subprocess.run(
+        [exe, *args, "spark.master=local[1]", "spark.conf.spark.ui.enabled=false"],
+        capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+def assert_one_error_line(proc, *needles) -> str:
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = error_lines(proc.stderr)
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("sparkdl-tune: error: ")
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
 def test_console_script_exit_code_and_single_line(tmp_path):
     """The real console script, in its own process: exit 2 and one line on stderr."""
-    exe = os.path.join(os.path.dirname(sys.executable), "sparkdl-tune")
-    proc = subprocess.run(
-        [exe, "prepare", "tabular", "--input", str(tmp_path / "missing.csv"), "--label", "y",
-         "--out", str(tmp_path / "out"), "spark.master=local[1]", "spark.conf.spark.ui.enabled=false"],
-        capture_output=True, text=True, timeout=120)
+    proc = run_console("prepare", "tabular", "--input", str(tmp_path / "missing.csv"),
+                       "--label", "y", "--out", str(tmp_path / "out"))
     assert proc.returncode == 2
     assert error_lines(proc.stderr) == [f"sparkdl-tune: error: source {tmp_path / 'missing.csv'} does not exist; "
                      "check --input"]
     assert not (tmp_path / "out").exists()
+
+
+def test_a_config_key_given_twice_stops_train_with_both_lines(tmp_path):
+    job = tmp_path / "job.yaml"
+    job.write_text("data:\n  path: data/fashion-mnist\ntraining:\n  epochs: 3\n"
+                   "  batch_size: 64\n  learning_rate: 0.01\n  epochs: 9\n")
+    proc = run_console("train", str(job))
+    assert_one_error_line(proc, f"{job}: key 'training.epochs' is given twice (lines 4 and 7)")
+
+
+def test_a_space_file_key_given_twice_stops_tune_before_any_data_work(tmp_path):
+    space = tmp_path / "space.yaml"
+    space.write_text("space:\n  model.dropout: {uniform: [0, 0.5]}\n"
+                     "  training.learning_rate: {loguniform: [1.0e-4, 1.0e-2]}\n"
+                     "  model.dropout: {uniform: [0.1, 0.2]}\n")
+    job = tmp_path / "job.yaml"
+    job.write_text(f"data:\n  path: {tmp_path / 'no-such-dataset'}\n"
+                   f"search:\n  space_file: {space}\n  output_dir: {tmp_path / 'out'}\n"
+                   f"mlflow:\n  tracking_uri: sqlite:///{tmp_path}/mlflow.db\n")
+    proc = run_console("tune", str(job))
+    # the dataset does not exist either: the space file is read first
+    assert_one_error_line(proc, f"{space}: key 'space.model.dropout' is given twice "
+                                "(lines 2 and 4)")
+    assert not (tmp_path / "out").exists()
+

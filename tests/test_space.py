@@ -261,6 +261,24 @@ def test_yaml_error_names_the_file_and_line(tmp_path):
         SearchSpace.from_yaml(tmp_path / "missing.yaml")
 
 
+def test_a_space_entry_given_twice_names_the_file_and_both_lines(tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_text("space:\n  model.dropout: {uniform: [0, 0.5]}\n"
+                    "  training.learning_rate: {loguniform: [1.0e-4, 1.0e-2]}\n"
+                    "  model.dropout: {choice: [0.1, 0.2]}\n")
+    with pytest.raises(ConfigError) as err:
+        SearchSpace.from_yaml(path)
+    assert str(err.value) == (
+        f"{path}: key 'space.model.dropout' is given twice (lines 2 and 4); keep one")
+    # inside a branch too
+    path.write_text("space:\n  model.architecture:\n    choice:\n      - value: mlp\n"
+                    "        model.units: {choice: [[8], [16]]}\n"
+                    "        model.units: {choice: [[32]]}\n")
+    with pytest.raises(ConfigError, match=r"key 'space.model.architecture.choice\[0\]."
+                                          r"model.units' is given twice \(lines 5 and 6\)"):
+        SearchSpace.from_yaml(path)
+
+
 def test_shipped_spaces_load_and_sample():
     mlp = SearchSpace.from_yaml(CONF / "mlp.yaml")
     assert [d.name for d in mlp.dimensions] == [
