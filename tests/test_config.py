@@ -97,6 +97,35 @@ def test_invalid_yaml_and_missing_file(conf, tmp_path):
         load_config(conf, files=[tmp_path / "nope.yaml"])
 
 
+def test_a_key_given_twice_names_the_file_both_lines_and_the_key(conf, tmp_path):
+    job = tmp_path / "job.yaml"
+    job.write_text("training:\n  epochs: 3\n  batch_size: 64\n  epochs: 9\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(conf, files=[job])
+    assert str(err.value) == (
+        f"{job}: key 'training.epochs' is given twice (lines 2 and 4); keep one")
+    # at any depth, in a flow mapping too, and in the layers under conf/
+    job.write_text("search:\n  space:\n    model.dropout: {uniform: [0, 0.5]}\n"
+                   "    training.epochs: {choice: [1, 2]}\n"
+                   "    model.dropout: {uniform: [0.1, 0.2]}\n")
+    with pytest.raises(ConfigError, match=r"key 'search.space.model.dropout' is given twice "
+                                          r"\(lines 3 and 5\)"):
+        load_config(conf, files=[job])
+    (conf / "base" / "spark.yaml").write_text("spark:\n  conf: {spark.a: '1', spark.a: '2'}\n")
+    with pytest.raises(ConfigError, match=r"spark.yaml: key 'spark.conf.spark.a' is given twice "
+                                          r"\(lines 2 and 2\)"):
+        load_config(conf)
+
+
+def test_the_same_key_in_two_mappings_or_over_a_merge_key_is_fine(conf, tmp_path):
+    job = tmp_path / "job.yaml"
+    job.write_text("execution:\n  seed: 1\nsearch:\n  seed: 2\n"
+                   "training:\n  <<: {epochs: 3, batch_size: 16}\n  epochs: 5\n")
+    cfg = load_config(conf, files=[job])
+    assert (cfg.execution.seed, cfg.search.seed) == (1, 2)
+    assert (cfg.training.epochs, cfg.training.batch_size) == (5, 16)
+
+
 def test_repository_conf_loads():
     cfg = load_config("conf", env="local")
     assert cfg.training.batch_size > 0
