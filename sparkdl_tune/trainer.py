@@ -102,8 +102,8 @@ def train(cfg: Config, spark=None, run_name: Optional[str] = None) -> dict[str, 
     from . import tracking
 
     started = time.monotonic()
+    where = tracking.setup(cfg.mlflow)  # a wrong tracking URI fails before the data is read
     prepared = prepare_inputs(cfg, spark)
-    where = tracking.setup(cfg.mlflow)
     name = run_name or f"train-{cfg.model.architecture}"
     with tracking.start_run(cfg.mlflow, name) as run:
         try:

@@ -7,6 +7,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -221,3 +222,21 @@ def test_a_space_file_key_given_twice_stops_tune_before_any_data_work(tmp_path):
                                 "(lines 2 and 4)")
     assert not (tmp_path / "out").exists()
 
+
+def test_an_unreachable_tracking_server_stops_train_before_the_data_is_read(tmp_path):
+    started = time.monotonic()
+    proc = run_console("train", "conf/jobs/fashion_mlp.yaml",
+                       "mlflow.tracking_uri=http://127.0.0.1:9",
+                       f"data.path={tmp_path / 'no-such-dataset'}",
+                       f"data.cache_url={tmp_path / 'cache'}")
+    elapsed = time.monotonic() - started
+    print(f"unreachable tracking server: exit {proc.returncode} after {elapsed:.1f} s")
+    line = assert_one_error_line(proc, "http://127.0.0.1:9", "MLflow tracking server",
+                                 "mlflow server", "mlflow.tracking_uri")
+    assert "no-such-dataset" not in line  # the data path is checked only after the server
+
+
+def test_an_unreachable_tracking_server_stops_report(tmp_path):
+    proc = run_console("report", "some-search", "mlflow.tracking_uri=http://127.0.0.1:9",
+                       f"search.output_dir={tmp_path / 'out'}")
+    assert_one_error_line(proc, "http://127.0.0.1:9", "MLflow tracking server")

@@ -1,8 +1,10 @@
-"""MLflow tracking against real SQLite stores in temporary directories, with a real Keras model."""
+"""MLflow tracking against real SQLite stores in temporary directories, with a real Keras model;
+the tracking-server check against a real HTTP server on localhost."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -169,3 +171,126 @@ def test_importing_the_module_does_not_import_mlflow():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=Path(__file__).parents[1])
     assert out.stdout.strip() == "False"
+
+
+NO_EXPERIMENT = (404, "application/json", '{"error_code": "RESOURCE_DOES_NOT_EXIST"}')
+
+
+class _Server:
+    """A real HTTP server on localhost that answers like a tracking server we configure:
+    ``accept`` holds the Authorization headers it takes; others get ``refuse`` (401)."""
+
+    def __init__(self, accept=(), refuse=401, answer=NO_EXPERIMENT):
+        import http.server
+        import threading
+
+        outer = self
+        self.accept, self.refuse, self.answer, self.seen = set(accept), refuse, answer, []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                outer.seen.append((self.path, self.headers.get("Authorization")))
+                auth = self.headers.get("Authorization")
+                if outer.accept and auth not in outer.accept:
+                    status, kind, body = outer.refuse, "application/json", '{"error": "no"}'
+                else:
+                    status, kind, body = outer.answer
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body.encode())
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def no_mlflow_credentials(monkeypatch):
+    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN",
+                 "MLFLOW_TRACKING_INSECURE_TLS", "MLFLOW_TRACKING_URI"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def _basic(user, password):
+    import base64
+
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def test_a_server_that_refuses_the_credentials_is_a_config_error(no_mlflow_credentials):
+    from sparkdl_tune.errors import ConfigError
+
+    env = no_mlflow_credentials
+    with _Server(accept={_basic("ann", "pw"), "Bearer tok"}) as server:
+        settings = MlflowSettings(tracking_uri=server.url, experiment="exp one")
+        with pytest.raises(ConfigError) as err:
+            tracking.setup(settings)  # stops before MLflow's client retries anything
+        assert str(err.value) == (
+            f"the MLflow tracking server at {server.url} refused the credentials (HTTP 401); "
+            "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or "
+            "MLFLOW_TRACKING_TOKEN, to an account that may read and write there")
+        assert server.seen == [("/api/2.0/mlflow/experiments/get-by-name?experiment_name=exp+one",
+                                None)]
+
+        # user:password in the URI, redacted in the message
+        wrong = MlflowSettings(tracking_uri=server.url.replace("//", "//ann:secret@"))
+        with pytest.raises(ConfigError, match="refused the credentials") as err:
+            tracking.check_reachable(wrong)
+        assert "secret" not in str(err.value) and "http://***@127.0.0.1" in str(err.value)
+        right = MlflowSettings(tracking_uri=server.url.replace("//", "//ann:pw@"))
+        tracking.check_reachable(right)
+
+        env.setenv("MLFLOW_TRACKING_TOKEN", "tok")
+        tracking.check_reachable(settings)
+        env.setenv("MLFLOW_TRACKING_USERNAME", "ann")
+        env.setenv("MLFLOW_TRACKING_PASSWORD", "pw")
+        tracking.check_reachable(settings)
+        assert [auth for _, auth in server.seen[-2:]] == ["Bearer tok", _basic("ann", "pw")]
+
+        env.setenv("MLFLOW_TRACKING_PASSWORD", "nope")
+        server.refuse = 403
+        with pytest.raises(ConfigError, match=r"refused the credentials \(HTTP 403\)"):
+            tracking.check_reachable(settings)
+
+
+@pytest.mark.parametrize("answer, message", [
+    ((500, "text/plain", "boom"), "answered HTTP 500 Internal Server Error; check the server's"),
+    ((404, "text/html", "<h1>Not Found</h1>"), "answered HTTP 404 to the MLflow REST API"),
+    ((200, "text/html", "<form>log in</form>"), "with text/html, not MLflow's JSON"),
+])
+def test_a_server_that_is_not_a_working_mlflow_is_a_config_error(no_mlflow_credentials, answer,
+                                                                 message):
+    from sparkdl_tune.errors import ConfigError
+
+    with _Server(answer=answer) as server:
+        with pytest.raises(ConfigError, match=re.escape(message)) as err:
+            tracking.check_reachable(MlflowSettings(tracking_uri=server.url))
+    assert server.url in str(err.value) and "mlflow.tracking_uri" in str(err.value)
+
+
+def test_only_http_stores_are_checked(no_mlflow_credentials, tmp_path):
+    from sparkdl_tune.errors import ConfigError
+
+    for uri in (f"sqlite:///{tmp_path}/none/m.db", f"file://{tmp_path}/none", "databricks"):
+        assert tracking.check_reachable(MlflowSettings(tracking_uri=uri)) is None
+    with _Server() as server:  # an MLflow server without the experiment: fine, setup creates it
+        tracking.check_reachable(MlflowSettings(tracking_uri=server.url + "/"))
+    assert server.seen[0][0].startswith("/api/2.0/mlflow/experiments/get-by-name?")
+    no_mlflow_credentials.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    with pytest.raises(ConfigError, match=r"cannot reach the MLflow tracking server at "
+                                          r"http://127.0.0.1:9 \(connection refused.*or fix "
+                                          r"MLFLOW_TRACKING_URI$"):
+        tracking.check_reachable(MlflowSettings())

@@ -101,6 +101,7 @@ def find_parent(settings: MlflowSettings, search: str):
     from .. import tracking
     from ..resume import find_search
 
+    tracking.check_reachable(settings)  # in seconds, not after MLflow's minutes of retries
     run = find_search(settings, search)  # also points MLflow at the store
     if run is None and _RUN_ID.match(search):
         try:
