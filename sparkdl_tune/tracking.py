@@ -137,6 +137,8 @@ def check_reachable(settings: MlflowSettings) -> None:
             f"{response.headers.get('Content-Type') or 'no content type'}, not MLflow's JSON; "
             f"is it the MLflow tracking server's base address (and logged in)? fix {source}")
     status = response.status_code
+    if status in (401, 403) and os.environ.get("MLFLOW_TRACKING_AUTH"):
+        return  # an MLflow auth plugin signs MLflow's own requests, not this one: let it try
     if status in (401, 403):
         raise ConfigError(
             f"the MLflow tracking server at {shown} refused the credentials (HTTP {status}); "

@@ -219,7 +219,7 @@ class _Server:
 @pytest.fixture
 def no_mlflow_credentials(monkeypatch):
     for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN",
-                 "MLFLOW_TRACKING_INSECURE_TLS", "MLFLOW_TRACKING_URI"):
+                 "MLFLOW_TRACKING_AUTH", "MLFLOW_TRACKING_INSECURE_TLS", "MLFLOW_TRACKING_URI"):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
@@ -264,6 +264,8 @@ def test_a_server_that_refuses_the_credentials_is_a_config_error(no_mlflow_crede
         server.refuse = 403
         with pytest.raises(ConfigError, match=r"refused the credentials \(HTTP 403\)"):
             tracking.check_reachable(settings)
+        env.setenv("MLFLOW_TRACKING_AUTH", "some_plugin")  # its credentials are not ours to see
+        tracking.check_reachable(settings)
 
 
 @pytest.mark.parametrize("answer, message", [
