@@ -35,8 +35,7 @@ $CLI tune conf/jobs/fashion_tune.yaml data.path="$DATA" search.name="$SEARCH" \
   search.output_dir="$OUT/tune" > "$OUT/tune-summary.json"
 .venv/bin/python - "$OUT/tune-summary.json" <<'PY'
 import json, sys
-text = open(sys.argv[1]).read()
-s = json.loads(text[text.rindex("\n{\n") + 1:] if "\n{\n" in text else text)
+s = json.load(open(sys.argv[1]))  # stdout of tune is exactly one JSON document
 print(f"[demo] search '{s['search']}': {s.get('trials')} trials ({s.get('failed')} failed), "
       f"{s.get('execution_mode')} mode, best trial {s.get('best_trial')} "
       f"{s.get('metric')} {s.get('best_' + str(s.get('metric')), float('nan')):.4f}")

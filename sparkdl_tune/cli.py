@@ -1,15 +1,21 @@
 """``sparkdl-tune``: argument parsing only; the work is done by the package's functions.
 
 Exit codes: 0 success, 2 bad input or configuration (one line on stderr), 1 anything else.
-Nothing heavy is imported until a sub-command runs, so ``--help`` answers at once.
+Nothing heavy is imported until a sub-command runs, so ``--help`` answers at once. Standard
+output carries exactly one JSON document (the summary); progress, Keras epoch lines, the ranks'
+output and everything libraries print go to stderr, so ``sparkdl-tune tune ... | jq .`` works.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any, Optional
 
 from .errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, SparkdlTuneError, UserError
 
@@ -92,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     tu = sub.add_parser("tune", parents=[common],
                         help="search hyper-parameters, retrain the best, register it")
     tu.add_argument("config", help="job YAML with a search: section")
+    tu.add_argument("--summary", help="also write the JSON summary to this file (atomically)")
     _overrides(tu)
     rep = sub.add_parser("report", parents=[common],
                          help="plots and an HTML page of a search, read from MLflow")
@@ -127,7 +134,8 @@ def _source(args):
         test_fraction=args.test_fraction)
 
 
-def _run(args) -> int:
+def _run(args) -> tuple[Any, Optional[str]]:
+    """Do the sub-command's work; return its JSON-able summary and the --summary file, if any."""
     from .config import load_config
     from .session import get_spark
 
@@ -138,25 +146,20 @@ def _run(args) -> int:
 
         source = _source(args)
         manifest = prepare(source, args.out, get_spark(cfg.spark), overwrite=args.overwrite)
-        print(manifest.to_json())
-        return EXIT_OK
+        return json.loads(manifest.to_json()), None
     if args.command == "validate":
         from .validation import validate_dataset
 
         manifest = validate_dataset(get_spark(cfg.spark), args.dataset)
-        print(json.dumps({"dataset": args.dataset, "valid": True, "rows": manifest.rows}))
-        return EXIT_OK
+        return {"dataset": args.dataset, "valid": True, "rows": manifest.rows}, None
     if args.command == "train":
         from .trainer import train
 
-        summary = train(cfg, get_spark(cfg.spark), run_name=args.run_name)
-        _emit(summary, args.summary)
-        return EXIT_OK
+        return train(cfg, get_spark(cfg.spark), run_name=args.run_name), args.summary
     if args.command == "tune":
         from .tuner import tune
 
-        _emit(tune(cfg, get_spark(cfg.spark)), None)
-        return EXIT_OK
+        return tune(cfg, get_spark(cfg.spark)), args.summary
     if args.command == "report":
         import os
 
@@ -167,14 +170,38 @@ def _run(args) -> int:
             cfg = load_config(args.conf_dir, args.env, overrides=[*args.overrides, *extra])
         name = find_parent(cfg.mlflow, args.search).data.tags.get("sparkdl_tune.search")
         out = args.out or os.path.join(cfg.search.output_dir, name or args.search, "report")
-        _emit(report(cfg.mlflow, args.search, out, pairs or None), None)
-        return EXIT_OK
+        return report(cfg.mlflow, args.search, out, pairs or None), None
     raise AssertionError(args.command)
 
 
-def _emit(summary: dict, path: str | None) -> None:
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Send everything written to stdout meanwhile to stderr: Python's ``sys.stdout`` and file
+    descriptor 1 (which the Spark JVM and other child processes started meanwhile inherit)."""
+    saved_stream, saved_fd = sys.stdout, None
+    try:
+        sys.stdout.flush()
+        saved_fd = os.dup(1)
+        sys.stderr.flush()
+        os.dup2(2, 1)
+    except (OSError, ValueError, io.UnsupportedOperation):  # no real descriptor (notebooks)
+        saved_fd = None
+    sys.stdout = sys.stderr
+    try:
+        yield
+    finally:
+        sys.stdout = saved_stream
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+        if saved_fd is not None:
+            os.dup2(saved_fd, 1)
+            os.close(saved_fd)
+
+
+def _emit(summary: Any, path: str | None) -> None:
+    """The one JSON document on stdout (and, with ``--summary``, in a file)."""
     text = json.dumps(summary, indent=2, default=str)
-    print(text)
+    print(text, flush=True)
     if path:
         from .dataset import write_json_atomic
 
@@ -196,7 +223,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.overrides = [*getattr(args, "overrides", []), *extra]
     logs.setup(verbose=args.verbose)
     try:
-        return _run(args)
+        with _stdout_to_stderr():
+            summary, path = _run(args)
+        _emit(summary, path)
+        return EXIT_OK
     except UserError as exc:
         print(f"sparkdl-tune: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -1,7 +1,8 @@
 """Where a training runs: in this process (``num_proc == 1``) or as a Horovod job on Spark.
 
 Driver side. A failed Horovod worker surfaces here as one :class:`FatalError` naming the rank
-and the worker's own error, never as a hang.
+that failed first and how it ended (see :mod:`sparkdl_tune.outcome`), never as a hang. The
+ranks' output goes to stderr: stdout carries only the command's JSON summary.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 import threading
 
 from . import logs
+from .outcome import Endings, blame
 from .errors import ConfigError, FatalError
 from .result import TrainResult
 from .worker import TrainJob, run
@@ -57,13 +59,14 @@ def train(spark, job: TrainJob, start_timeout: int = 120) -> TrainResult:
     job = _replace(job, in_process=False)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK_GATEWAY")}
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    out = _Tee(sys.stdout)
+    out = _Tee(sys.stderr)
     try:
         outcomes = horovod.spark.run(run, args=(job,), num_proc=job.num_proc, env=env,
                                      stdout=out, stderr=out, verbose=0,
                                      start_timeout=start_timeout)
     except Exception as exc:  # Horovod raises plain Exceptions/RuntimeErrors
-        raise FatalError(_describe_failure(exc, out.text())) from exc
+        endings = out.endings.wait(job.num_proc, ENDINGS_WAIT_SECONDS)
+        raise FatalError(_describe_failure(exc, out.text(), endings, job.num_proc)) from exc
     result = next(r for _, r in outcomes if r is not None)
     result.extra["ranks"] = [rep.__dict__ for rep, _ in outcomes]
     return result
@@ -75,30 +78,43 @@ def _replace(job: TrainJob, **changes) -> TrainJob:
     return replace(job, **changes)
 
 
-def _describe_failure(exc: Exception, output: str) -> str:
-    """One line: which rank failed and its own last error line."""
+ENDINGS_WAIT_SECONDS = 3.0  # for ranks' last output lines to trail in after their exit codes
+
+
+def _describe_failure(exc: Exception, output: str, endings=None, ranks: int = 0) -> str:
+    """One line: the rank that failed first, how it ended, and what became of the others."""
     text = str(exc)
     rank = re.search(r"Process name: (\d+)", text)
+    exit_code = re.search(r"Exit code: (-?\d+)", text)
+    blamed = blame(endings or {}, ranks, int(rank.group(1)) if rank else None,
+                   int(exit_code.group(1)) if exit_code else None)
+    if blamed:
+        return f"Horovod training failed: {blamed}"
     who = f"rank {rank.group(1)}" if rank else "a Horovod worker"
     errors = [ln for ln in output.splitlines()
               if re.search(r"(Error|Exception|Killed|Signal|signal)\b", ln)]
     cause = errors[-1].strip() if errors else text.strip().splitlines()[0] if text else repr(exc)
-    exit_code = re.search(r"Exit code: (-?\d+)", text)
     code = f" (exit code {exit_code.group(1)})" if exit_code else ""
     return f"Horovod training failed: {who} exited{code}: {cause[:400]}"
 
 
 class _Tee(io.TextIOBase):
-    """Forwards worker output to our stdout and keeps the tail for the failure message."""
+    """Forwards worker output to ``target`` (stderr) and keeps the tail for the failure
+    message; the ranks' ending markers are taken out of it into :attr:`endings`."""
 
     def __init__(self, target, keep: int = 200):
         self.target, self.keep, self.lines = target, keep, []
+        self.endings = Endings()
         self.lock = threading.Lock()
 
     def write(self, s: str) -> int:
+        # Horovod writes whole prefixed lines ("[rank]<stream>:text\n"), one per call.
         with self.lock:
-            self.target.write(s)
-            self.lines.extend(s.splitlines())
+            for line in s.splitlines(keepends=True):
+                if self.endings.take(line.rstrip("\r\n")):
+                    continue
+                self.target.write(line)
+                self.lines.append(line.rstrip("\r\n"))
             del self.lines[: -self.keep]
         return len(s)
 

@@ -22,6 +22,14 @@ def find_search(settings, name: str):
     return runs[0] if runs else None
 
 
+def count_trials(settings, parent_run_id: str) -> int:
+    """How many trials the search recorded (finished or failed; cancelled ones run again)."""
+    from . import tracking
+
+    runs = tracking.find_runs(settings, {TAG_KIND: "trial"}, parent_run_id=parent_run_id)
+    return sum(1 for run in runs if run.info.status != "KILLED")
+
+
 def finished_trials(settings, parent_run_id: str, space) -> list[TrialRecord]:
     """Every trial recorded under the search's parent run, in trial order; parameters are
     decoded from the stored hyperopt vals (MLflow params are only strings)."""

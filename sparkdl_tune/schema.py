@@ -94,7 +94,10 @@ class GeneticSettings:
 class SearchSettings:
     """A hyper-parameter search.
 
-    ``name`` identifies the search: running the same name again resumes it from MLflow.
+    ``name`` identifies the search: running the same name again resumes it from MLflow (or
+    reports it, once finished) while its definition is unchanged (see
+    :mod:`sparkdl_tune.definition`); a changed one stops with exit code 2 unless ``resume`` is
+    ``extend``, which keeps the finished trials and runs the rest of a larger budget.
     ``space`` holds the search space inline (dotted config keys -> dimension specs) and
     ``space_file`` names a YAML file with a top-level ``space:``; one of them is required.
     ``metric``/``mode`` default to validation accuracy (max) for classification and
@@ -109,6 +112,7 @@ class SearchSettings:
     """
 
     name: str = "search"
+    resume: Literal["auto", "extend"] = "auto"
     space: Optional[dict[str, Any]] = None
     space_file: Optional[str] = None
     algorithm: Literal["tpe", "random", "anneal", "grid", "genetic"] = "tpe"

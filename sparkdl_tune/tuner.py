@@ -33,6 +33,7 @@ log = logs.get("tune")
 
 PARALLEL_MAX_SHARD_MB = 4096  # a train split bigger than this goes to Horovod trials
 TPE_STARTUP_TRIALS = 10  # random trials before TPE models the results (at most)
+TAG_FINAL = "sparkdl_tune.final_run_id"  # on the parent run once the search is finished
 
 
 def load_space(cfg: Config) -> SearchSpace:
@@ -109,13 +110,23 @@ def tune(cfg: Config, spark=None) -> dict[str, Any]:
     algo = make_algo(s.algorithm, space, **options)
     metric, mode = objective_metric(cfg)
     tracking.setup(cfg.mlflow)
-    from .resume import find_search, finished_trials
+    from .definition import TAG_DEFINITION, check, definition, to_tag
+    from .resume import count_trials, find_search, finished_trials
 
+    defined = definition(cfg, space, metric, mode)
     previous = find_search(cfg.mlflow, s.name)
-    if previous is not None and previous.data.tags.get("sparkdl_tune.final_run_id"):
-        log.info("tune: search %r already finished (run %s); nothing to train", s.name,
-                 previous.info.run_id)
-        return _finished_summary(cfg, previous)
+    if previous is not None:
+        tags = previous.data.tags
+        recorded = count_trials(cfg.mlflow, previous.info.run_id)
+        changed = check(s.name, tags.get(TAG_DEFINITION), defined, s.resume, recorded)
+        finished = bool(tags.get(TAG_FINAL))
+        if finished and not (changed and s.max_trials > recorded):
+            log.info("tune: search %r already finished (run %s); nothing to train", s.name,
+                     previous.info.run_id)
+            return _finished_summary(cfg, previous)
+        if changed:
+            log.info("tune: extending search %r (search.resume=extend): %s; its %d recorded "
+                     "trials are kept", s.name, "; ".join(changed), recorded)
     prepared = prepare_inputs(cfg, spark)
     exec_mode, parallelism, threads, why = choose_mode(cfg, prepared.spark, prepared.data)
     log.info("tune: search %r, %s over %d dimensions, budget %d trials; %s mode (%s)%s",
@@ -134,6 +145,8 @@ def tune(cfg: Config, spark=None) -> dict[str, Any]:
     with tracking.start_run(cfg.mlflow, s.name, tags=tags,
                             resume_run_id=previous.info.run_id if previous else None) as parent:
         parent_id = parent.info.run_id
+        # "": not finished (again), until this run's retrain sets it
+        tracking.set_tags({TAG_DEFINITION: to_tag(defined), TAG_FINAL: ""})
         if not previous:
             tracking.log_params({"search.algorithm": s.algorithm,
                                  "search.max_trials": s.max_trials,
@@ -148,7 +161,7 @@ def tune(cfg: Config, spark=None) -> dict[str, Any]:
         tracking.log_metrics({}, {f"best_{metric}": best.score,
                                   "trials_finished": len(monitor.finished),
                                   "trials_failed": len(monitor.failures)})
-        tracking.set_tags({"sparkdl_tune.final_run_id": (final or {}).get("run_id", "none")})
+        tracking.set_tags({TAG_FINAL: (final or {}).get("run_id", "none")})
     if s.report:
         summary["report"] = _report(cfg, parent_id)
     _write_outputs(cfg, summary, best)
@@ -230,7 +243,10 @@ def _retrain(cfg: Config, prepared, space: SearchSpace, best: TrialRecord,
     train, val = data.converters["train"], data.converters["validation"]
     both = SparkDatasetConverter(train.cache_dir_url, list(train.file_urls) + list(val.file_urls),
                                  len(train) + len(val))
-    combined = replace(data, converters={**data.converters, "train": both})
+    # the validation rows are training rows now: measuring on them would only flatter the model
+    # (no val_* metrics in the final run); test metrics alone describe it
+    converters = {k: v for k, v in data.converters.items() if k != "validation"}
+    combined = replace(data, converters={**converters, "train": both})
     epochs = cfg.search.final_epochs or cfg.training.epochs
     budget = cfg.search.final_minutes
     if budget:
@@ -238,7 +254,7 @@ def _retrain(cfg: Config, prepared, space: SearchSpace, best: TrialRecord,
     final_cfg = with_values(cfg, {**best.params,
                                   "training.epochs": epochs,
                                   "training.time_limit_minutes": budget,
-                                  # validation rows are training rows now: nothing to monitor
+                                  # no validation split: nothing to monitor
                                   "training.early_stopping.enabled": False,
                                   "training.reduce_lr.enabled": False})
     log.info("tune: retraining trial %d's parameters on train+validation (%d rows, %d epochs)",

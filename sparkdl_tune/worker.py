@@ -9,6 +9,7 @@ returns a :class:`RankReport`.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import socket
@@ -55,7 +56,22 @@ class RankReport:
 
 
 def run(job: TrainJob) -> tuple[RankReport, Optional[TrainResult]]:
-    """Train on this rank; see the module docstring."""
+    """Train on this rank; see the module docstring. A rank of a Horovod job says how it
+    ended (:mod:`sparkdl_tune.outcome`), so the driver can blame the right rank."""
+    if job.num_proc == 1:
+        return _train(job)
+    from . import outcome
+
+    try:
+        ended = _train(job)
+    except BaseException as exc:
+        outcome.announce(exc)
+        raise
+    outcome.announce()
+    return ended
+
+
+def _train(job: TrainJob) -> tuple[RankReport, Optional[TrainResult]]:
     gpus = [] if job.in_process else _pin_assigned_gpus()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from . import logs
@@ -95,8 +111,11 @@ def run(job: TrainJob) -> tuple[RankReport, Optional[TrainResult]]:
         callbacks.append(_TimeLimit(tf, training.time_limit_minutes * 60, timer, hvd))
 
     started = time.monotonic()
+    # no validation split (a final model trained on train+validation): no val_* metrics
+    validate = "validation" in job.data.converters
     with stream(job, "train", rank, size) as (train_ds, cached), \
-            stream(job, "validation", rank, size, per_pass=True) as (val_ds, _):
+            (stream(job, "validation", rank, size, per_pass=True) if validate
+             else contextlib.nullcontext((None, False))) as (val_ds, _):
         report.cached_in_memory = cached
         history = model.fit(train_ds, epochs=training.epochs, steps_per_epoch=steps,
                             validation_data=val_ds,

@@ -1,0 +1,91 @@
+"""A search is its definition: a changed rerun is refused (exit 2) unless extended; `tune`
+prints exactly one JSON document; the final model carries no validation metrics."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import tune_overrides
+from sparkdl_tune.cli import main
+
+SPACE = {"training.learning_rate": {"loguniform": [1e-3, 3e-2]},
+         "model.units": {"choice": [[8], [16]]}}
+
+
+def runs(tmp_path, parent_run_id, kind):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    exp = client.get_experiment_by_name("tests")
+    return client.search_runs([exp.experiment_id],
+                              f"tags.`mlflow.parentRunId` = '{parent_run_id}' and "
+                              f"tags.`sparkdl_tune.kind` = '{kind}'")
+
+
+def errors(capsys) -> list[str]:
+    return [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("sparkdl-tune")]
+
+
+def test_tune_stdout_is_one_json_document_and_the_final_run_has_no_validation_metrics(
+        tiny_tabular, tmp_path):
+    exe = os.path.join(os.path.dirname(sys.executable), "sparkdl-tune")
+    summary_file = tmp_path / "summary.json"
+    proc = subprocess.run(
+        [exe, "tune", "conf/jobs/fashion_tune.yaml", "--summary", str(summary_file),
+         *tune_overrides(tiny_tabular, tmp_path, SPACE, search__name="piped",
+                         search__max_trials=2, search__report="false"),
+         "spark.master=local[2]", "spark.conf.spark.ui.enabled=false"],
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout)  # the whole of stdout, nothing before or after it
+    assert json.loads(summary_file.read_text()) == summary
+    assert "Epoch 2/2" in proc.stderr  # Keras's epoch lines went to stderr
+    final = runs(tmp_path, summary["parent_run_id"], "final")[0]
+    assert "test_accuracy" in final.data.metrics
+    assert not [k for k in final.data.metrics if k.startswith("val_")], final.data.metrics
+    trial = runs(tmp_path, summary["parent_run_id"], "trial")[0]
+    assert "val_accuracy" in trial.data.metrics  # trials still validate on validation rows
+
+
+def test_a_changed_search_is_refused_and_extend_runs_only_the_new_trials(spark, tiny_tabular,
+                                                                          tmp_path, capsys):
+    def args(space=SPACE, **extra):
+        return ["tune", "conf/jobs/fashion_tune.yaml",
+                *tune_overrides(tiny_tabular, tmp_path, space, search__name="grown",
+                                search__report="false", **extra)]
+
+    assert main(args(search__max_trials=2)) == 0
+    first = json.loads(capsys.readouterr().out)
+    before = {r.info.run_id for r in runs(tmp_path, first["parent_run_id"], "trial")}
+    assert len(before) == 2
+
+    wider = {**SPACE, "model.units": {"choice": [[8], [32]]}}
+    assert main(args(wider, search__max_trials=2)) == 2
+    err = errors(capsys)
+    assert len(err) == 1 and "search.space.model.units" in err[0], err
+    assert "new search.name" in err[0] and "search.resume=extend" in err[0], err
+
+    assert main(args(search__max_trials=3)) == 2  # a larger budget is a choice too
+    err = errors(capsys)
+    assert len(err) == 1 and "search.max_trials: 2 -> 3" in err[0], err
+
+    assert main(args(wider, search__max_trials=3, search__resume="extend")) == 2
+    err = errors(capsys)
+    assert len(err) == 1 and "only its budget" in err[0] and "model.units" in err[0], err
+    assert len(runs(tmp_path, first["parent_run_id"], "trial")) == 2  # nothing ran meanwhile
+
+    assert main(args(search__max_trials=3, search__resume="extend")) == 0
+    grown = json.loads(capsys.readouterr().out)
+    assert grown["parent_run_id"] == first["parent_run_id"]
+    assert grown["trials"] == 3 and not grown.get("already_finished")
+    after = {r.info.run_id for r in runs(tmp_path, first["parent_run_id"], "trial")}
+    assert before < after and len(after - before) == 1  # only the new trial ran
+    assert len(runs(tmp_path, first["parent_run_id"], "final")) == 2
+
+    assert main(args(search__max_trials=3, search__resume="extend")) == 0  # same again: done
+    again = json.loads(capsys.readouterr().out)
+    assert again["already_finished"] is True
+    assert len(runs(tmp_path, first["parent_run_id"], "trial")) == 3
