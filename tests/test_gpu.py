@@ -134,8 +134,12 @@ def test_each_rank_sees_only_the_gpu_spark_assigned(tiny_dataset, tmp_path):
     assert sorted(r["cuda_visible_devices"] for r in ranks) == OFFERED
 
 
-def _stop_everything(proc, token: str, grace: float = 30.0) -> None:
-    """Stop the child and every process it started (all carry ``token`` in their env)."""
+def _stop_everything(proc, token: str, grace: float = 120.0) -> None:
+    """Stop the child and every process it started (all carry ``token`` in their env).
+
+    ``grace`` only bounds the wait for the Spark JVMs to stop their executors themselves (a
+    few seconds on an idle machine): it ends as soon as none is left, and a shared, loaded
+    machine must not turn a slow shutdown into a "left running" failure."""
     import psutil
 
     if proc.poll() is None:
