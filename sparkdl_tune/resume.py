@@ -14,6 +14,11 @@ from .monitor import (TAG_KIND, TAG_LOSS, TAG_SEARCH, TAG_TRIAL, TAG_VALS, THROU
                       TrialRecord)
 
 
+# KILLED: cancelled by the search's stop; RUNNING: the search died while recording it (a run
+# is created, then filled in, then ended). Either way the trial runs again.
+_RUN_AGAIN = ("KILLED", "RUNNING")
+
+
 def find_search(settings, name: str):
     """The newest parent run of the search called ``name``, or None."""
     from . import tracking
@@ -27,7 +32,7 @@ def count_trials(settings, parent_run_id: str) -> int:
     from . import tracking
 
     runs = tracking.find_runs(settings, {TAG_KIND: "trial"}, parent_run_id=parent_run_id)
-    return sum(1 for run in runs if run.info.status != "KILLED")
+    return sum(1 for run in runs if run.info.status not in _RUN_AGAIN)
 
 
 def finished_trials(settings, parent_run_id: str, space) -> list[TrialRecord]:
@@ -38,7 +43,7 @@ def finished_trials(settings, parent_run_id: str, space) -> list[TrialRecord]:
     runs = tracking.find_runs(settings, {TAG_KIND: "trial"}, parent_run_id=parent_run_id)
     records = []
     for run in runs:
-        if run.info.status == "KILLED":  # cancelled by the search's stop: it runs again
+        if run.info.status in _RUN_AGAIN:
             continue
         tags, metrics = run.data.tags, run.data.metrics
         ok = run.info.status == "FINISHED"
