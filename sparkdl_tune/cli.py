@@ -155,11 +155,12 @@ def _run(args) -> tuple[Any, Optional[str]]:
     if args.command == "train":
         from .trainer import train
 
-        return train(cfg, get_spark(cfg.spark), run_name=args.run_name), args.summary
+        # Spark starts inside, after the checks that need none (tracking server, space)
+        return train(cfg, run_name=args.run_name), args.summary
     if args.command == "tune":
         from .tuner import tune
 
-        return tune(cfg, get_spark(cfg.spark)), args.summary
+        return tune(cfg), args.summary
     if args.command == "report":
         import os
 
