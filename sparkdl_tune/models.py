@@ -237,14 +237,25 @@ def resolve_head(model: ModelSpec, training: TrainingSpec, num_classes: Optional
     return Head(num_classes, "softmax", loss)
 
 
+def metric_names(model: ModelSpec, training: TrainingSpec) -> tuple[str, ...]:
+    """``training.metrics`` with ``auto`` expanded for the task, duplicates removed."""
+    auto = "accuracy" if model.task == "classification" else "mae"
+    return tuple(dict.fromkeys(auto if m == "auto" else m for m in training.metrics))
+
+
+def logged_metrics(model: ModelSpec, training: TrainingSpec) -> tuple[str, ...]:
+    """What a training's history holds: the loss and each metric, on train and validation."""
+    names = ("loss", *metric_names(model, training))
+    return (*names, *(f"val_{n}" for n in names))
+
+
 def resolve_metrics(model: ModelSpec, training: TrainingSpec, head: Head) -> tuple[str, ...]:
     """Metric names with ``auto`` expanded and duplicates removed, checked against the task.
 
     Raises:
         ConfigError: A metric does not fit the task (or needs binary classification).
     """
-    auto = "accuracy" if model.task == "classification" else "mae"
-    names = tuple(dict.fromkeys(auto if m == "auto" else m for m in training.metrics))
+    names = metric_names(model, training)
     wrong = REGRESSION_METRICS if model.task == "classification" else CLASSIFICATION_METRICS
     for name in names:
         if name in wrong:

@@ -59,11 +59,21 @@ def load_space(cfg: Config) -> SearchSpace:
     return space
 
 
-def objective_metric(cfg: Config) -> tuple[str, str]:
+def objective_metric(cfg: Config, space: SearchSpace | None = None) -> tuple[str, str]:
+    """(metric, mode) of the search; a metric no trial's training logs is a ConfigError now,
+    not "all trials failed" at the end (unless the space itself varies training.metrics)."""
+    from .models import logged_metrics
+
     metric = cfg.search.metric or ("val_accuracy" if cfg.model.task == "classification"
                                    else "val_loss")
     mode = cfg.search.mode or ("min" if any(w in metric for w in ("loss", "mae", "mse", "error"))
                                else "max")
+    varied = space is not None and any(d.name == "training.metrics" for d in space.dimensions)
+    logged = logged_metrics(cfg.model, cfg.training)
+    if not varied and metric not in logged:
+        raise ConfigError(f"search.metric is {metric!r} but the trials' training logs only "
+                          f"{', '.join(logged)}; set search.metric to one of them, or add "
+                          f"{metric.removeprefix('val_')!r} to training.metrics")
     return metric, mode
 
 
@@ -108,7 +118,7 @@ def tune(cfg: Config, spark=None) -> dict[str, Any]:
         # hyperopt's default is 20 random starts; a budget of a few dozen trials needs fewer
         options = {"n_startup_jobs": max(3, min(TPE_STARTUP_TRIALS, s.max_trials // 4))}
     algo = make_algo(s.algorithm, space, **options)
-    metric, mode = objective_metric(cfg)
+    metric, mode = objective_metric(cfg, space)
     tracking.setup(cfg.mlflow)
     from .definition import TAG_DEFINITION, check, definition, to_tag
     from .resume import count_trials, find_search, finished_trials

@@ -188,3 +188,14 @@ def test_bad_space_exits_2_before_training(tiny_tabular, tmp_path, capsys, spark
 def test_grid_refuses_a_continuous_dimension(tiny_tabular, tmp_path):
     with pytest.raises(ConfigError, match="training.learning_rate"):
         tune(cfg_for(tiny_tabular, tmp_path, search__name="grid", search__algorithm="grid"))
+
+
+def test_a_metric_no_training_logs_exits_2_before_any_trial(tiny_tabular, tmp_path, capsys):
+    args = ["tune", "conf/jobs/fashion_tune.yaml",
+            *tune_overrides(tiny_tabular, tmp_path, LR_SPACE, search__name="f1",
+                            search__metric="val_f1")]
+    assert main(args) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("sparkdl-tune")]
+    assert len(err) == 1 and "search.metric is 'val_f1'" in err[0], err
+    assert "val_accuracy" in err[0] and "training.metrics" in err[0], err
+    assert not (tmp_path / "mlflow.db").exists()  # refused before the store or any trial
