@@ -9,6 +9,9 @@ The public API, for notebooks and scripts (the CLI and ``jobs/*.py`` call the sa
     cfg = sdt.load_config("conf", files=["conf/jobs/fashion_tune.yaml"],
                           overrides=["search.max_trials=4"])
     summary = sdt.tune(cfg, spark)                 # best_params.json, summary.json, report
+    space = sdt.SearchSpace({"training.learning_rate": sdt.LogUniform(1e-4, 3e-3),
+                             "model.units": sdt.Choice([[256, 128], [512]])})
+    summary = sdt.tune(cfg, spark, space=space)    # a space built in Python
     cfg = sdt.with_values(cfg, summary["best_params"])
     result = sdt.train(cfg, spark)                 # logs (and registers) the model
     model = sdt.load_model(result["model_uri"], cfg.mlflow)
@@ -41,6 +44,15 @@ _LAZY = {
     "validate_dataset": "validation:validate_dataset",
     "read_manifest": "dataset:read_manifest",
     "read_split": "dataset:read_split",
+    # search spaces built in Python (YAML: see README, "Search spaces")
+    "SearchSpace": "space:SearchSpace",
+    "Choice": "dimensions:Choice",
+    "Branch": "dimensions:Branch",
+    "Uniform": "dimensions:Uniform",
+    "LogUniform": "dimensions:LogUniform",
+    "QUniform": "dimensions:QUniform",
+    "IntRange": "dimensions:IntRange",
+    "Fixed": "dimensions:Fixed",
     # workflows
     "train": "trainer:train",
     "tune": "tuner:tune",

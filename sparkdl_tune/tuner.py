@@ -36,11 +36,16 @@ TPE_STARTUP_TRIALS = 10  # random trials before TPE models the results (at most)
 TAG_FINAL = "sparkdl_tune.final_run_id"  # on the parent run once the search is finished
 
 
-def load_space(cfg: Config) -> SearchSpace:
-    """The search space from ``search.space`` or ``search.space_file``, checked against the
-    config: a sample point must make a valid config."""
+def load_space(cfg: Config, space: SearchSpace | None = None) -> SearchSpace:
+    """The search space (``space`` when given, else from ``search.space`` or
+    ``search.space_file``), checked against the config: a sample point must make a valid
+    config."""
     s = cfg.search
-    if s.space is not None:
+    if space is not None:
+        if not isinstance(space, SearchSpace):
+            raise ConfigError(f"space must be a sparkdl_tune.SearchSpace, got "
+                              f"{type(space).__name__}; build one with SearchSpace({{...}})")
+    elif s.space is not None:
         space = SearchSpace.from_dict(s.space, source="search.space")
     elif s.space_file is not None:
         if not os.path.isfile(s.space_file):
@@ -104,15 +109,22 @@ def choose_mode(cfg: Config, spark, data) -> tuple[str, int, int, str]:
     return mode, 1, threads_per_proc(spark, n, cfg.execution.threads_per_proc), why
 
 
-def tune(cfg: Config, spark=None) -> dict[str, Any]:
-    """Run (or resume) the search ``cfg.search.name``; returns the summary it writes."""
+def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str, Any]:
+    """Run (or resume) the search ``cfg.search.name``; returns the summary it writes.
+
+    Args:
+        cfg: The full configuration.
+        spark: A SparkSession; made from ``cfg.spark`` when omitted.
+        space: A :class:`SearchSpace` built in Python; default: the config's
+            ``search.space`` / ``search.space_file``.
+    """
     from . import tracking
     from .algorithms import make_algo
     from .trainer import prepare_inputs
 
     started = time.monotonic()
     s = cfg.search
-    space = load_space(cfg)
+    space = load_space(cfg, space)
     options = dict(s.genetic.__dict__) | {"seed": s.seed} if s.algorithm == "genetic" else {}
     if s.algorithm == "tpe":
         # hyperopt's default is 20 random starts; a budget of a few dozen trials needs fewer

@@ -199,3 +199,18 @@ def test_a_metric_no_training_logs_exits_2_before_any_trial(tiny_tabular, tmp_pa
     assert len(err) == 1 and "search.metric is 'val_f1'" in err[0], err
     assert "val_accuracy" in err[0] and "training.metrics" in err[0], err
     assert not (tmp_path / "mlflow.db").exists()  # refused before the store or any trial
+
+
+def test_a_space_built_in_python_is_searched(spark, tiny_tabular, tmp_path):
+    import sparkdl_tune as sdt
+
+    space = sdt.SearchSpace({"training.learning_rate": sdt.LogUniform(1e-3, 3e-2),
+                             "model.units": sdt.Choice([[8], [16]])})
+    cfg = cfg_for(tiny_tabular, tmp_path, space={"model.dropout": 0.0},
+                  search__name="python-space", search__max_trials=2, search__retrain="false",
+                  search__report="false")
+    summary = sdt.tune(cfg, spark, space=space)
+    assert summary["trials"] == 2
+    assert set(summary["best_params"]) == {"training.learning_rate", "model.units"}
+    with pytest.raises(ConfigError, match="must be a sparkdl_tune.SearchSpace"):
+        sdt.tune(cfg, spark, space={"model.units": [8]})
