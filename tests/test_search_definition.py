@@ -48,6 +48,8 @@ def test_tune_stdout_is_one_json_document_and_the_final_run_has_no_validation_me
     assert not [k for k in final.data.metrics if k.startswith("val_")], final.data.metrics
     trial = runs(tmp_path, summary["parent_run_id"], "trial")[0]
     assert "val_accuracy" in trial.data.metrics  # trials still validate on validation rows
+    print(f"\nstdout parsed as one JSON document ({len(proc.stdout)} chars); final run metrics: "
+          f"{sorted(final.data.metrics)}")
 
 
 def test_a_changed_search_is_refused_and_extend_runs_only_the_new_trials(spark, tiny_tabular,
@@ -67,15 +69,18 @@ def test_a_changed_search_is_refused_and_extend_runs_only_the_new_trials(spark, 
     err = errors(capsys)
     assert len(err) == 1 and "search.space.model.units" in err[0], err
     assert "new search.name" in err[0] and "search.resume=extend" in err[0], err
+    print(f"\nchanged space: {err[0]}")
 
     assert main(args(search__max_trials=3)) == 2  # a larger budget is a choice too
     err = errors(capsys)
     assert len(err) == 1 and "search.max_trials: 2 -> 3" in err[0], err
+    print(f"larger budget: {err[0]}")
 
     assert main(args(wider, search__max_trials=3, search__resume="extend")) == 2
     err = errors(capsys)
     assert len(err) == 1 and "only its budget" in err[0] and "model.units" in err[0], err
     assert len(runs(tmp_path, first["parent_run_id"], "trial")) == 2  # nothing ran meanwhile
+    print(f"extend with a changed space: {err[0]}")
 
     assert main(args(search__max_trials=3, search__resume="extend")) == 0
     grown = json.loads(capsys.readouterr().out)
@@ -84,6 +89,7 @@ def test_a_changed_search_is_refused_and_extend_runs_only_the_new_trials(spark, 
     after = {r.info.run_id for r in runs(tmp_path, first["parent_run_id"], "trial")}
     assert before < after and len(after - before) == 1  # only the new trial ran
     assert len(runs(tmp_path, first["parent_run_id"], "final")) == 2
+    print(f"extend: {len(before)} trials kept, {len(after - before)} new, {grown['trials']} in all")
 
     assert main(args(search__max_trials=3, search__resume="extend")) == 0  # same again: done
     again = json.loads(capsys.readouterr().out)
