@@ -149,8 +149,8 @@ def child_memory(args) -> dict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
-    from sparkdl_tune.models import build_model
-    from sparkdl_tune.worker import _set_threads
+    from sparkdl_tune.executor.models import build_model
+    from sparkdl_tune.executor.worker import _set_threads
 
     _set_threads(tf, job.threads)
     tf.keras.utils.set_random_seed(job.seed)
@@ -183,8 +183,8 @@ def child_petastorm(args) -> dict:
     import tensorflow as tf
 
     from sparkdl_tune import logs
-    from sparkdl_tune.models import build_model
-    from sparkdl_tune.worker import _set_threads
+    from sparkdl_tune.executor.models import build_model
+    from sparkdl_tune.executor.worker import _set_threads
 
     logs.quiet_libraries()
     _set_threads(tf, job.threads)
@@ -255,8 +255,8 @@ def child_stream_alone(args) -> dict:
     import tensorflow as tf
 
     from sparkdl_tune import logs
-    from sparkdl_tune.stream import stream
-    from sparkdl_tune.worker import _set_threads
+    from sparkdl_tune.executor.stream import stream
+    from sparkdl_tune.executor.worker import _set_threads
 
     logs.quiet_libraries()
     _set_threads(tf, job.threads)
@@ -283,7 +283,7 @@ def child_reader_alone(args, stock: bool) -> dict:
     job = _job(args, cfg, data, in_memory_cache="off")
     from petastorm import make_batch_reader
 
-    from sparkdl_tune.stream import _make_reader
+    from sparkdl_tune.executor.stream import _make_reader
 
     urls = data.converters["train"].file_urls
     reader = (make_batch_reader(urls, num_epochs=None, workers_count=job.reader_workers,

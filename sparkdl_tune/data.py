@@ -16,13 +16,12 @@ import os
 import pathlib
 import shutil
 import uuid
-from dataclasses import dataclass
-from typing import Optional
 
 from . import logs
 from .dataset import SPLITS, Manifest, read_split, split_path
 from .errors import ConfigError
 from .schema import DataSettings
+from .spec.data import TrainingData
 
 log = logs.get("data")
 
@@ -30,19 +29,6 @@ FORMAT_VERSION = 2  # 2: feature elements non-null (required in Parquet)
 FEATURES = "features"
 LABEL = "label"
 DEFAULT_CACHE_DIR = ".cache/petastorm"
-
-
-@dataclass(frozen=True)
-class TrainingData:
-    """Picklable handle shipped to executors: one Petastorm converter per split."""
-
-    converters: dict  # split -> petastorm SparkDatasetConverter
-    input_dim: int
-    num_classes: Optional[int]
-    task: str
-
-    def rows(self, split: str) -> int:
-        return len(self.converters[split])
 
 
 def training_data(spark, settings: DataSettings, manifest: Manifest,

@@ -92,8 +92,8 @@ def check(name: str, recorded: Optional[str], current: Mapping[str, str], resume
         beyond = [k for k in keys if k not in BUDGET_KEYS]
         if beyond:
             raise ConfigError(
-                f"search.resume=extend keeps search '{name}''s {finished_trials} finished "
-                f"trials, so only its budget ({', '.join(BUDGET_KEYS)}) may change, but "
+                f"search.resume=extend keeps the {finished_trials} finished trials of search "
+                f"'{name}', so only its budget ({', '.join(BUDGET_KEYS)}) may change, but "
                 f"{', '.join(beyond)} changed too ({listed}); set a new search.name to start "
                 "another search")
         return changed

@@ -1,7 +1,7 @@
 """Where a training runs: in this process (``num_proc == 1``) or as a Horovod job on Spark.
 
 Driver side. A failed Horovod worker surfaces here as one :class:`FatalError` naming the rank
-that failed first and how it ended (see :mod:`sparkdl_tune.outcome`), never as a hang. The
+that failed first and how it ended (see :mod:`sparkdl_tune.spec.outcome`), never as a hang. The
 ranks' output goes to stderr: stdout carries only the command's JSON summary.
 """
 
@@ -14,10 +14,11 @@ import sys
 import threading
 
 from . import logs
-from .outcome import Endings, blame
 from .errors import ConfigError, FatalError
-from .result import TrainResult
-from .worker import TrainJob, run
+from .executor.worker import run
+from .spec.job import TrainJob
+from .spec.outcome import Endings, blame
+from .spec.result import TrainResult
 
 log = logs.get("launch")
 

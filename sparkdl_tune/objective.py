@@ -70,7 +70,7 @@ def _train(spec: TrialSpec, values: dict[str, Any]):
     cfg = with_values(spec.base, values)
     job = make_job(cfg, spec.data, spec.threads, verbose=0)
     if spec.in_spark_task:
-        from . import worker
+        from .executor import worker
 
         _clear_keras_state()
         return worker.run(replace(job, in_process=False))[1]

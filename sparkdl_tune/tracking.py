@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from . import logs
-from .result import TrainResult
+from .spec.result import TrainResult
 from .schema import MlflowSettings
 
 DEFAULT_DB = "mlflow.db"
@@ -258,7 +258,9 @@ def log_training(result: TrainResult, params: Mapping[str, Any],
                "num_proc": result.num_proc, "learning_rate": result.learning_rate}
     last = log_metrics(result.history, summary, run_id)
 
-    model = result.build_model()
+    from .executor.models import rebuild
+
+    model = rebuild(result)
     example = np.random.default_rng(0).random((EXAMPLE_ROWS, result.input_dim), dtype=np.float32)
     signature = infer_signature(example, model(example, training=False).numpy())
     with _muted():

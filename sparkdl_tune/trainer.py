@@ -13,7 +13,7 @@ from typing import Any, Optional
 from . import logs
 from .config import as_flat_dict
 from .errors import ConfigError, TrialFailed
-from .result import TrainResult
+from .spec.result import TrainResult
 from .schema import Config
 
 log = logs.get("train")
@@ -60,7 +60,7 @@ def check_task(cfg: Config, manifest) -> None:
 
 def make_job(cfg: Config, data, threads: int, verbose: int = 2):
     """The picklable job one training ships to its ranks."""
-    from .worker import TrainJob
+    from .spec.job import TrainJob
 
     ex = cfg.execution
     return TrainJob(

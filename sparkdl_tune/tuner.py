@@ -67,7 +67,7 @@ def load_space(cfg: Config, space: SearchSpace | None = None) -> SearchSpace:
 def objective_metric(cfg: Config, space: SearchSpace | None = None) -> tuple[str, str]:
     """(metric, mode) of the search; a metric no trial's training logs is a ConfigError now,
     not "all trials failed" at the end (unless the space itself varies training.metrics)."""
-    from .models import logged_metrics
+    from .executor.models import logged_metrics
 
     metric = cfg.search.metric or ("val_accuracy" if cfg.model.task == "classification"
                                    else "val_loss")

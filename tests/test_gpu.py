@@ -53,7 +53,7 @@ def test_pinning_takes_the_addresses_horovod_passes_from_the_spark_task(monkeypa
     from horovod.spark.task import task_info
     from pyspark.resource import ResourceInformation
 
-    from sparkdl_tune.worker import _pin_assigned_gpus
+    from sparkdl_tune.executor.worker import _pin_assigned_gpus
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
     # local rank 0 was given GPU "1": the address Spark assigned wins, not the local rank

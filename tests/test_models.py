@@ -24,7 +24,7 @@ from sparkdl_tune.model_spec import (  # noqa: E402
     TrainingSpec,
     dense_widths,
 )
-from sparkdl_tune.models import (  # noqa: E402
+from sparkdl_tune.executor.models import (  # noqa: E402
     build_model,
     make_callbacks,
     make_optimizer,
@@ -327,7 +327,7 @@ def test_model_num_classes_may_exceed_the_dataset():
 
 
 def test_importing_models_does_not_import_tensorflow():
-    code = "import sys, sparkdl_tune.models; print('tensorflow' in sys.modules)"
+    code = "import sys, sparkdl_tune.executor.models; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=ROOT)
     assert out.stdout.strip() == "False"

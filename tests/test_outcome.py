@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from sparkdl_tune.outcome import MARKER, Endings, announce, blame, is_consequence
+from sparkdl_tune.spec.outcome import MARKER, Endings, announce, blame, is_consequence
 
 
 def marker(rank: int, end: str, error: str | None = None) -> str:

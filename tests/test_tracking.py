@@ -16,7 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from sparkdl_tune import tracking  # noqa: E402
 from sparkdl_tune.config import as_flat_dict  # noqa: E402
-from sparkdl_tune.result import TrainResult  # noqa: E402
+from sparkdl_tune.spec.result import TrainResult  # noqa: E402
 from sparkdl_tune.schema import Config, MlflowSettings  # noqa: E402
 
 INPUT_DIM, CLASSES = 5, 3
@@ -26,7 +26,7 @@ INPUT_DIM, CLASSES = 5, 3
 def trained():
     """A real 2-epoch training on 64 random rows: (TrainResult, Keras model, sample rows)."""
     from sparkdl_tune.model_spec import ModelSpec, TrainingSpec
-    from sparkdl_tune.models import build_model
+    from sparkdl_tune.executor.models import build_model
 
     rng = np.random.default_rng(0)
     x = rng.random((64, INPUT_DIM), dtype=np.float32)

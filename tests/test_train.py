@@ -89,7 +89,9 @@ def test_each_validation_pass_covers_the_whole_split(spark, tiny_dataset, tmp_pa
     x = np.stack(table.column("features").to_numpy(zero_copy_only=False)).astype(np.float32)
     y = table.column("label").to_numpy()
     assert len(y) == 30
-    probs = result.build_model().predict(x, verbose=0)
+    from sparkdl_tune.executor.models import rebuild
+
+    probs = rebuild(result).predict(x, verbose=0)
     loss = float(tf.keras.losses.sparse_categorical_crossentropy(y, probs).numpy().mean())
     assert result.history["val_accuracy"][-1] == pytest.approx(float(np.mean(
         probs.argmax(axis=1) == y)), abs=1e-6)

@@ -16,8 +16,8 @@ import math
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple, Optional
 
-from .errors import ConfigError
-from .model_spec import (
+from ..errors import ConfigError
+from ..model_spec import (
     CLASSIFICATION_LOSSES,
     CLASSIFICATION_METRICS,
     REGRESSION_LOSSES,
@@ -164,6 +164,16 @@ def make_callbacks(training: TrainingSpec) -> list:
         callbacks.append(tf.keras.callbacks.ReduceLROnPlateau(
             monitor=rl.monitor, factor=rl.factor, patience=rl.patience, min_lr=rl.min_lr))
     return callbacks
+
+
+def rebuild(result):
+    """The trained Keras model of a :class:`~sparkdl_tune.spec.result.TrainResult`, rebuilt
+    on the driver (uncompiled; for predict and logging)."""
+    import tensorflow as tf
+
+    model = tf.keras.models.model_from_json(result.model_json, custom_objects=custom_objects())
+    model.set_weights(result.weights)
+    return model
 
 
 def custom_objects() -> dict[str, Callable]:

@@ -1,6 +1,6 @@
 """Executor side: one rank's shard of one split, streamed from Petastorm into ``tf.data``.
 
-:class:`stream` is what :func:`sparkdl_tune.worker.run` trains, validates and tests on. No
+:class:`stream` is what :func:`sparkdl_tune.executor.worker.run` trains, validates and tests on. No
 pyspark import; Petastorm, pyarrow and TensorFlow are imported on first use.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Optional
 
 if TYPE_CHECKING:
-    from .worker import TrainJob
+    from ..spec.job import TrainJob
 
 
 class stream:
@@ -102,7 +102,7 @@ def _make_reader(urls: list[str], *, workers: int, shuffle: bool, seed: Optional
     except (ImportError, TypeError, AttributeError) as exc:
         from petastorm import make_batch_reader
 
-        from . import logs
+        from .. import logs
 
         logs.get("worker").warning("data: this Petastorm's Reader differs (%s); using "
                                    "make_batch_reader (slower)", exc)

@@ -2,7 +2,7 @@
 
 ``run(job)`` is what ``horovod.spark.run`` ships to every Spark task (or what the driver calls
 in-process when ``num_proc == 1``): pin the GPU Spark assigned, start Horovod, stream this rank's
-shard from Petastorm into ``tf.data`` (:mod:`sparkdl_tune.stream`), fit, evaluate on ``test``
+shard from Petastorm into ``tf.data`` (:mod:`sparkdl_tune.executor.stream`), fit, evaluate on ``test``
 (rank 0), and hand back plain data. Only rank 0 returns a :class:`TrainResult`; every rank
 returns a :class:`RankReport`.
 """
@@ -14,53 +14,19 @@ import math
 import os
 import socket
 import time
-from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from .data import TrainingData
-from .model_spec import ModelSpec, TrainingSpec
-from .result import TrainResult
+from ..spec.job import RankReport, TrainJob
+from ..spec.result import TrainResult
 from .stream import stream
-
-
-@dataclass(frozen=True)
-class TrainJob:
-    """Everything a rank needs, picklable and small (the data travels as file URLs)."""
-
-    model: ModelSpec
-    training: TrainingSpec
-    data: TrainingData
-    num_proc: int = 1
-    scale_learning_rate: bool = True
-    threads: int = 2
-    seed: int = 42
-    reader_workers: int = 2
-    shuffle: bool = True
-    in_memory_cache: str = "auto"
-    cache_max_mb: int = 2048
-    in_process: bool = True
-    verbose: int = 2
-
-
-@dataclass
-class RankReport:
-    """What each rank saw: for logs and for checking GPU assignment."""
-
-    rank: int
-    size: int
-    host: str
-    pid: int
-    gpus: list[str] = field(default_factory=list)
-    cuda_visible_devices: Optional[str] = None
-    cached_in_memory: bool = False
 
 
 def run(job: TrainJob) -> tuple[RankReport, Optional[TrainResult]]:
     """Train on this rank; see the module docstring. A rank of a Horovod job says how it
-    ended (:mod:`sparkdl_tune.outcome`), so the driver can blame the right rank."""
+    ended (:mod:`sparkdl_tune.spec.outcome`), so the driver can blame the right rank."""
     if job.num_proc == 1:
         return _train(job)
-    from . import outcome
+    from ..spec import outcome
 
     try:
         ended = _train(job)
@@ -74,7 +40,7 @@ def run(job: TrainJob) -> tuple[RankReport, Optional[TrainResult]]:
 def _train(job: TrainJob) -> tuple[RankReport, Optional[TrainResult]]:
     gpus = [] if job.in_process else _pin_assigned_gpus()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from . import logs
+    from .. import logs
 
     logs.quiet_libraries()
     import tensorflow as tf

@@ -1,7 +1,8 @@
 """What one training returns to the driver: plain data, picklable, no TensorFlow objects.
 
 Rank 0 fills it in the executor; the driver logs it to MLflow and rebuilds the model from
-``model_json`` + ``weights`` (so no shared file system is needed between them).
+``model_json`` + ``weights`` with :func:`sparkdl_tune.executor.models.rebuild` (so no shared
+file system is needed between them).
 """
 
 from __future__ import annotations
@@ -41,13 +42,3 @@ class TrainResult:
     model_json: str
     weights: list[Any] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
-
-    def build_model(self):
-        """Rebuild the trained Keras model on the driver (uncompiled; for predict/logging)."""
-        import tensorflow as tf
-
-        from .models import custom_objects
-
-        model = tf.keras.models.model_from_json(self.model_json, custom_objects=custom_objects())
-        model.set_weights(self.weights)
-        return model

@@ -1,0 +1,41 @@
+"""The job one training ships to its ranks, and what each rank reports back about itself."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from ..model_spec import ModelSpec, TrainingSpec
+from .data import TrainingData
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """Everything a rank needs, picklable and small (the data travels as file URLs)."""
+
+    model: ModelSpec
+    training: TrainingSpec
+    data: TrainingData
+    num_proc: int = 1
+    scale_learning_rate: bool = True
+    threads: int = 2
+    seed: int = 42
+    reader_workers: int = 2
+    shuffle: bool = True
+    in_memory_cache: str = "auto"
+    cache_max_mb: int = 2048
+    in_process: bool = True
+    verbose: int = 2
+
+
+@dataclass
+class RankReport:
+    """What each rank saw: for logs and for checking GPU assignment."""
+
+    rank: int
+    size: int
+    host: str
+    pid: int
+    gpus: list[str] = field(default_factory=list)
+    cuda_visible_devices: Optional[str] = None
+    cached_in_memory: bool = False

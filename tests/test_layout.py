@@ -1,0 +1,79 @@
+"""The folder boundaries hold: executor code never imports driver code, and what crosses the
+driver/executor line (``spec``) imports no TensorFlow, pyspark or mlflow — read from the
+package's own import statements (at any depth, inside functions too)."""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+
+import sparkdl_tune
+
+PACKAGE = pathlib.Path(sparkdl_tune.__file__).parent
+# leaves both sides may import: they import nothing of the package's but each other
+SHARED = {"sparkdl_tune", "sparkdl_tune.errors", "sparkdl_tune.logs", "sparkdl_tune.model_spec"}
+HEAVY = {"tensorflow", "keras", "pyspark", "py4j", "mlflow", "horovod", "hyperopt"}
+
+
+def module_name(path: pathlib.Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def is_module(name: str) -> bool:
+    rel = pathlib.Path(*name.split(".")[1:])
+    return (PACKAGE / rel).with_suffix(".py").is_file() or (PACKAGE / rel / "__init__.py").is_file()
+
+
+def imports(path: pathlib.Path) -> set[str]:
+    """Absolute names of every module ``path`` imports."""
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = ".".join(base[:len(base) - node.level + 1])
+                base = f"{base}.{node.module}" if node.module else base
+            else:
+                base = node.module
+            for alias in node.names:
+                sub = f"{base}.{alias.name}"
+                found.add(sub if base.startswith("sparkdl_tune") and is_module(sub) else base)
+    return found
+
+
+def modules_under(folder: str) -> dict[str, set[str]]:
+    return {module_name(p): imports(p) for p in sorted((PACKAGE / folder).rglob("*.py"))}
+
+
+def test_the_import_reader_sees_relative_and_nested_imports():
+    got = imports(PACKAGE / "executor" / "worker.py")
+    assert {"sparkdl_tune.spec.job", "sparkdl_tune.spec.outcome", "sparkdl_tune.logs",
+            "sparkdl_tune.executor.stream", "tensorflow"} <= got, got
+
+
+def test_executor_code_imports_no_driver_code():
+    allowed = ("sparkdl_tune.executor", "sparkdl_tune.spec")
+    wrong = {f"{mod} -> {imp}" for mod, imps in modules_under("executor").items()
+             for imp in imps if imp.startswith("sparkdl_tune")
+             and imp not in SHARED and not imp.startswith(allowed)}
+    assert not wrong, sorted(wrong)
+
+
+def test_the_spec_imports_nothing_heavy_and_no_other_package_code():
+    wrong = {f"{mod} -> {imp}" for mod, imps in modules_under("spec").items() for imp in imps
+             if imp.split(".")[0] in HEAVY
+             or (imp.startswith("sparkdl_tune") and imp not in SHARED
+                 and not imp.startswith("sparkdl_tune.spec"))}
+    assert not wrong, sorted(wrong)
+
+
+def test_the_shared_leaves_import_no_package_code_but_each_other():
+    for name in SHARED - {"sparkdl_tune"}:
+        path = (PACKAGE / name.split(".")[1]).with_suffix(".py")
+        inner = {i for i in imports(path) if i.startswith("sparkdl_tune")}
+        assert inner <= SHARED, (name, inner)
