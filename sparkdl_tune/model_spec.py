@@ -1,9 +1,9 @@
 """What model to build and how to train it: the ``model`` and ``training`` config sections.
 
 Plain frozen dataclasses with no TensorFlow import; :mod:`sparkdl_tune.config` fills them from
-YAML and :func:`sparkdl_tune.executor.models.build_model` turns them into a compiled Keras model. Every
-name choice is a ``Literal``, so a typo fails at config load with the valid names and the
-closest one. Checks that need the data (number of classes, number of features) happen at build
+YAML and :func:`sparkdl_tune.executor.models.build_model` turns them into a compiled Keras
+model. Every name choice is a ``Literal``, so a typo fails at config load with the valid names
+and the closest one. Checks that need the data (number of classes, number of features) happen at build
 time in :mod:`sparkdl_tune.executor.models`.
 
 The defaults are a Fashion-MNIST MLP: 784 -> 256 -> 128 -> 10, relu, glorot_uniform, Adam 1e-3,

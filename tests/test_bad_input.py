@@ -194,8 +194,9 @@ def test_console_script_exit_code_and_single_line(tmp_path):
     proc = run_console("prepare", "tabular", "--input", str(tmp_path / "missing.csv"),
                        "--label", "y", "--out", str(tmp_path / "out"))
     assert proc.returncode == 2
-    assert error_lines(proc.stderr) == [f"sparkdl-tune: error: source {tmp_path / 'missing.csv'} does not exist; "
-                     "check --input"]
+    missing = tmp_path / "missing.csv"
+    assert error_lines(proc.stderr) == [
+        f"sparkdl-tune: error: source {missing} does not exist; check --input"]
     assert not (tmp_path / "out").exists()
 
 

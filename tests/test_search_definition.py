@@ -95,7 +95,8 @@ def test_a_changed_search_is_refused_and_extend_runs_only_the_new_trials(spark, 
     after = {r.info.run_id for r in runs(tmp_path, first["parent_run_id"], "trial")}
     assert before < after and len(after - before) == 1  # only the new trial ran
     assert len(runs(tmp_path, first["parent_run_id"], "final")) == 2
-    show(capsys, f"extend: {len(before)} trials kept, {len(after - before)} new, {grown['trials']} in all")
+    show(capsys, f"extend: {len(before)} trials kept, {len(after - before)} new, "
+                 f"{grown['trials']} in all")
 
     assert main(args(search__max_trials=3, search__resume="extend")) == 0  # same again: done
     again = json.loads(capsys.readouterr().out)

@@ -2,8 +2,8 @@
 
 ``run(job)`` is what ``horovod.spark.run`` ships to every Spark task (or what the driver calls
 in-process when ``num_proc == 1``): pin the GPU Spark assigned, start Horovod, stream this rank's
-shard from Petastorm into ``tf.data`` (:mod:`sparkdl_tune.executor.stream`), fit, evaluate on ``test``
-(rank 0), and hand back plain data. Only rank 0 returns a :class:`TrainResult`; every rank
+shard from Petastorm into ``tf.data`` (:mod:`sparkdl_tune.executor.stream`), fit, evaluate on
+``test`` (rank 0), and hand back plain data. Only rank 0 returns a :class:`TrainResult`; every rank
 returns a :class:`RankReport`.
 """
 
