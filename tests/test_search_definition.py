@@ -29,10 +29,11 @@ def errors(capsys) -> list[str]:
     return [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("sparkdl-tune")]
 
 
-def show(capsys, text: str) -> None:
-    """Print past pytest's capture (seen with -s) without mixing into the captured output."""
-    with capsys.disabled():
-        print(text)
+def show(request, capsys, text: str) -> None:
+    """With -s, print past the capsys capture (without mixing into the captured output)."""
+    if request.config.getoption("capture") == "no":
+        with capsys.disabled():
+            print(text)
 
 
 def test_tune_stdout_is_one_json_document_and_the_final_run_has_no_validation_metrics(
@@ -59,7 +60,8 @@ def test_tune_stdout_is_one_json_document_and_the_final_run_has_no_validation_me
 
 
 def test_a_changed_search_is_refused_and_extend_runs_only_the_new_trials(spark, tiny_tabular,
-                                                                          tmp_path, capsys):
+                                                                          tmp_path, capsys,
+                                                                          request):
     def args(space=SPACE, **extra):
         return ["tune", "conf/jobs/fashion_tune.yaml",
                 *tune_overrides(tiny_tabular, tmp_path, space, search__name="grown",
@@ -75,18 +77,18 @@ def test_a_changed_search_is_refused_and_extend_runs_only_the_new_trials(spark, 
     err = errors(capsys)
     assert len(err) == 1 and "search.space.model.units" in err[0], err
     assert "new search.name" in err[0] and "search.resume=extend" in err[0], err
-    show(capsys, f"\nchanged space: {err[0]}")
+    show(request, capsys, f"\nchanged space: {err[0]}")
 
     assert main(args(search__max_trials=3)) == 2  # a larger budget is a choice too
     err = errors(capsys)
     assert len(err) == 1 and "search.max_trials: 2 -> 3" in err[0], err
-    show(capsys, f"larger budget: {err[0]}")
+    show(request, capsys, f"larger budget: {err[0]}")
 
     assert main(args(wider, search__max_trials=3, search__resume="extend")) == 2
     err = errors(capsys)
     assert len(err) == 1 and "only its budget" in err[0] and "model.units" in err[0], err
     assert len(runs(tmp_path, first["parent_run_id"], "trial")) == 2  # nothing ran meanwhile
-    show(capsys, f"extend with a changed space: {err[0]}")
+    show(request, capsys, f"extend with a changed space: {err[0]}")
 
     assert main(args(search__max_trials=3, search__resume="extend")) == 0
     grown = json.loads(capsys.readouterr().out)
@@ -95,7 +97,7 @@ def test_a_changed_search_is_refused_and_extend_runs_only_the_new_trials(spark, 
     after = {r.info.run_id for r in runs(tmp_path, first["parent_run_id"], "trial")}
     assert before < after and len(after - before) == 1  # only the new trial ran
     assert len(runs(tmp_path, first["parent_run_id"], "final")) == 2
-    show(capsys, f"extend: {len(before)} trials kept, {len(after - before)} new, "
+    show(request, capsys, f"extend: {len(before)} trials kept, {len(after - before)} new, "
                  f"{grown['trials']} in all")
 
     assert main(args(search__max_trials=3, search__resume="extend")) == 0  # same again: done
