@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from . import logs
+from .space import to_python
 
 log = logs.get("tune")
 
@@ -188,7 +189,7 @@ def _record_of(doc: dict) -> TrialRecord:
     from hyperopt.base import JOB_STATE_DONE
 
     result = doc.get("result") or {}
-    vals = {k: [_py(v) for v in vs] for k, vs in doc["misc"]["vals"].items()}
+    vals = {k: [to_python(v) for v in vs] for k, vs in doc["misc"]["vals"].items()}
     ok = doc["state"] == JOB_STATE_DONE and result.get("status") == "ok"
     failure = None
     if not ok:
@@ -206,10 +207,6 @@ def _record_of(doc: dict) -> TrialRecord:
         duration=float(result.get("duration") or 0.0), start=float(result.get("start") or 0.0),
         epochs_run=int(result.get("epochs_run") or 0), history=result.get("history") or {},
         extra=extra, where=str(result.get("where") or ""))
-
-
-def _py(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value
 
 
 def _clock(seconds: float) -> str:

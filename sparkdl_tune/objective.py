@@ -15,7 +15,7 @@ from typing import Any
 
 from .data import TrainingData
 from .schema import Config
-from .space import SearchSpace
+from .space import SearchSpace, to_python
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ def evaluate(spec: TrialSpec, point: Any) -> dict[str, Any]:
     values = spec.space.decode(point)
     # where: the Spark task's working directory names the executor (and, on a standalone
     # cluster, the worker) that ran the trial
-    base = {"params": _jsonable(values), "start": started, "where": _where()}
+    base = {"params": to_python(values), "start": started, "where": _where()}
     try:
         result = _train(spec, values)
         history = result.history
@@ -103,13 +103,3 @@ def _where() -> str:
     import socket
 
     return f"{socket.gethostname()}:{os.getcwd()}"
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "item"):  # numpy scalars
-        return value.item()
-    return value

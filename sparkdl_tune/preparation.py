@@ -14,7 +14,7 @@ import time
 import uuid
 
 from . import logs
-from .dataset import MANIFEST, SPLITS, Manifest, write_json_atomic
+from .dataset import MANIFEST, SPLITS, Manifest, replace_dir, write_json_atomic
 from .errors import DataError
 from .validation import inspect_splits
 
@@ -62,7 +62,7 @@ def prepare(source, out: str | os.PathLike, spark=None, overwrite: bool = False)
             source=source.describe(),
         )
         write_json_atomic(tmp / MANIFEST, manifest.to_json())
-        _swap_into_place(tmp, out)
+        replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -70,13 +70,3 @@ def prepare(source, out: str | os.PathLike, spark=None, overwrite: bool = False)
              ", ".join(f"{s} {n:,}" for s, n in manifest.rows.items()),
              time.monotonic() - started, out)
     return manifest
-
-
-def _swap_into_place(tmp: pathlib.Path, out: pathlib.Path) -> None:
-    if not out.exists():
-        os.replace(tmp, out)
-        return
-    old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-    os.replace(out, old)
-    os.replace(tmp, out)
-    shutil.rmtree(old, ignore_errors=True)

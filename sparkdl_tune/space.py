@@ -287,3 +287,15 @@ def _grid(dims: Sequence[Dimension]) -> Iterator[dict[str, Any]]:
             axes.append([{d.label: v} for v in d.spec.grid()])
     for combo in itertools.product(*axes):
         yield {k: v for part in combo for k, v in part.items()}
+
+
+def to_python(value: Any) -> Any:
+    """Numpy scalars (hyperopt's samples) as Python numbers, inside dicts, lists and tuples too,
+    so points, trial documents and summaries stay JSON- and BSON-friendly."""
+    if isinstance(value, Mapping):
+        return {k: to_python(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_python(v) for v in value]
+    if isinstance(value, np.generic) or (isinstance(value, np.ndarray) and value.ndim == 0):
+        return value.item()
+    return value

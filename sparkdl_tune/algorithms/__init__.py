@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ..errors import ConfigError
+from ..space import to_python
 
 ALGORITHMS = ("tpe", "random", "anneal", "grid", "genetic")
 
@@ -115,13 +116,8 @@ def new_trial_docs(domain: Any, trials: Any, new_ids: Sequence[int],
     docs: list[dict] = []
     for new_id, vals in zip(new_ids, points):
         idxs = {lab: [new_id] if lab in vals else [] for lab in labels}
-        values = {lab: [_plain(vals[lab])] if lab in vals else [] for lab in labels}
+        values = {lab: [to_python(vals[lab])] if lab in vals else [] for lab in labels}
         misc = {"tid": new_id, "cmd": domain.cmd, "workdir": domain.workdir}
         miscs_update_idxs_vals([misc], idxs, values)
         docs.extend(trials.new_trial_docs([new_id], [None], [domain.new_result()], [misc]))
     return docs
-
-
-def _plain(v: Any) -> Any:
-    # Python numbers keep trial documents JSON- and BSON-friendly.
-    return v.item() if hasattr(v, "item") else v

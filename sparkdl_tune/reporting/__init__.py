@@ -28,10 +28,10 @@ import re
 import shutil
 import tempfile
 import time
-import uuid
 from typing import Optional
 
 from .. import logs
+from ..dataset import replace_dir
 from ..errors import ConfigError
 from ..schema import MlflowSettings
 from .search import Param, Search, find_parent, importance, load_search, varied_params
@@ -88,7 +88,7 @@ def report(settings: MlflowSettings, search: str, out_dir: str,
         with open(os.path.join(tmp, "report.html"), "w", encoding="utf-8") as f:
             f.write(page.page(data, params, scores, images))
         os.chmod(tmp, 0o755)  # mkdtemp makes it private; a report is for sharing
-        _replace_dir(tmp, final)
+        replace_dir(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -143,18 +143,6 @@ def _resolve(name: str, names: list[str]) -> str:
 
 def _slug(name: str) -> str:
     return re.sub(r"[^\w.-]+", "_", name).strip("_") or "param"
-
-
-def _replace_dir(new: str, final: str) -> None:
-    """Move ``new`` to ``final`` in two renames, removing any previous report after."""
-    old = None
-    if os.path.exists(final):
-        old = os.path.join(os.path.dirname(final),
-                           f".{os.path.basename(final)}.old-{uuid.uuid4().hex[:8]}")
-        os.rename(final, old)
-    os.rename(new, final)
-    if old:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _log_artifacts(run_id: str, paths) -> None:
