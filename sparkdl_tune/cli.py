@@ -169,7 +169,9 @@ def _run(args) -> tuple[Any, Optional[str]]:
         pairs, extra = parse_pairs(args.pairs)  # --pairs swallows key=value words after it
         if extra:
             cfg = load_config(args.conf_dir, args.env, overrides=[*args.overrides, *extra])
-        name = find_parent(cfg.mlflow, args.search).data.tags.get("sparkdl_tune.search")
+        from .run_layout import TAG_SEARCH
+
+        name = find_parent(cfg.mlflow, args.search).data.tags.get(TAG_SEARCH)
         out = args.out or os.path.join(cfg.search.output_dir, name or args.search, "report")
         return report(cfg.mlflow, args.search, out, pairs or None), None
     raise AssertionError(args.command)

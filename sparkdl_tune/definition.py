@@ -23,7 +23,6 @@ from typing import Any, Optional
 
 from .errors import ConfigError
 
-TAG_DEFINITION = "sparkdl_tune.definition"
 BUDGET_KEYS = ("search.max_trials", "search.timeout_minutes",
                "search.stop_after_no_improvement", "search.target")
 _SEARCH_KEYS = ("algorithm", "trial_epochs", "seed")

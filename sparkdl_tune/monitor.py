@@ -15,15 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from . import logs
+from .run_layout import (KIND_TRIAL, TAG_KIND, TAG_LOSS, TAG_SEARCH, TAG_START, TAG_TRIAL,
+                         TAG_VALS, TAG_WHERE)
 from .space import to_python
 
 log = logs.get("tune")
 
-TAG_KIND = "sparkdl_tune.kind"
-TAG_SEARCH = "sparkdl_tune.search"
-TAG_TRIAL = "sparkdl_tune.trial"
-TAG_VALS = "sparkdl_tune.vals"
-TAG_LOSS = "sparkdl_tune.loss"
 THROUGHPUT_KEYS = ("samples_per_second", "num_proc", "threads_per_proc")  # kept per trial
 
 
@@ -125,9 +122,9 @@ class Monitor:
         summary = {"trial_seconds": r.duration, "epochs_run": r.epochs_run, **r.extra}
         if r.ok:
             summary["objective"] = r.score
-        tags = {TAG_KIND: "trial", TAG_SEARCH: self.search.name, TAG_TRIAL: r.number,
+        tags = {TAG_KIND: KIND_TRIAL, TAG_SEARCH: self.search.name, TAG_TRIAL: r.number,
                 TAG_VALS: json.dumps(r.vals), TAG_LOSS: "" if r.loss is None else r.loss,
-                "sparkdl_tune.start": r.start, "sparkdl_tune.where": r.where}
+                TAG_START: r.start, TAG_WHERE: r.where}
         tracking.record_run(self.settings, f"trial-{r.number + 1:03d}", self.parent_run_id,
                             r.params, r.history, summary, tags, failure=r.failure,
                             status="KILLED" if r.cancelled else None)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
-from .monitor import (TAG_KIND, TAG_LOSS, TAG_SEARCH, TAG_TRIAL, TAG_VALS, THROUGHPUT_KEYS,
-                      TrialRecord)
+from .monitor import THROUGHPUT_KEYS, TrialRecord
+from .run_layout import (KIND_SEARCH, KIND_TRIAL, TAG_FAILURE, TAG_KIND, TAG_LOSS, TAG_SEARCH,
+                         TAG_START, TAG_TRIAL, TAG_VALS)
 
 
 # KILLED: cancelled by the search's stop; RUNNING: the search died while recording it (a run
@@ -23,7 +24,7 @@ def find_search(settings, name: str):
     """The newest parent run of the search called ``name``, or None."""
     from . import tracking
 
-    runs = tracking.find_runs(settings, {TAG_KIND: "search", TAG_SEARCH: name})
+    runs = tracking.find_runs(settings, {TAG_KIND: KIND_SEARCH, TAG_SEARCH: name})
     return runs[0] if runs else None
 
 
@@ -31,7 +32,7 @@ def count_trials(settings, parent_run_id: str) -> int:
     """How many trials the search recorded (finished or failed; cancelled ones run again)."""
     from . import tracking
 
-    runs = tracking.find_runs(settings, {TAG_KIND: "trial"}, parent_run_id=parent_run_id)
+    runs = tracking.find_runs(settings, {TAG_KIND: KIND_TRIAL}, parent_run_id=parent_run_id)
     return sum(1 for run in runs if run.info.status not in _RUN_AGAIN)
 
 
@@ -40,7 +41,7 @@ def finished_trials(settings, parent_run_id: str, space) -> list[TrialRecord]:
     decoded from the stored hyperopt vals (MLflow params are only strings)."""
     from . import tracking
 
-    runs = tracking.find_runs(settings, {TAG_KIND: "trial"}, parent_run_id=parent_run_id)
+    runs = tracking.find_runs(settings, {TAG_KIND: KIND_TRIAL}, parent_run_id=parent_run_id)
     records = []
     for run in runs:
         if run.info.status in _RUN_AGAIN:
@@ -53,8 +54,8 @@ def finished_trials(settings, parent_run_id: str, space) -> list[TrialRecord]:
             number=int(tags[TAG_TRIAL]), ok=ok, vals=vals, params=space.decode(vals),
             loss=float(loss) if ok and loss else None,
             score=metrics.get("objective") if ok else None,
-            failure=tags.get("failure_reason"), duration=metrics.get("trial_seconds", 0.0),
-            start=float(tags.get("sparkdl_tune.start") or 0.0),
+            failure=tags.get(TAG_FAILURE), duration=metrics.get("trial_seconds", 0.0),
+            start=float(tags.get(TAG_START) or 0.0),
             epochs_run=int(metrics.get("epochs_run", 0)),
             extra={k: v for k, v in metrics.items()
                    if k.startswith("test_") or k in THROUGHPUT_KEYS},

@@ -30,6 +30,7 @@ from typing import Any, Optional
 
 from . import logs
 from .spec.result import TrainResult
+from .run_layout import TAG_FAILURE
 from .schema import MlflowSettings
 
 DEFAULT_DB = "mlflow.db"
@@ -320,7 +321,7 @@ def record_run(settings: MlflowSettings, run_name: str, parent_run_id: str,
     client = MlflowClient()
     all_tags = {"mlflow.parentRunId": parent_run_id, **tags}
     if failure:
-        all_tags["failure_reason"] = failure
+        all_tags[TAG_FAILURE] = failure
     run = client.create_run(experiment_id, run_name=run_name,
                             tags={_key(k): _text(v, _MAX_TAG_VALUE) for k, v in all_tags.items()})
     run_id = run.info.run_id
@@ -355,7 +356,7 @@ def log_failure(reason: str, run_id: Optional[str] = None) -> None:
 
     active = mlflow.active_run()
     run_id = run_id or _active_run_id()
-    MlflowClient().set_tag(run_id, "failure_reason", _text(reason, _MAX_TAG_VALUE))
+    MlflowClient().set_tag(run_id, TAG_FAILURE, _text(reason, _MAX_TAG_VALUE))
     if active is not None and active.info.run_id == run_id:
         mlflow.end_run("FAILED")
     else:

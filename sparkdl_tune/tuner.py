@@ -25,7 +25,9 @@ from typing import Any
 from . import logs
 from .config import with_values
 from .errors import ConfigError, FatalError
-from .monitor import TAG_KIND, TAG_SEARCH, Monitor, TrialRecord
+from .monitor import Monitor, TrialRecord
+from .run_layout import (KIND_FINAL, KIND_SEARCH, TAG_ALGORITHM, TAG_DEFINITION,
+                         TAG_EXECUTION_MODE, TAG_FINAL, TAG_KIND, TAG_SEARCH)
 from .schema import Config
 from .space import SearchSpace
 
@@ -33,7 +35,6 @@ log = logs.get("tune")
 
 PARALLEL_MAX_SHARD_MB = 4096  # a train split bigger than this goes to Horovod trials
 TPE_STARTUP_TRIALS = 10  # random trials before TPE models the results (at most)
-TAG_FINAL = "sparkdl_tune.final_run_id"  # on the parent run once the search is finished
 
 
 def load_space(cfg: Config, space: SearchSpace | None = None) -> SearchSpace:
@@ -132,7 +133,7 @@ def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str,
     algo = make_algo(s.algorithm, space, **options)
     metric, mode = objective_metric(cfg, space)
     tracking.setup(cfg.mlflow)
-    from .definition import TAG_DEFINITION, check, definition, to_tag
+    from .definition import check, definition, to_tag
     from .resume import count_trials, find_search, finished_trials
 
     defined = definition(cfg, space, metric, mode)
@@ -162,8 +163,8 @@ def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str,
         trial_cfg = with_values(cfg, {"training.epochs": s.trial_epochs})
     if exec_mode == "parallel" and cfg.execution.num_proc != 1:
         trial_cfg = with_values(trial_cfg, {"execution.num_proc": 1})
-    tags = {TAG_KIND: "search", TAG_SEARCH: s.name, "sparkdl_tune.algorithm": s.algorithm,
-            "sparkdl_tune.execution_mode": exec_mode}
+    tags = {TAG_KIND: KIND_SEARCH, TAG_SEARCH: s.name, TAG_ALGORITHM: s.algorithm,
+            TAG_EXECUTION_MODE: exec_mode}
     with tracking.start_run(cfg.mlflow, s.name, tags=tags,
                             resume_run_id=previous.info.run_id if previous else None) as parent:
         parent_id = parent.info.run_id
@@ -282,7 +283,7 @@ def _retrain(cfg: Config, prepared, space: SearchSpace, best: TrialRecord,
     log.info("tune: retraining trial %d's parameters on train+validation (%d rows, %d epochs)",
              best.number + 1, len(both), final_cfg.training.epochs)
     with tracking.start_run(cfg.mlflow, f"{cfg.search.name}-final", parent_run_id=parent_id,
-                            tags={TAG_KIND: "final", TAG_SEARCH: cfg.search.name}) as run:
+                            tags={TAG_KIND: KIND_FINAL, TAG_SEARCH: cfg.search.name}) as run:
         result = fit(final_cfg, prepared, verbose=2, data=combined)
         info = tracking.log_training(result, {**as_flat_dict(final_cfg),
                                               "best_trial": best.number + 1},

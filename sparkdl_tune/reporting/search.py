@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from ..errors import ConfigError
-from ..monitor import TAG_KIND, TAG_SEARCH, TAG_TRIAL
+from ..run_layout import (KIND_FINAL, KIND_SEARCH, KIND_TRIAL, TAG_EXECUTION_MODE, TAG_FAILURE,
+                          TAG_KIND, TAG_SEARCH, TAG_TRIAL)
 from ..schema import MlflowSettings
 
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -108,13 +109,13 @@ def find_parent(settings: MlflowSettings, search: str):
             run = MlflowClient().get_run(search)
         except MlflowException:
             run = None
-        if run is not None and run.data.tags.get(TAG_KIND) != "search":
+        if run is not None and run.data.tags.get(TAG_KIND) != KIND_SEARCH:
             raise ConfigError(f"run {search} is not a search's parent run (its {TAG_KIND} tag "
                               f"is {run.data.tags.get(TAG_KIND)!r}); pass the search's name or "
                               "its parent run id")
     if run is None:
         names = sorted({r.data.tags.get(TAG_SEARCH, "?")
-                        for r in tracking.find_runs(settings, {TAG_KIND: "search"})})
+                        for r in tracking.find_runs(settings, {TAG_KIND: KIND_SEARCH})})
         known = (f"searches there: {', '.join(names[:20])}{' ...' if len(names) > 20 else ''}"
                  if names else "it holds no search yet")
         raise ConfigError(
@@ -140,11 +141,11 @@ def load_search(settings: MlflowSettings, search: str) -> Search:
     trials, final, recorded = [], None, set()
     for run in children:  # newest first
         kind = run.data.tags.get(TAG_KIND)
-        if kind == "trial":
+        if kind == KIND_TRIAL:
             trials.append(_trial(run))
             if run.info.status == "FINISHED":
                 recorded |= set(run.data.metrics)
-        elif kind == "final" and final is None:
+        elif kind == KIND_FINAL and final is None:
             m = run.data.metrics
             final = {"run_id": run.info.run_id, "seconds": m.get("wall_seconds"),
                      "test": {k: v for k, v in m.items() if k.startswith("test_")}}
@@ -162,7 +163,7 @@ def load_search(settings: MlflowSettings, search: str) -> Search:
         kinds = {}
     return Search(name=tags.get(TAG_SEARCH, parent.info.run_name), run_id=parent.info.run_id,
                   metric=metric, mode=mode, algorithm=p.get("search.algorithm", "?"),
-                  execution_mode=tags.get("sparkdl_tune.execution_mode", "?"), kinds=kinds,
+                  execution_mode=tags.get(TAG_EXECUTION_MODE, "?"), kinds=kinds,
                   trials=trials, final=final, curve_keys=curve_keys)
 
 
@@ -227,7 +228,7 @@ def _trial(run) -> Trial:
                  objective=m.get("objective") if ok else None,
                  seconds=float(m.get("trial_seconds", 0.0)), epochs=int(m.get("epochs_run", 0)),
                  test={k: v for k, v in m.items() if k.startswith("test_")},
-                 failure=None if ok else tags.get("failure_reason", run.info.status),
+                 failure=None if ok else tags.get(TAG_FAILURE, run.info.status),
                  run_id=run.info.run_id, cancelled=run.info.status == "KILLED")
 
 
