@@ -7,6 +7,7 @@ ranks' output goes to stderr: stdout carries only the command's JSON summary.
 
 from __future__ import annotations
 
+import gc
 import io
 import os
 import re
@@ -62,9 +63,19 @@ def train(spark, job: TrainJob, start_timeout: int = 120) -> TrainResult:
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     out = _Tee(sys.stderr)
     try:
-        outcomes = horovod.spark.run(run, args=(job,), num_proc=job.num_proc, env=env,
-                                     stdout=out, stderr=out, verbose=0,
-                                     start_timeout=start_timeout)
+        # Horovod forks this driver to check how it was built (MPI? Gloo?). A forked child
+        # that garbage-collects TensorFlow objects of an earlier in-process training crashes
+        # ("a Horovod worker exited: Empty()"): collect now and freeze what is left, so the
+        # child never touches it. use_gloo (Horovod is built with Gloo, ENVIRONMENT.md) spares
+        # the MPI check altogether.
+        gc.collect()
+        gc.freeze()
+        try:
+            outcomes = horovod.spark.run(run, args=(job,), num_proc=job.num_proc, env=env,
+                                         stdout=out, stderr=out, verbose=0, use_gloo=True,
+                                         start_timeout=start_timeout)
+        finally:
+            gc.unfreeze()
     except Exception as exc:  # Horovod raises plain Exceptions/RuntimeErrors
         endings = out.endings.wait(job.num_proc, ENDINGS_WAIT_SECONDS)
         raise FatalError(_describe_failure(exc, out.text(), endings, job.num_proc)) from exc
@@ -91,6 +102,10 @@ def _describe_failure(exc: Exception, output: str, endings=None, ranks: int = 0)
                    int(exit_code.group(1)) if exit_code else None)
     if blamed:
         return f"Horovod training failed: {blamed}"
+    if not rank and not endings:  # no rank ran: Horovod itself failed (start timeout, ...)
+        lines = text.strip().splitlines()
+        return (f"Horovod could not run the job: {type(exc).__name__}"
+                + (f": {lines[0][:400]}" if lines else ""))
     who = f"rank {rank.group(1)}" if rank else "a Horovod worker"
     errors = [ln for ln in output.splitlines()
               if re.search(r"(Error|Exception|Killed|Signal|signal)\b", ln)]
