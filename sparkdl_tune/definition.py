@@ -44,6 +44,9 @@ def definition(cfg, space, metric: str, mode: str) -> dict[str, str]:
     items.update({k: getattr(s, k.split(".", 1)[1]) for k in BUDGET_KEYS})
     if s.algorithm == "genetic":
         items.update({f"search.genetic.{k}": v for k, v in dataclasses.asdict(s.genetic).items()})
+    if s.scheduler != "fifo":  # (fifo: as recorded before schedulers existed)
+        items["search.scheduler"] = s.scheduler
+        items.update({f"search.pruning.{k}": v for k, v in dataclasses.asdict(s.pruning).items()})
     items.update({f"model.{k}": v for k, v in as_flat_dict(cfg.model).items()})
     items.update({f"training.{k}": v for k, v in as_flat_dict(cfg.training).items()})
     items.update({f"search.space.{d.label}": repr(d.spec) for d in space.dimensions})

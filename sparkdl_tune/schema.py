@@ -91,6 +91,39 @@ class GeneticSettings:
 
 
 @dataclass(frozen=True)
+class PruningSettings:
+    """Options of ``search.scheduler`` (see :mod:`sparkdl_tune.schedulers`); the resource is
+    epochs.
+
+    ``min_epochs`` is the grace period: no trial stops before it (ASHA's first rung, the
+    median rule's first judged epoch). ``max_epochs`` is what a trial that is never stopped
+    trains (default ``search.trial_epochs``, else ``training.epochs``). ASHA's rungs sit at
+    ``min_epochs * reduction_factor**k``; at each, a trial goes on only when it is in the top
+    ``1/reduction_factor`` of the trials recorded there. ``hyperband`` runs ASHA brackets with
+    grace periods ``min_epochs * reduction_factor**s``. ``median`` stops a trial whose best
+    value so far is worse than the median of the other trials' at the same epoch, once
+    ``min_trials`` others reached it.
+    """
+
+    min_epochs: int = 1
+    max_epochs: Optional[int] = None
+    reduction_factor: float = 3.0
+    min_trials: int = 3
+
+    def __post_init__(self):
+        if self.min_epochs < 1:
+            raise ValueError(f"min_epochs is {self.min_epochs}; use 1 or more")
+        if self.max_epochs is not None and self.max_epochs < self.min_epochs:
+            raise ValueError(f"max_epochs ({self.max_epochs}) is below min_epochs "
+                             f"({self.min_epochs}); raise max_epochs")
+        if self.reduction_factor <= 1:
+            raise ValueError(f"reduction_factor is {self.reduction_factor}; use more than 1 "
+                             "(3 is usual)")
+        if self.min_trials < 1:
+            raise ValueError(f"min_trials is {self.min_trials}; use 1 or more")
+
+
+@dataclass(frozen=True)
 class SearchSettings:
     """A hyper-parameter search.
 
@@ -107,7 +140,9 @@ class SearchSettings:
     measured throughput says fits, and training stops before an epoch that would not.
     ``execution_mode``: ``parallel`` (SparkTrials, one in-process training per Spark task),
     ``distributed`` (driver-side Trials, each trial a Horovod job of ``execution.num_proc``),
-    or ``auto``. ``report`` writes plots and an HTML page into ``<output_dir>/<name>/report``
+    or ``auto``. ``scheduler`` decides, from the per-epoch reports of running trials, which to
+    stop early (``fifo``: none; ``asha``, ``hyperband``, ``median``: see ``pruning``); a stopped
+    trial is recorded as *pruned*, with the epoch and score it reached. ``report`` writes plots and an HTML page into ``<output_dir>/<name>/report``
     at the end (see :mod:`sparkdl_tune.reporting`).
     """
 
@@ -116,6 +151,8 @@ class SearchSettings:
     space: Optional[dict[str, Any]] = None
     space_file: Optional[str] = None
     algorithm: Literal["tpe", "random", "anneal", "grid", "genetic"] = "tpe"
+    scheduler: Literal["fifo", "asha", "hyperband", "median"] = "fifo"
+    pruning: PruningSettings = field(default_factory=PruningSettings)
     max_trials: int = 20
     timeout_minutes: Optional[float] = None
     stop_after_no_improvement: Optional[int] = None
