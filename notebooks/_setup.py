@@ -10,7 +10,8 @@
 # MAGIC - `sdt` (the `sparkdl_tune` package), `spark` (the notebook's session, or the active or a
 # MAGIC   new local one off Databricks) and `display` (`print` off Databricks).
 # MAGIC - The parameters every notebook shares: `workdir` (data, search outputs and the Petastorm
-# MAGIC   cache live under it), `conf_dir` and `env` (the YAML layers), and the MLflow store
+# MAGIC   cache live under it), `conf_dir` and `env` (the YAML layers; `env` empty by default:
+# MAGIC   no overlay, and one named must exist), and the MLflow store
 # MAGIC   (`tracking_uri`, `experiment`), gathered in `common_overrides`.
 
 # COMMAND ----------
@@ -56,7 +57,10 @@ except NameError:
 
 # Databricks runs a notebook in its own folder; elsewhere we expect the repository root.
 conf_dir = param("conf_dir", next((d for d in ("conf", "../conf") if os.path.isdir(d)), "conf"))
-env = param("env", "databricks" if on_databricks else "local")
+# The overlay folder under conf_dir (e.g. prod): empty for none, on Databricks too, since what
+# differs there (cache, MLflow store) are the parameters below. A name that is not a folder
+# there is an error, never skipped.
+env = param("env", "")
 workdir = param("workdir", "/Volumes/main/default/sparkdl_tune" if on_databricks else ".")
 # Petastorm's cache must be readable by every executor: DBFS's local mount on Databricks.
 cache_url = param("cache_url", "file:///dbfs/tmp/sparkdl_tune/petastorm" if on_databricks
@@ -69,5 +73,6 @@ if tracking_uri:  # empty: mlflow.tracking_uri from the YAML, else MLFLOW_TRACKI
     common_overrides.append(f"mlflow.tracking_uri={tracking_uri}")
 if experiment:
     common_overrides.append(f"mlflow.experiment={experiment}")
+overlay = f"env {env}" if env else "no env overlay"
 print(f"sparkdl_tune {sdt.__version__}; Spark {spark.version} at {spark.sparkContext.master}; "
-      f"conf {conf_dir} (env {env}); workdir {workdir}")
+      f"conf {conf_dir} ({overlay}); workdir {workdir}")

@@ -24,7 +24,9 @@ def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--conf-dir", default="conf",
                         help="folder with base/ and per-environment YAML (default: conf)")
-    common.add_argument("--env", default="local", help="overlay folder under --conf-dir")
+    common.add_argument("--env", default=None,
+                        help="overlay folder under --conf-dir, layered over base/; it must "
+                             "exist (default: no overlay)")
     common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return common
 

@@ -32,7 +32,7 @@ T = typing.TypeVar("T")
 
 def load_config(
     conf_dir: str | pathlib.Path | None = "conf",
-    env: str | None = "local",
+    env: str | None = None,
     files: Iterable[str | pathlib.Path] = (),
     overrides: Iterable[str] = (),
     schema: type[T] | None = None,
@@ -41,7 +41,9 @@ def load_config(
 
     Args:
         conf_dir: Folder with ``base/`` and per-environment overlays; skipped when absent.
-        env: Name of the overlay folder under ``conf_dir`` (``local``, ``prod``, ...).
+        env: Name of the overlay folder under ``conf_dir`` (``prod``, ``databricks``, ...);
+            ``None`` or ``""``: no overlay. An overlay asked for that does not exist is a
+            :class:`ConfigError`, never skipped: its settings would silently not apply.
         files: Further YAML files, applied in order after the overlays.
         overrides: ``dotted.key=value`` strings; values are parsed as YAML scalars/lists.
         schema: Root dataclass; defaults to :class:`sparkdl_tune.schema.Config`.
@@ -54,8 +56,8 @@ def load_config(
     if conf_dir is not None and pathlib.Path(conf_dir).is_dir():
         root = pathlib.Path(conf_dir)
         paths += sorted((root / "base").glob("*.yaml"))
-        if env:
-            paths += sorted((root / env).glob("*.yaml"))
+    if env:
+        paths += sorted(_overlay_dir(conf_dir, env).glob("*.yaml"))
     for f in files:
         p = pathlib.Path(f)
         if not p.is_file():
@@ -72,6 +74,42 @@ def load_config(
     for item in overrides:
         apply_override(schema, data, origins, item)
     return build(schema, data, origins)
+
+
+# folders of conf/ that are not environment overlays
+NOT_ENVS = frozenset({"base", "jobs", "spaces"})
+
+
+def _overlay_dir(conf_dir: str | pathlib.Path | None, env: str) -> pathlib.Path:
+    """``conf_dir/env``, which must exist: an overlay the user named and we skipped would leave
+    its settings silently unapplied."""
+    if conf_dir is None:
+        raise ConfigError(f"environment overlay '{env}' was asked for but no conf folder was "
+                          "given to read it from; pass one (--conf-dir) or leave env unset")
+    root = pathlib.Path(conf_dir)
+    path = root / env
+    if env not in NOT_ENVS and path.is_dir():
+        return path
+    envs = available_envs(root)
+    listing = ", ".join(envs) if envs else "none"
+    if env in NOT_ENVS:
+        problem = f"'{env}' is not an environment overlay ({path} holds {env} files)"
+        create = ""
+    else:
+        problem = f"environment overlay {path} does not exist"
+        create = f", create {path}/ with the YAML to layer over base"
+    pick = "pick one of them (--env, or the notebooks' env widget)" if envs else "fix --env"
+    raise ConfigError(f"{problem}; environments in {root}: {listing}; {pick}{create}, or leave "
+                      "env unset for no overlay")
+
+
+def available_envs(conf_dir: str | pathlib.Path) -> list[str]:
+    """The environment overlays under ``conf_dir``: its folders other than base/jobs/spaces."""
+    root = pathlib.Path(conf_dir)
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir()
+                  if p.is_dir() and p.name not in NOT_ENVS and not p.name.startswith("."))
 
 
 def read_yaml(path: pathlib.Path) -> tuple[dict[str, Any], dict[str, str]]:

@@ -25,7 +25,7 @@ def conf(tmp_path):
 
 
 def test_layers_apply_in_order(conf):
-    base = load_config(conf, env="none")
+    base = load_config(conf)  # no env: base only
     assert base.spark.app_name == "from-base" and base.training.epochs == 5
     assert base.mlflow.experiment == "sparkdl-tune"  # package default survives
     prod = load_config(conf, env="prod")
@@ -127,8 +127,50 @@ def test_the_same_key_in_two_mappings_or_over_a_merge_key_is_fine(conf, tmp_path
 
 
 def test_repository_conf_loads():
-    cfg = load_config("conf", env="local")
+    cfg = load_config("conf")
     assert cfg.training.batch_size > 0
+
+
+def test_no_env_means_no_overlay(conf):
+    for env in (None, ""):
+        assert load_config(conf, env=env).spark.app_name == "from-base"
+        assert load_config(None, env=env).mlflow.experiment == "sparkdl-tune"
+    assert load_config(conf, env="prod").spark.app_name == "from-prod"
+
+
+def test_a_missing_overlay_is_an_error_naming_it_the_envs_and_the_fix(conf):
+    (conf / "databricks").mkdir()
+    (conf / "jobs").mkdir()
+    (conf / "spaces").mkdir()
+    with pytest.raises(ConfigError) as err:
+        load_config(conf, env="staging")
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert f"environment overlay {conf / 'staging'} does not exist" in msg
+    assert f"environments in {conf}: databricks, prod;" in msg  # not base, jobs or spaces
+    assert "--env" in msg and f"create {conf / 'staging'}/" in msg and "no overlay" in msg
+    # folders that hold other layers are not overlays
+    with pytest.raises(ConfigError, match=r"'jobs' is not an environment overlay .*"
+                                          r"environments in .*: databricks, prod;"):
+        load_config(conf, env="jobs")
+    # no conf folder at all: still an error, not a silent skip
+    with pytest.raises(ConfigError, match=r"environment overlay .*nowhere.prod does not exist; "
+                                          r"environments in .*nowhere: none;"):
+        load_config(conf / "nowhere", env="prod")
+    with pytest.raises(ConfigError, match="overlay 'prod' was asked for but no conf folder"):
+        load_config(None, env="prod")
+
+
+def test_the_cli_exits_2_on_a_missing_overlay_and_defaults_to_none(conf, tmp_path, capsys):
+    from sparkdl_tune.cli import build_parser, main
+
+    code = main(["validate", "--dataset", str(tmp_path / "ds"), "--conf-dir", str(conf),
+                 "--env", "staging"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert err.startswith(f"sparkdl-tune: error: environment overlay {conf / 'staging'} does "
+                          "not exist; environments in")
+    assert build_parser().parse_args(["validate", "--dataset", "d"]).env is None
 
 
 HEAVY = {"tensorflow", "keras", "pyspark", "py4j", "mlflow", "horovod", "hyperopt",
