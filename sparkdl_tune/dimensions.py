@@ -18,7 +18,7 @@ import numpy as np
 from .errors import ConfigError
 
 KINDS = ("choice", "uniform", "loguniform", "quniform", "int", "fixed")
-_EDGE = 1e-6  # keeps hyperopt's rounded int index off the half-way points at the range ends
+EDGE = 1e-6  # keeps hyperopt's rounded int index off the half-way points at the range ends
 
 
 def _numbers(spec: Any, names: Sequence[str], integer: bool = False) -> None:
@@ -132,8 +132,6 @@ class Choice(Spec):
     def grid(self) -> list[int]:
         return list(range(len(self.options)))
 
-    def expr(self, label: str, hp: Any, options: list[Any] | None = None) -> Any:
-        return hp.choice(label, options if options is not None else list(self.options))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,8 +158,6 @@ class Uniform(Spec):
     def real(self, v: Any) -> float:
         return min(max(float(v), self.low), self.high)
 
-    def expr(self, label: str, hp: Any) -> Any:
-        return getattr(hp, self.kind)(label, self.warp(self.low), self.warp(self.high))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -220,11 +216,6 @@ class QUniform(Spec):
         lo, hi = self.index_range
         return [float(self.value_of(k)) for k in range(lo, hi + 1)]
 
-    def expr(self, label: str, hp: Any) -> Any:
-        from hyperopt.pyll import scope
-
-        e = hp.quniform(label, self.low, self.high, self.q)
-        return scope.int(e) if isinstance(self.value_of(0), int) else e
 
 
 @dataclasses.dataclass(frozen=True)
@@ -263,12 +254,6 @@ class IntRange(Spec):
     def grid(self) -> list[float]:
         return [float(k) for k in range(self.size)]
 
-    def expr(self, label: str, hp: Any) -> Any:
-        from hyperopt.pyll import scope
-
-        # hyperopt searches the step index; the point gets the integer itself.
-        k = hp.quniform(label, -0.5 + _EDGE, self.size - 0.5 - _EDGE, 1)
-        return scope.int(k * self.step + self.low)
 
 
 @dataclasses.dataclass(frozen=True)

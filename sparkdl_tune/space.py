@@ -139,22 +139,9 @@ class SearchSpace:
 
     def to_hyperopt(self) -> dict[str, Any]:
         """The hyperopt space expression, for ``fmin(space=...)``."""
-        from hyperopt import hp
+        from .engine import space_expression
 
-        def exprs(dims: Sequence[Dimension]) -> dict[str, Any]:
-            out = {}
-            for d in dims:
-                if isinstance(d.spec, Fixed):
-                    out[d.name] = d.spec.real()
-                elif d.children:
-                    options = [{"value": copy.deepcopy(b.value), **exprs(kids)}
-                               for b, kids in zip(d.spec.options, d.children)]
-                    out[d.name] = d.spec.expr(d.label, hp, options)
-                else:
-                    out[d.name] = d.spec.expr(d.label, hp)
-            return _nest(out)
-
-        return exprs(self.root)
+        return space_expression(self)
 
     def decode(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """Real values by dotted key: the active dimensions, fixed ones included.
@@ -256,7 +243,7 @@ def _walk(dims: Sequence[Dimension]) -> Iterator[Dimension]:
             yield from _walk(kids)
 
 
-def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
+def nest(flat: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in flat.items():
         *parents, last = key.split(".")

@@ -77,3 +77,13 @@ def test_the_shared_leaves_import_no_package_code_but_each_other():
         path = (PACKAGE / name.split(".")[1]).with_suffix(".py")
         inner = {i for i in imports(path) if i.startswith("sparkdl_tune")}
         assert inner <= SHARED, (name, inner)
+
+
+def test_only_the_engine_module_imports_hyperopt():
+    """The rest of the search speaks in decoded points (a second engine is one new module);
+    the scheduler package imports no engine and no heavy library at all."""
+    every = modules_under(".")
+    wrong = {f"{mod} -> {imp}" for mod, imps in every.items() for imp in imps
+             if imp.split(".")[0] == "hyperopt" and mod != "sparkdl_tune.engine"}
+    assert not wrong, sorted(wrong)
+    assert any(i.startswith("hyperopt") for i in every["sparkdl_tune.engine"])

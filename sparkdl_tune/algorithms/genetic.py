@@ -35,9 +35,11 @@ from typing import Any
 
 import numpy as np
 
+from ..engine import new_trial_docs, ok_loss
+from ..engine import trial_docs as all_trials
 from ..errors import ConfigError
 from ..space import Choice, Dimension, Fixed, IntRange, QUniform, SearchSpace, Uniform
-from . import all_trials, check_domain, new_trial_docs, ok_loss, seen_keys, trial_vals
+from . import check_domain, seen_keys, trial_vals
 
 _RETRIES = 10
 _RESAMPLE = 0.25

@@ -15,7 +15,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..errors import ConfigError
-from . import all_trials, check_domain, new_trial_docs, seen_keys
+from ..engine import new_trial_docs
+from ..engine import trial_docs as all_trials
+from . import check_domain, seen_keys
 
 
 def make_suggest(space: Any) -> Callable[..., list]:
