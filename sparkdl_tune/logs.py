@@ -68,3 +68,15 @@ def setup(verbose: bool = False) -> logging.Logger:
 def get(name: str = "") -> logging.Logger:
     """The package logger, or a child of it."""
     return logging.getLogger(f"{LOGGER_NAME}.{name}" if name else LOGGER_NAME)
+
+
+def number(value) -> str:
+    """A metric value for people: 4 decimals in the usual range, its significant digits when
+    tiny or huge (a regression loss of 5e-6 stays 5e-06, not 0.0000)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if v != v or v in (float("inf"), float("-inf")):
+        return str(v)
+    return f"{v:.4f}" if v == 0 or 1e-3 <= abs(v) < 1e6 else f"{v:.4g}"

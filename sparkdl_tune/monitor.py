@@ -3,7 +3,7 @@ progress, and decides when the budget's stop rules are met.
 
 Driver side. A background thread polls hyperopt's trial documents every half second, so a
 trial is written to MLflow within about a second of finishing — a crash later loses nothing
-that finished. hyperopt calls :meth:`Monitor.early_stop_fn` between trials; it polls too.
+that finished. The engine calls :meth:`Monitor.early_stop_fn` between trials; it polls too.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from . import logs
-from .run_layout import (KIND_TRIAL, TAG_KIND, TAG_LOSS, TAG_SEARCH, TAG_START, TAG_TRIAL,
-                         TAG_VALS, TAG_WHERE)
+from .live import trial_run_name
+from .run_layout import (KIND_TRIAL, TAG_CURVE, TAG_KIND, TAG_LOSS, TAG_PRUNED, TAG_RUNG,
+                         TAG_SEARCH, TAG_START, TAG_STATUS, TAG_TRIAL, TAG_VALS, TAG_WHERE)
 from .space import to_python
 
 log = logs.get("tune")
@@ -43,17 +44,35 @@ class TrialRecord:
     run_id: Optional[str] = None
     where: str = ""
     cancelled: bool = False
+    key: str = ""  # the trial's report key (see sparkdl_tune.live)
+    pruned_epoch: Optional[int] = None  # stopped by the scheduler after this epoch
+    pruned_reason: str = ""
+    curve: list[Optional[float]] = field(default_factory=list)  # the metric after each epoch
+    rung: Optional[int] = None  # the highest scheduler rung (epochs) it reached
+    logged: dict[str, int] = field(default_factory=dict, repr=False)  # epochs already in MLflow
+
+    @property
+    def status(self) -> str:
+        """finished | pruned | failed | cancelled"""
+        if self.cancelled:
+            return "cancelled"
+        if not self.ok:
+            return "failed"
+        return "pruned" if self.pruned_epoch else "finished"
 
 
 class Monitor:
     """See the module docstring. ``restored`` are trials a resumed search already has."""
 
     def __init__(self, settings, parent_run_id: str, search, space, metric: str, mode: str,
-                 restored: list[TrialRecord] = ()):
+                 restored: list[TrialRecord] = (), live=None, scheduler=None,
+                 total: Optional[int] = None):
         self.settings, self.parent_run_id, self.search = settings, parent_run_id, search
         self.space = space
         self.metric, self.mode = metric, mode
         self.records: dict[int, TrialRecord] = {r.number: r for r in restored}
+        self.live, self.scheduler = live, scheduler  # sparkdl_tune.live / .schedulers
+        self.total = total or search.max_trials  # trials the search can run (a grid: fewer)
         self.started = time.monotonic()
         self.finished_here = 0
         self.stop_reason: Optional[str] = None
@@ -63,6 +82,9 @@ class Monitor:
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self, trials) -> None:
+        if self.live is not None:
+            self.live.watch(trials)
+
         def loop():
             while not self._halt.wait(0.5):
                 try:
@@ -79,24 +101,24 @@ class Monitor:
             self._thread.join()
         self.poll(trials)
 
-    def early_stop_fn(self, trials, *args):
-        """hyperopt's hook: record what finished, then apply the stop rules."""
+    def early_stop_fn(self, trials) -> bool:
+        """The engine's hook between trials: record what finished, then apply the stop
+        rules."""
         self.poll(trials)
         stop = self._stop_rule()
         if stop and not self.stop_reason:
             self.stop_reason = stop
             log.info("tune: stopping early: %s", stop)
-        return bool(stop), args
+        return bool(stop)
 
     # -- recording -------------------------------------------------------------------
     def poll(self, trials) -> None:
-        from hyperopt.base import JOB_STATE_CANCEL, JOB_STATE_DONE, JOB_STATE_ERROR
+        from . import engine
 
         with self._lock:
-            for doc in list(getattr(trials, "_dynamic_trials", trials.trials)):
+            for doc in engine.trial_docs(trials):
                 tid = doc["tid"]
-                if tid in self.records or doc["state"] not in (
-                        JOB_STATE_DONE, JOB_STATE_ERROR, JOB_STATE_CANCEL):
+                if tid in self.records or not engine.ended(doc):
                     continue
                 record = _record_of(doc)
                 if not record.ok and self._stopping():
@@ -111,10 +133,25 @@ class Monitor:
                         record.params = self.space.decode(record.vals)
                     except Exception:
                         record.params = {}
+                self._take_live(record)
                 self._log(record)
                 self.records[tid] = record
                 self.finished_here += 1
                 self._progress(record)
+
+    def _take_live(self, r: TrialRecord) -> None:
+        """Take over the MLflow run the trial opened while it ran, and its curve."""
+        trial = self.live.finish(r.key, r.number) if self.live is not None else None
+        if trial is not None:
+            r.run_id, r.logged = trial.run_id, dict(trial.steps)
+            if not r.curve:
+                r.curve = list(trial.curve)
+            if trial.pruned and r.ok and not r.pruned_epoch:
+                r.pruned_epoch, r.pruned_reason = trial.pruned
+        if not r.curve and self.metric in r.history:
+            r.curve = list(r.history[self.metric])
+        if self.scheduler is not None:
+            r.rung = self.scheduler.rung_reached(r.key or f"trial-{r.number}", r.epochs_run)
 
     def _log(self, r: TrialRecord) -> None:
         from . import tracking
@@ -124,16 +161,33 @@ class Monitor:
             summary["objective"] = r.score
         tags = {TAG_KIND: KIND_TRIAL, TAG_SEARCH: self.search.name, TAG_TRIAL: r.number,
                 TAG_VALS: json.dumps(r.vals), TAG_LOSS: "" if r.loss is None else r.loss,
-                TAG_START: r.start, TAG_WHERE: r.where}
-        tracking.record_run(self.settings, f"trial-{r.number + 1:03d}", self.parent_run_id,
-                            r.params, r.history, summary, tags, failure=r.failure,
-                            status="KILLED" if r.cancelled else None)
+                TAG_START: r.start, TAG_WHERE: r.where, TAG_STATUS: r.status,
+                TAG_CURVE: json.dumps([_round(v) for v in r.curve])}
+        if r.pruned_epoch:
+            tags[TAG_PRUNED] = f"epoch {r.pruned_epoch}: {r.pruned_reason}"
+        if r.rung is not None:
+            tags[TAG_RUNG] = r.rung
+        r.run_id = tracking.record_run(
+            self.settings, trial_run_name(r.number), self.parent_run_id, r.params, r.history,
+            summary, tags, failure=r.failure, status="KILLED" if r.cancelled else None,
+            run_id=r.run_id, logged=r.logged)
 
     # -- progress and stop rules ------------------------------------------------------
     @property
     def best(self) -> Optional[TrialRecord]:
-        ok = [r for r in self.records.values() if r.ok]
+        """The best trial that trained its full epochs; a pruned one only when none did (it
+        was judged on fewer epochs, and stopped for being behind)."""
+        ok = [r for r in self.records.values() if r.ok and not r.pruned_epoch]
+        ok = ok or [r for r in self.records.values() if r.ok]
         return min(ok, key=lambda r: (r.loss, r.number)) if ok else None
+
+    @property
+    def pruned(self) -> list[TrialRecord]:
+        return [r for r in self.records.values() if r.status == "pruned"]
+
+    @property
+    def epochs_spent(self) -> int:
+        return sum(r.epochs_run for r in self.records.values())
 
     @property
     def failures(self) -> list[TrialRecord]:
@@ -149,7 +203,7 @@ class Monitor:
             timeout and time.monotonic() - self.started >= timeout * 60 - 1)
 
     def _progress(self, r: TrialRecord) -> None:
-        done, total = len(self.records), self.search.max_trials
+        done, total = len(self.records), self.total
         elapsed = time.monotonic() - self.started
         left = ""
         if self.finished_here and done < total:
@@ -158,13 +212,16 @@ class Monitor:
                 eta = min(eta, max(0.0, self.search.timeout_minutes * 60 - elapsed))
             left = f", ~{_clock(eta)} left"
         best = self.best
-        best_text = (f"best {self.metric} {best.score:.4f} (trial {best.number + 1})"
+        best_text = (f"best {self.metric} {logs.number(best.score)} (trial {best.number + 1})"
                      if best else "no successful trial yet")
-        outcome = (f"{self.metric} {r.score:.4f}" if r.ok else
+        outcome = (f"{self.metric} {logs.number(r.score)}" if r.ok else
                    r.failure if r.cancelled else f"FAILED: {r.failure}")
-        log.info("tune: trial %d/%d %s | %s | %d failed | %s elapsed%s",
-                 r.number + 1, total, outcome, best_text, len(self.failures), _clock(elapsed),
-                 left)
+        if r.pruned_epoch:
+            outcome += f" (pruned after epoch {r.pruned_epoch})"
+        pruned = f"{len(self.pruned)} pruned, " if self.scheduler is not None else ""
+        log.info("tune: trial %d/%d %s | %s | %s%d failed | %d epochs | %s elapsed%s",
+                 r.number + 1, total, outcome, best_text, pruned, len(self.failures),
+                 self.epochs_spent, _clock(elapsed), left)
 
     def _stop_rule(self) -> Optional[str]:
         best = self.best
@@ -173,7 +230,7 @@ class Monitor:
         target = self.search.target
         if target is not None and (best.score >= target if self.mode == "max"
                                    else best.score <= target):
-            return f"target {self.metric} {target} reached ({best.score:.4f})"
+            return f"target {self.metric} {target} reached ({logs.number(best.score)})"
         patience = self.search.stop_after_no_improvement
         if patience:
             since = sum(1 for r in self.records.values() if r.number > best.number)
@@ -183,22 +240,24 @@ class Monitor:
 
 
 def _record_of(doc: dict) -> TrialRecord:
-    from hyperopt.base import JOB_STATE_DONE
+    from . import engine
 
     result = doc.get("result") or {}
     vals = {k: [to_python(v) for v in vs] for k, vs in doc["misc"]["vals"].items()}
-    ok = doc["state"] == JOB_STATE_DONE and result.get("status") == "ok"
+    ok = engine.ended(doc) == "done" and result.get("status") == engine.STATUS_OK
     failure = None
     if not ok:
-        error = doc["misc"].get("error")
-        failure = result.get("failure") or (f"{error[0]}: {error[1]}" if error else
-                                            "cancelled (search timeout or early stop)")
+        failure = (result.get("failure") or engine.error_of(doc)
+                   or "cancelled (search timeout or early stop)")
     extra = {k: float(v) for k, v in (result.get("test_metrics") or {}).items()}
     for key in THROUGHPUT_KEYS:
         if result.get(key):
             extra[key] = float(result[key])
+    pruned = result.get("pruned") or (None, "")
     return TrialRecord(
         number=doc["tid"], ok=ok, vals=vals, params=result.get("params") or {},
+        key=str(result.get("key") or ""), pruned_epoch=pruned[0] if ok else None,
+        pruned_reason=pruned[1] or "",
         loss=float(result["loss"]) if ok else None,
         score=float(result["score"]) if ok else None, failure=failure,
         duration=float(result.get("duration") or 0.0), start=float(result.get("start") or 0.0),
@@ -209,3 +268,7 @@ def _record_of(doc: dict) -> TrialRecord:
 def _clock(seconds: float) -> str:
     seconds = int(seconds)
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def _round(v: Optional[float]) -> Optional[float]:
+    return None if v is None else float(f"{v:.6g}")

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import math
 import time
+import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 from .data import TrainingData
+from .engine import STATUS_FAIL, STATUS_OK
 from .schema import Config
 from .space import SearchSpace, to_python
+from .spec.report import ReportTo
 
 
 @dataclass(frozen=True)
@@ -29,19 +32,20 @@ class TrialSpec:
     mode: str
     threads: int
     in_spark_task: bool
+    report_to: Optional[ReportTo] = None  # the driver's report server (per-epoch reports)
 
 
 def evaluate(spec: TrialSpec, point: Any) -> dict[str, Any]:
     """Train with ``point`` (a hyperopt sample) and return hyperopt's result dict."""
-    from hyperopt import STATUS_FAIL, STATUS_OK
-
     started = time.time()
     values = spec.space.decode(point)
+    key = uuid.uuid4().hex  # names this trial in its per-epoch reports
     # where: the Spark task's working directory names the executor (and, on a standalone
     # cluster, the worker) that ran the trial
-    base = {"params": to_python(values), "start": started, "where": _where()}
+    base = {"params": to_python(values), "start": started, "where": _where(), "key": key}
+    target = spec.report_to.for_trial(key, base["params"]) if spec.report_to else None
     try:
-        result = _train(spec, values)
+        result = _train(spec, values, target)
         history = result.history
         if spec.metric not in history:
             raise KeyError(f"metric {spec.metric!r} is not among the training metrics "
@@ -55,20 +59,20 @@ def evaluate(spec: TrialSpec, point: Any) -> dict[str, Any]:
                 "epochs_run": result.epochs_run, "samples_per_second": result.samples_per_second,
                 "learning_rate": result.learning_rate, "num_proc": result.num_proc,
                 "threads_per_proc": result.extra.get("threads_per_proc"),
-                "duration": time.time() - started}
+                "pruned": result.extra.get("pruned"), "duration": time.time() - started}
     except Exception as exc:  # any failure ends this trial only
         return {**base, "status": STATUS_FAIL, "failure": _reason(exc),
                 "duration": time.time() - started}
 
 
-def _train(spec: TrialSpec, values: dict[str, Any]):
+def _train(spec: TrialSpec, values: dict[str, Any], target: Optional[ReportTo]):
     from dataclasses import replace
 
     from .config import with_values
     from .trainer import make_job
 
     cfg = with_values(spec.base, values)
-    job = make_job(cfg, spec.data, spec.threads, verbose=0)
+    job = replace(make_job(cfg, spec.data, spec.threads, verbose=0), report_to=target)
     if spec.in_spark_task:
         from .executor import worker
 

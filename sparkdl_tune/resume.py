@@ -8,11 +8,10 @@ TPE's history, the genetic population and the grid's visited set all continue fr
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 
 from .monitor import THROUGHPUT_KEYS, TrialRecord
-from .run_layout import (KIND_SEARCH, KIND_TRIAL, TAG_FAILURE, TAG_KIND, TAG_LOSS, TAG_SEARCH,
-                         TAG_START, TAG_TRIAL, TAG_VALS)
+from .run_layout import (KIND_SEARCH, KIND_TRIAL, TAG_CURVE, TAG_FAILURE, TAG_KIND, TAG_LOSS,
+                         TAG_PRUNED, TAG_RUNG, TAG_SEARCH, TAG_START, TAG_TRIAL, TAG_VALS)
 
 
 # KILLED: cancelled by the search's stop; RUNNING: the search died while recording it (a run
@@ -45,11 +44,15 @@ def finished_trials(settings, parent_run_id: str, space) -> list[TrialRecord]:
     records = []
     for run in runs:
         if run.info.status in _RUN_AGAIN:
+            if run.info.status == "RUNNING":  # the search died while it ran: it runs again
+                tracking.end_run(run.info.run_id, "KILLED")
             continue
         tags, metrics = run.data.tags, run.data.metrics
         ok = run.info.status == "FINISHED"
         loss = tags.get(TAG_LOSS)
         vals = json.loads(tags[TAG_VALS])
+        pruned = tags.get(TAG_PRUNED, "")
+        rung = tags.get(TAG_RUNG)
         records.append(TrialRecord(
             number=int(tags[TAG_TRIAL]), ok=ok, vals=vals, params=space.decode(vals),
             loss=float(loss) if ok and loss else None,
@@ -59,36 +62,14 @@ def finished_trials(settings, parent_run_id: str, space) -> list[TrialRecord]:
             epochs_run=int(metrics.get("epochs_run", 0)),
             extra={k: v for k, v in metrics.items()
                    if k.startswith("test_") or k in THROUGHPUT_KEYS},
-            run_id=run.info.run_id))
+            run_id=run.info.run_id,
+            pruned_epoch=int(pruned.split(":")[0].split()[-1]) if ok and pruned else None,
+            pruned_reason=pruned.partition(": ")[2],
+            curve=json.loads(tags.get(TAG_CURVE) or "[]"),
+            rung=int(float(rung)) if rung else None))
     records.sort(key=lambda r: r.number)
     for i, record in enumerate(records):
         if record.number != i:  # a gap left by a trial that never finished: close it
             tracking.set_tags({TAG_TRIAL: i}, run_id=record.run_id)
             record.number = i
     return records
-
-
-def restore(trials, records: list[TrialRecord]) -> None:
-    """Insert ``records`` into an empty hyperopt ``Trials``/``SparkTrials`` as finished docs."""
-    from hyperopt.base import JOB_STATE_DONE, STATUS_FAIL, STATUS_OK
-
-    if not records:
-        return
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
-    tids = trials.new_trial_ids(len(records))
-    specs, results, miscs = [], [], []
-    for tid, r in zip(tids, records):
-        specs.append(None)
-        results.append({"status": STATUS_OK, "loss": r.loss, "score": r.score,
-                        "params": r.params, "restored": True} if r.ok else
-                       {"status": STATUS_FAIL, "failure": r.failure, "params": r.params,
-                        "restored": True})
-        miscs.append({"tid": tid, "cmd": ("domain_attachment", "FMinIter_Domain"),
-                      "workdir": None, "vals": r.vals,
-                      "idxs": {k: [tid] if v else [] for k, v in r.vals.items()}})
-    docs = trials.new_trial_docs(tids, specs, results, miscs)
-    for doc in docs:
-        doc["state"] = JOB_STATE_DONE
-        doc["book_time"] = doc["refresh_time"] = now
-    trials.insert_trial_docs(docs)
-    trials.refresh()

@@ -22,6 +22,10 @@ TAG_VALS = "sparkdl_tune.vals"  # the hyperopt vals (JSON): how a trial is decod
 TAG_LOSS = "sparkdl_tune.loss"  # hyperopt's loss ("" when failed)
 TAG_START = "sparkdl_tune.start"  # epoch seconds
 TAG_WHERE = "sparkdl_tune.where"  # host:working directory of the Spark task
+TAG_STATUS = "sparkdl_tune.status"  # running | finished | pruned | failed | cancelled
+TAG_PRUNED = "sparkdl_tune.pruned"  # pruned: "epoch N: why"
+TAG_RUNG = "sparkdl_tune.rung"  # the highest scheduler rung (epochs) the trial reached
+TAG_CURVE = "sparkdl_tune.curve"  # the search metric after each epoch (JSON): the rung table
 
 # on any run that failed
 TAG_FAILURE = "failure_reason"

@@ -306,29 +306,66 @@ def set_tags(tags: Mapping[str, Any], run_id: Optional[str] = None) -> None:
         client.set_tag(run_id, _key(k), _text(v, _MAX_TAG_VALUE))
 
 
+def open_child_run(settings: MlflowSettings, run_name: str, parent_run_id: str,
+                   tags: Mapping[str, Any]) -> str:
+    """A RUNNING child run (explicit run id, no active-run state: safe from any thread)."""
+    from mlflow import MlflowClient
+
+    experiment_id = _prepare(settings)
+    all_tags = {"mlflow.parentRunId": parent_run_id, **tags}
+    run = MlflowClient().create_run(
+        experiment_id, run_name=run_name,
+        tags={_key(k): _text(v, _MAX_TAG_VALUE) for k, v in all_tags.items()})
+    return run.info.run_id
+
+
+def log_steps(run_id: str, series: Mapping[str, tuple[int, Sequence[float]]]) -> None:
+    """``metric -> (first step, values)``: values at consecutive steps from the first."""
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    metrics = [Metric(_key(k), float(v), now, first + i)
+               for k, (first, values) in series.items() for i, v in enumerate(values)]
+    client = MlflowClient()
+    for i in range(0, len(metrics), _METRICS_PER_BATCH):
+        client.log_batch(run_id, metrics=metrics[i:i + _METRICS_PER_BATCH], synchronous=True)
+
+
 def record_run(settings: MlflowSettings, run_name: str, parent_run_id: str,
                params: Mapping[str, Any], history: Mapping[str, Sequence[float]],
                summary: Mapping[str, float], tags: Mapping[str, Any],
-               failure: Optional[str] = None, status: Optional[str] = None) -> str:
-    """Write one finished child run in one go (a trial), FINISHED or FAILED with its reason.
+               failure: Optional[str] = None, status: Optional[str] = None,
+               run_id: Optional[str] = None, logged: Mapping[str, int] = {}) -> str:
+    """Write one finished child run (a trial), FINISHED or FAILED with its reason — in one go,
+    or into ``run_id`` opened while it ran, whose first ``logged[metric]`` epochs are there.
 
     Uses explicit run ids only (no active-run state), so a monitor thread can call it while a
     search runs.
     """
     from mlflow import MlflowClient
 
-    experiment_id = _prepare(settings)
     client = MlflowClient()
-    all_tags = {"mlflow.parentRunId": parent_run_id, **tags}
+    all_tags = {"mlflow.parentRunId": parent_run_id, "mlflow.runName": run_name, **tags}
     if failure:
         all_tags[TAG_FAILURE] = failure
-    run = client.create_run(experiment_id, run_name=run_name,
-                            tags={_key(k): _text(v, _MAX_TAG_VALUE) for k, v in all_tags.items()})
-    run_id = run.info.run_id
-    log_params(params, run_id)
-    log_metrics(history, summary, run_id)
+    if run_id is None:
+        run_id = open_child_run(settings, run_name, parent_run_id, all_tags)
+        log_params(params, run_id)
+    else:
+        set_tags(all_tags, run_id)
+    rest = {k: (logged.get(k, 0), list(v)[logged.get(k, 0):]) for k, v in history.items()}
+    log_steps(run_id, {k: v for k, v in rest.items() if v[1]})
+    last = max((len(v) for v in history.values()), default=1) - 1
+    log_steps(run_id, {k: (last, [v]) for k, v in summary.items()})
     client.set_terminated(run_id, status or ("FAILED" if failure else "FINISHED"))
     return run_id
+
+
+def end_run(run_id: str, status: str = "FINISHED") -> None:
+    from mlflow import MlflowClient
+
+    MlflowClient().set_terminated(run_id, status)
 
 
 def find_runs(settings: MlflowSettings, tags: Mapping[str, str],

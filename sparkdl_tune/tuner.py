@@ -25,7 +25,9 @@ from typing import Any
 from . import logs
 from .config import with_values
 from .errors import ConfigError, FatalError
+from .live import LiveTrials
 from .monitor import Monitor, TrialRecord
+from .report_server import ReportServer, driver_host
 from .run_layout import (KIND_FINAL, KIND_SEARCH, TAG_ALGORITHM, TAG_DEFINITION,
                          TAG_EXECUTION_MODE, TAG_FINAL, TAG_KIND, TAG_SEARCH)
 from .schema import Config
@@ -159,8 +161,9 @@ def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str,
     if restored:
         log.info("tune: resuming %r with %d finished trials from MLflow", s.name, len(restored))
     trial_cfg = cfg
-    if s.trial_epochs:
-        trial_cfg = with_values(cfg, {"training.epochs": s.trial_epochs})
+    trial_epochs = trial_epoch_budget(cfg)
+    if trial_epochs != cfg.training.epochs:
+        trial_cfg = with_values(cfg, {"training.epochs": trial_epochs})
     if exec_mode == "parallel" and cfg.execution.num_proc != 1:
         trial_cfg = with_values(trial_cfg, {"execution.num_proc": 1})
     tags = {TAG_KIND: KIND_SEARCH, TAG_SEARCH: s.name, TAG_ALGORITHM: s.algorithm,
@@ -175,9 +178,15 @@ def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str,
                                  "search.max_trials": s.max_trials,
                                  "search.metric": metric, "search.mode": mode,
                                  "search.space": json.dumps(space_description(space))})
-        monitor = Monitor(cfg.mlflow, parent_id, s, space, metric, mode, restored)
-        _search(trial_cfg, prepared, space, algo, monitor, exec_mode, parallelism, threads,
-                restored)
+        scheduler = _scheduler(cfg, metric, mode, trial_epochs, restored)
+        live = LiveTrials(cfg.mlflow, parent_id, s.name, space, scheduler, metric)
+        total = min(s.max_trials, len(space.grid_vals())) if s.algorithm == "grid" else None
+        monitor = Monitor(cfg.mlflow, parent_id, s, space, metric, mode, restored, live=live,
+                          scheduler=scheduler if s.scheduler != "fifo" else None, total=total)
+        with ReportServer(live.handle, driver_host(prepared.spark)) as server:
+            _search(trial_cfg, prepared, space, algo, monitor, exec_mode, parallelism, threads,
+                    restored, server.address)
+        live.close()
         best = _best_or_fail(monitor)
         final = _retrain(cfg, prepared, space, best, parent_id) if s.retrain else None
         summary = _summary(cfg, monitor, best, final, exec_mode, metric, mode, started)
@@ -192,12 +201,9 @@ def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str,
 
 
 def _search(cfg, prepared, space, algo, monitor: Monitor, exec_mode, parallelism, threads,
-            restored: list[TrialRecord]) -> None:
-    import numpy as np
-    from hyperopt import SparkTrials, Trials, fmin
-
+            restored: list[TrialRecord], report_to=None) -> None:
+    from . import engine
     from .objective import TrialSpec, evaluate
-    from .resume import restore
 
     s = cfg.search
     remaining = s.max_trials - len(restored)
@@ -206,25 +212,42 @@ def _search(cfg, prepared, space, algo, monitor: Monitor, exec_mode, parallelism
         return
     metric, mode = monitor.metric, monitor.mode
     spec = TrialSpec(base=cfg, data=prepared.data, space=space, metric=metric, mode=mode,
-                     threads=threads, in_spark_task=exec_mode == "parallel")
-    if exec_mode == "parallel":
-        trials = SparkTrials(parallelism=parallelism, spark_session=prepared.spark)
-    else:
-        trials = Trials()
-    restore(trials, restored)
-    monitor.start(trials)
-    from hyperopt.exceptions import AllTrialsFailed
+                     threads=threads, in_spark_task=exec_mode == "parallel",
+                     report_to=report_to)
+    # (all trials failed: reported with every distinct reason by _best_or_fail)
+    engine.run(functools.partial(evaluate, spec), space, algo, max_trials=s.max_trials,
+               parallel=exec_mode == "parallel", parallelism=parallelism,
+               spark=prepared.spark,
+               timeout_seconds=int(s.timeout_minutes * 60) if s.timeout_minutes else None,
+               seed=s.seed + len(restored), restored=restored,
+               early_stop=monitor.early_stop_fn, watch=monitor.start, unwatch=monitor.close)
 
-    try:
-        fmin(fn=functools.partial(evaluate, spec), space=space.to_hyperopt(), algo=algo,
-             max_evals=s.max_trials, trials=trials,
-             timeout=int(s.timeout_minutes * 60) if s.timeout_minutes else None,
-             early_stop_fn=monitor.early_stop_fn, show_progressbar=False,
-             rstate=np.random.default_rng(s.seed + len(restored)), return_argmin=False)
-    except AllTrialsFailed:
-        pass  # reported with every distinct reason by _best_or_fail
-    finally:
-        monitor.close(trials)
+
+def trial_epoch_budget(cfg: Config) -> int:
+    """The epochs a trial trains when no scheduler stops it."""
+    s = cfg.search
+    if s.scheduler != "fifo" and s.pruning.max_epochs:
+        return s.pruning.max_epochs
+    return s.trial_epochs or cfg.training.epochs
+
+
+def _scheduler(cfg: Config, metric: str, mode: str, max_epochs: int,
+               restored: list[TrialRecord]):
+    """The search's scheduler, with the rung table of a resumed search's recorded trials."""
+    from .schedulers import make_scheduler
+
+    s = cfg.search
+    if s.scheduler != "fifo" and s.pruning.min_epochs >= max_epochs:
+        raise ConfigError(f"search.pruning.min_epochs ({s.pruning.min_epochs}) leaves the "
+                          f"{s.scheduler} scheduler nothing to stop: trials train {max_epochs} "
+                          "epochs; lower min_epochs or raise search.pruning.max_epochs")
+    scheduler = make_scheduler(s.scheduler, s.pruning, mode, max_epochs, metric)
+    for r in restored:  # in trial order, as they ran: the same rungs again
+        for epoch, value in enumerate(r.curve, start=1):
+            scheduler.report(f"trial-{r.number}", epoch, float("nan") if value is None
+                             else value)
+        scheduler.complete(f"trial-{r.number}")
+    return scheduler
 
 
 def _report(cfg: Config, parent_id: str) -> str | None:
@@ -338,6 +361,11 @@ def _summary(cfg, monitor: Monitor, best: TrialRecord, final, exec_mode, metric,
         "execution_mode": exec_mode, "metric": metric, "mode": mode,
         "trials": len(monitor.finished), "failed": len(monitor.failures),
         "cancelled": len(monitor.records) - len(monitor.finished),
+        "scheduler": cfg.search.scheduler, "pruned": len(monitor.pruned),
+        "epochs_spent": monitor.epochs_spent,
+        "pruned_trials": [{"trial": r.number + 1, "epoch": r.pruned_epoch, "score": r.score,
+                           "rung": r.rung, "why": r.pruned_reason}
+                          for r in sorted(monitor.pruned, key=lambda r: r.number)],
         "stopped_early": monitor.stop_reason,
         "best_trial": best.number + 1, f"best_{metric}": best.score,
         "best_params": best.params, "final": final,

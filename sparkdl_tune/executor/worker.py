@@ -75,6 +75,12 @@ def _train(job: TrainJob) -> tuple[RankReport, Optional[TrainResult]]:
     callbacks += [timer, tf.keras.callbacks.TerminateOnNaN(), *make_callbacks(training)]
     if training.time_limit_minutes:
         callbacks.append(_TimeLimit(tf, training.time_limit_minutes * 60, timer, hvd))
+    reports = None
+    if job.report_to is not None:  # last: it reports what the others made of the epoch
+        from .reporter import epoch_callback
+
+        reports = epoch_callback(tf, job.report_to, rank, hvd)
+        callbacks.append(reports)
 
     started = time.monotonic()
     # no validation split (a final model trained on train+validation): no val_* metrics
@@ -88,8 +94,11 @@ def _train(job: TrainJob) -> tuple[RankReport, Optional[TrainResult]]:
                             callbacks=callbacks, verbose=job.verbose if rank == 0 else 0)
     if rank != 0:
         return report, None
-    with stream(job, "test", 0, 1, finite=True) as (test_ds, _):
-        scores = model.evaluate(test_ds, verbose=0, return_dict=True)
+    pruned = reports.pruned if reports is not None else None
+    scores = {}
+    if pruned is None:  # a pruned trial's test score would tell nobody anything
+        with stream(job, "test", 0, 1, finite=True) as (test_ds, _):
+            scores = model.evaluate(test_ds, verbose=0, return_dict=True)
     wall = time.monotonic() - started
     per_epoch = timer.seconds[1:] or timer.seconds
     samples = steps * training.batch_size * size
@@ -107,7 +116,7 @@ def _train(job: TrainJob) -> tuple[RankReport, Optional[TrainResult]]:
         weights=model.get_weights(),
         extra={"epoch_seconds": timer.seconds, "threads_per_proc": job.threads,
                "nan_loss": not all(math.isfinite(v) for v in hist.get("loss", [])),
-               "cached_in_memory": cached},
+               "cached_in_memory": cached, "pruned": list(pruned) if pruned else None},
     )
 
 

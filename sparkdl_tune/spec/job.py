@@ -7,6 +7,7 @@ from typing import Optional
 
 from ..model_spec import ModelSpec, TrainingSpec
 from .data import TrainingData
+from .report import ReportTo
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class TrainJob:
     cache_max_mb: int = 2048
     in_process: bool = True
     verbose: int = 2
+    report_to: Optional[ReportTo] = None  # a trial's per-epoch reports go to the driver
 
 
 @dataclass

@@ -1,0 +1,146 @@
+"""Trials that talk back: per-epoch reports reach the driver over the report server, show up in
+the trial's MLflow run while it runs, and a scheduler's stop ends a trial as *pruned*."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+
+import pytest
+
+from conftest import tune_overrides
+from sparkdl_tune.config import load_config
+from sparkdl_tune.executor.reporter import Reporter
+from sparkdl_tune.report_server import ReportServer
+from sparkdl_tune.tuner import tune
+
+SPACE = {"training.learning_rate": {"loguniform": [1e-3, 1e-1]}}
+
+
+def test_a_report_reaches_the_driver_and_its_answer_comes_back():
+    seen = []
+
+    def handle(message):
+        seen.append(message)
+        return {"stop": True, "reason": "behind"} if message.get("epoch") == 2 else {}
+
+    with ReportServer(handle, "127.0.0.1") as server:
+        target = server.address.for_trial("k1", {"a": 1})
+        reporter = Reporter(target)
+        assert reporter.send("begin", params={"a": 1}) == {"stop": False, "reason": ""}
+        assert reporter.send("epoch", epoch=1, metrics={"loss": 0.5})["stop"] is False
+        assert reporter.send("epoch", epoch=2, metrics={"loss": float("nan")}) == {
+            "stop": True, "reason": "behind"}
+        reporter.close()
+        # a stranger's line (wrong token) is dropped with its connection; nothing reaches us
+        with socket.create_connection(("127.0.0.1", target.port), timeout=5) as sock:
+            sock.sendall(b'{"token": "wrong", "key": "x", "event": "epoch"}\n')
+            assert sock.makefile("rb").readline() == b""
+    assert [m["event"] for m in seen] == ["begin", "epoch", "epoch"]
+    assert seen[2]["metrics"] == {"loss": None}  # NaN travels as null
+    assert all(m["key"] == "k1" for m in seen)
+
+
+def test_an_unreachable_driver_never_fails_the_trial(capsys):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nobody listens there
+    from sparkdl_tune.spec.report import ReportTo
+
+    reporter = Reporter(ReportTo("127.0.0.1", port, "t", "k"))
+    assert reporter.send("epoch", epoch=1, metrics={}) == {}
+    assert reporter.broken and reporter.send("epoch", epoch=2, metrics={}) == {}
+    assert "could not report to the driver" in capsys.readouterr().err
+
+
+def _client(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+
+
+def _watch_running_trials(tmp_path, stop: threading.Event, sightings: list):
+    """Poll MLflow for a RUNNING trial run that already has epoch metrics."""
+    client = _client(tmp_path)
+    while not stop.is_set():
+        try:
+            exp = client.get_experiment_by_name("tests")
+            if exp is not None:
+                for run in client.search_runs([exp.experiment_id],
+                                              "tags.`sparkdl_tune.kind` = 'trial'"):
+                    if run.info.status == "RUNNING" and "val_loss" in run.data.metrics:
+                        steps = client.get_metric_history(run.info.run_id, "val_loss")
+                        sightings.append((run.info.run_id, len(steps)))
+        except Exception:  # the store is being created
+            pass
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("mode,num_proc", [("parallel", 1), ("distributed", 2)])
+def test_a_running_trial_shows_its_epochs_in_mlflow(spark, tiny_tabular, tmp_path, mode,
+                                                    num_proc):
+    epochs = 25
+    cfg = load_config(None, overrides=tune_overrides(
+        tiny_tabular, tmp_path, SPACE, search__name=f"live-{mode}", search__max_trials=2,
+        search__execution_mode=mode, execution__num_proc=num_proc, search__retrain="false",
+        search__report="false", search__algorithm="random", training__epochs=epochs,
+        search__metric="val_loss"))
+    stop, sightings = threading.Event(), []
+    watcher = threading.Thread(target=_watch_running_trials, args=(tmp_path, stop, sightings))
+    watcher.start()
+    try:
+        summary = tune(cfg, spark)
+    finally:
+        stop.set()
+        watcher.join()
+    assert summary["trials"] == 2 and summary["failed"] == 0
+    assert sightings, "no running trial run with epoch metrics was seen"
+    run_id, steps = sightings[0]
+    assert 1 <= steps < epochs  # seen mid-training, not written at the end
+    run = _client(tmp_path).get_run(run_id)  # the same run became the finished trial
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["sparkdl_tune.status"] == "finished"
+    history = _client(tmp_path).get_metric_history(run_id, "val_loss")
+    assert sorted(m.step for m in history) == list(range(epochs))  # every epoch exactly once
+    trials = _client(tmp_path).search_runs(
+        [run.info.experiment_id], f"tags.`mlflow.parentRunId` = '{summary['parent_run_id']}'")
+    assert len(trials) == 2  # no second run for a trial that reported live
+
+
+def test_asha_prunes_trials_and_records_them_as_pruned(spark, tiny_tabular, tmp_path):
+    cfg = load_config(None, overrides=tune_overrides(
+        tiny_tabular, tmp_path, SPACE, search__name="asha", search__max_trials=8,
+        search__execution_mode="parallel", search__algorithm="random",
+        search__scheduler="asha", search__pruning__min_epochs=1,
+        search__pruning__max_epochs=6, search__metric="val_loss", search__report="true"))
+    summary = tune(cfg, spark)
+    assert summary["trials"] == 8 and summary["failed"] == 0
+    assert summary["scheduler"] == "asha" and summary["pruned"] >= 1
+    on_disk = json.loads((tmp_path / "out" / "asha" / "summary.json").read_text())
+    assert on_disk["pruned"] == summary["pruned"]
+    pruned = {p["trial"]: p for p in on_disk["pruned_trials"]}
+    assert len(pruned) == summary["pruned"]
+    assert all(p["epoch"] in (1, 3) and p["rung"] == p["epoch"] and p["score"] > 0
+               for p in pruned.values()), pruned
+    client = _client(tmp_path)
+    runs = client.search_runs([client.get_experiment_by_name("tests").experiment_id],
+                              f"tags.`mlflow.parentRunId` = '{summary['parent_run_id']}' and "
+                              "tags.`sparkdl_tune.kind` = 'trial'")
+    assert len(runs) == 8
+    for run in runs:
+        number = int(run.data.tags["sparkdl_tune.trial"]) + 1
+        status = run.data.tags["sparkdl_tune.status"]
+        assert run.info.status == "FINISHED"  # pruned is not failed
+        if number in pruned:
+            assert status == "pruned"
+            assert run.data.tags["sparkdl_tune.pruned"].startswith(
+                f"epoch {pruned[number]['epoch']}: ")
+            assert run.data.metrics["epochs_run"] == pruned[number]["epoch"]
+            assert "test_accuracy" not in run.data.metrics  # no test score for a pruned trial
+        else:
+            assert status == "finished" and run.data.metrics["epochs_run"] == 6
+    # the best and the retrained trial trained its full epochs
+    assert summary["best_trial"] not in pruned
+    assert summary["epochs_spent"] == sum(r.data.metrics["epochs_run"] for r in runs) < 8 * 6
