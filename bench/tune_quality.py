@@ -2,6 +2,11 @@
 given the same 30 minutes for search + final retrain; prints final test accuracy side by side.
 
     .venv/bin/python bench/tune_quality.py [--algorithms tpe random] [--minutes 30]
+    .venv/bin/python bench/tune_quality.py --algorithms tpe --scheduler asha --seed 1
+
+``--scheduler asha`` (or hyperband, median) stops poor trials early: trials train up to
+``--max-epochs`` (default 20) and the first rung sits at ``--min-epochs`` (default 2), instead
+of every trial training ``--trial-epochs``.
 
 Uses conf/jobs/fashion_tune.yaml and conf/spaces/mlp.yaml; the dataset is prepared into
 data/fashion-mnist when missing. Each run gets its own search name and MLflow experiment.
@@ -21,9 +26,10 @@ TARGET = 0.895
 
 
 def run(algorithm: str, minutes: float, final_minutes: float, overhead_minutes: float,
-        final_epochs: int, trial_epochs: int, stamp: str) -> dict:
+        final_epochs: int, trial_epochs: int, stamp: str, args=None) -> dict:
     exe = os.path.join(os.path.dirname(sys.executable), "sparkdl-tune")
-    name = f"bench-{algorithm}-{stamp}"
+    scheduler = getattr(args, "scheduler", "fifo")
+    name = f"bench-{algorithm}-{scheduler}-s{getattr(args, 'seed', 42)}-{stamp}"
     out = os.path.join(ROOT, "bench", "out")
     cmd = [exe, "tune", "conf/jobs/fashion_tune.yaml", f"search.name={name}",
            f"search.algorithm={algorithm}", "search.max_trials=500",
@@ -33,6 +39,12 @@ def run(algorithm: str, minutes: float, final_minutes: float, overhead_minutes: 
            f"training.epochs={final_epochs}", f"search.output_dir={out}",
            "mlflow.experiment=bench-tune-quality", "mlflow.registered_model_name=null",
            "spark.master=local[2]", "spark.conf.spark.ui.enabled=false"]
+    if args is not None:
+        cmd.append(f"search.seed={args.seed}")
+        if scheduler != "fifo":
+            cmd += [f"search.scheduler={scheduler}",
+                    f"search.pruning.min_epochs={args.min_epochs}",
+                    f"search.pruning.max_epochs={args.max_epochs}"]
     started = time.monotonic()
     with open(os.path.join(out, f"{name}.log"), "w") as log:
         proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
@@ -41,7 +53,9 @@ def run(algorithm: str, minutes: float, final_minutes: float, overhead_minutes: 
         return {"algorithm": algorithm, "error": f"exit {proc.returncode}", "wall": wall}
     with open(os.path.join(out, name, "summary.json")) as f:
         summary = json.load(f)
-    return {"algorithm": algorithm, "wall": wall, "trials": summary["trials"],
+    return {"algorithm": algorithm, "scheduler": scheduler, "seed": getattr(args, "seed", 42),
+            "pruned": summary.get("pruned"), "epochs_spent": summary.get("epochs_spent"),
+            "wall": wall, "trials": summary["trials"],
             "failed": summary["failed"], "best_val": summary["best_val_accuracy"],
             "test": summary["final"]["test_metrics"]["test_accuracy"],
             "final_epochs": summary["final"]["epochs"],
@@ -58,6 +72,11 @@ def main() -> None:
                         help="part of the budget for start-up, data checks and the report")
     parser.add_argument("--final-epochs", type=int, default=30)
     parser.add_argument("--trial-epochs", type=int, default=8)
+    parser.add_argument("--scheduler", default="fifo",
+                        choices=("fifo", "asha", "hyperband", "median"))
+    parser.add_argument("--min-epochs", type=int, default=2)
+    parser.add_argument("--max-epochs", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
     os.makedirs(os.path.join(ROOT, "bench", "out"), exist_ok=True)
     if not os.path.isfile(os.path.join(ROOT, "data/fashion-mnist/manifest.json")):
@@ -68,7 +87,7 @@ def main() -> None:
     rows = []
     for algorithm in args.algorithms:
         r = run(algorithm, args.minutes, args.final_minutes, args.overhead_minutes,
-                args.final_epochs, args.trial_epochs, stamp)
+                args.final_epochs, args.trial_epochs, stamp, args)
         rows.append(r)
         print(json.dumps(r, default=str), flush=True)
     print(f"\n{'algorithm':<10} {'wall min':>8} {'trials':>6} {'failed':>6} {'best val':>8} "

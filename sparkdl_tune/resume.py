@@ -1,21 +1,20 @@
 """Resuming a search: its finished trials, read back from MLflow, become hyperopt trials again.
 
 Driver side. Trials are renumbered 0..k-1 in their original order (a trial that was running
-when the search died never reached MLflow and simply runs again), so hyperopt's id counter,
+when the search died runs again; the run it had opened to show its epochs is deleted),
+pruned ones keep their status and curve (the scheduler's rung table is rebuilt from the
+curves), so hyperopt's id counter,
 TPE's history, the genetic population and the grid's visited set all continue from them.
 """
 
 from __future__ import annotations
 
-import json
-
 from .monitor import THROUGHPUT_KEYS, TrialRecord
-from .run_layout import (KIND_SEARCH, KIND_TRIAL, TAG_CURVE, TAG_FAILURE, TAG_KIND, TAG_LOSS,
-                         TAG_PRUNED, TAG_RUNG, TAG_SEARCH, TAG_START, TAG_TRIAL, TAG_VALS)
+from .run_layout import KIND_SEARCH, KIND_TRIAL, TAG_KIND, TAG_SEARCH, TAG_TRIAL, TrialRun
 
 
-# KILLED: cancelled by the search's stop; RUNNING: the search died while recording it (a run
-# is created, then filled in, then ended). Either way the trial runs again.
+# KILLED: cancelled by the search's stop; RUNNING: the search died while the trial ran (its
+# run is opened when it starts, see sparkdl_tune.live). Either way the trial runs again.
 _RUN_AGAIN = ("KILLED", "RUNNING")
 
 
@@ -43,30 +42,18 @@ def finished_trials(settings, parent_run_id: str, space) -> list[TrialRecord]:
     runs = tracking.find_runs(settings, {TAG_KIND: KIND_TRIAL}, parent_run_id=parent_run_id)
     records = []
     for run in runs:
-        if run.info.status in _RUN_AGAIN:
-            if run.info.status == "RUNNING":  # the search died while it ran: it runs again
-                tracking.end_run(run.info.run_id, "KILLED")
+        t = TrialRun(run)
+        if t.status in ("cancelled", "running"):
+            if t.status == "running":  # the search died while it ran: it runs again, and
+                tracking.delete_run(t.run_id)  # the run it opened to show its epochs goes
             continue
-        tags, metrics = run.data.tags, run.data.metrics
-        ok = run.info.status == "FINISHED"
-        loss = tags.get(TAG_LOSS)
-        vals = json.loads(tags[TAG_VALS])
-        pruned = tags.get(TAG_PRUNED, "")
-        rung = tags.get(TAG_RUNG)
         records.append(TrialRecord(
-            number=int(tags[TAG_TRIAL]), ok=ok, vals=vals, params=space.decode(vals),
-            loss=float(loss) if ok and loss else None,
-            score=metrics.get("objective") if ok else None,
-            failure=tags.get(TAG_FAILURE), duration=metrics.get("trial_seconds", 0.0),
-            start=float(tags.get(TAG_START) or 0.0),
-            epochs_run=int(metrics.get("epochs_run", 0)),
-            extra={k: v for k, v in metrics.items()
-                   if k.startswith("test_") or k in THROUGHPUT_KEYS},
-            run_id=run.info.run_id,
-            pruned_epoch=int(pruned.split(":")[0].split()[-1]) if ok and pruned else None,
-            pruned_reason=pruned.partition(": ")[2],
-            curve=json.loads(tags.get(TAG_CURVE) or "[]"),
-            rung=int(float(rung)) if rung else None))
+            number=t.number, ok=t.ok, vals=t.vals, params=space.decode(t.vals), loss=t.loss,
+            score=t.objective, failure=t.failure, duration=t.seconds, start=t.start,
+            epochs_run=t.epochs, extra={k: v for k, v in t.metrics.items()
+                                        if k.startswith("test_") or k in THROUGHPUT_KEYS},
+            run_id=t.run_id, pruned_epoch=t.pruned_epoch, pruned_reason=t.pruned_reason,
+            curve=t.curve, rung=t.rung))
     records.sort(key=lambda r: r.number)
     for i, record in enumerate(records):
         if record.number != i:  # a gap left by a trial that never finished: close it

@@ -362,10 +362,11 @@ def record_run(settings: MlflowSettings, run_name: str, parent_run_id: str,
     return run_id
 
 
-def end_run(run_id: str, status: str = "FINISHED") -> None:
+def delete_run(run_id: str) -> None:
+    """Mark a run deleted (MLflow keeps it in its trash; searches no longer see it)."""
     from mlflow import MlflowClient
 
-    MlflowClient().set_terminated(run_id, status)
+    MlflowClient().delete_run(run_id)
 
 
 def find_runs(settings: MlflowSettings, tags: Mapping[str, str],

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from conftest import tune_overrides
 
 SPACE = {"model.units": {"choice": [[4], [8], [16], [32]]},
@@ -26,39 +28,63 @@ def trial_runs(tmp_path):
     return client.search_runs([exp.experiment_id], "tags.`sparkdl_tune.kind` = 'trial'")
 
 
-def test_sigkill_then_resume_runs_no_finished_trial_twice(tiny_tabular, tmp_path):
+# asha: a grid of learning rates, good ones first, so later trials are behind at rung 1 and
+# get pruned whatever the machine's speed (1e-5 and 1e-6 barely move a loss in an epoch)
+ASHA_SPACE = {"training.learning_rate": {"choice": [0.05, 0.02, 1e-5, 1e-6, 2e-5, 3e-6]}}
+
+
+@pytest.mark.parametrize("scheduler", ["fifo", "asha"])
+def test_sigkill_then_resume_runs_no_finished_trial_twice(tiny_tabular, tmp_path, scheduler):
     exe = os.path.join(os.path.dirname(sys.executable), "sparkdl-tune")
+    extra = dict(search__algorithm="tpe", training__epochs=12)
+    space = SPACE
+    if scheduler == "asha":
+        space = ASHA_SPACE
+        extra = dict(search__algorithm="grid", training__epochs=9, search__scheduler="asha",
+                     search__pruning__min_epochs=1, search__metric="val_loss")
     cmd = [exe, "tune", "conf/jobs/fashion_tune.yaml",
-           *tune_overrides(tiny_tabular, tmp_path, SPACE, search__name="resumable",
-                           search__max_trials=BUDGET, search__algorithm="tpe",
-                           training__epochs=12),
+           *tune_overrides(tiny_tabular, tmp_path, space, search__name="resumable",
+                           search__max_trials=BUDGET, **extra),
            "spark.master=local[2]", "spark.conf.spark.ui.enabled=false"]
+
+    def recorded():  # finished or pruned (FINISHED), failed: what a resume keeps
+        return {r.info.run_id: r for r in trial_runs(tmp_path)
+                if r.info.status in ("FINISHED", "FAILED")}
+
+    def pruned(runs):
+        return {k for k, r in runs.items() if r.data.tags.get("sparkdl_tune.status") == "pruned"}
+
     log_file = open(tmp_path / "first.log", "w")
     proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT,
                             start_new_session=True)
     try:
         deadline = time.monotonic() + 300  # a hang guard only
-        # FINISHED: the monitor creates a trial's run before it logs the rest; a run merely
-        # created is a trial still being recorded, not a finished one
-        while sum(r.info.status == "FINISHED" for r in trial_runs(tmp_path)) < 2:
+        # asha: go on until a pruned trial is recorded too (the third, at the latest)
+        while len(recorded()) < 2 or (scheduler == "asha" and not pruned(recorded())):
             assert proc.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
             assert time.monotonic() < deadline, "no two trials finished in time"
             time.sleep(0.3)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the CLI and its Spark JVM, mid-search
         proc.wait()
-    before = {r.info.run_id: r.data.tags["sparkdl_tune.trial"] for r in trial_runs(tmp_path)}
+    before = recorded()
     assert 2 <= len(before) < BUDGET, "the search must be cut off part-way"
 
     second = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stderr[-3000:]
     assert f"resuming 'resumable' with {len(before)} finished trials" in second.stderr
 
-    after = trial_runs(tmp_path)
+    after = trial_runs(tmp_path)  # the run of a trial that was running at the kill is gone
     numbers = sorted(int(r.data.tags["sparkdl_tune.trial"]) for r in after)
     assert numbers == list(range(BUDGET))  # the count continued and ends at the budget
-    assert set(before) <= {r.info.run_id for r in after}  # finished trials were kept...
+    assert set(before) <= {r.info.run_id for r in after}  # recorded trials were kept...
     assert len(after) == BUDGET  # ...and not run again
+    assert all(r.info.status == "FINISHED" for r in after)  # none left RUNNING
     assert f"trial {len(before) + 1}/{BUDGET}" in second.stderr
-    print(f"\nkilled after {len(before)} finished trials; resumed run added "
-          f"{BUDGET - len(before)}; trial numbers {numbers}")
+    kept_pruned = pruned(before)
+    assert kept_pruned <= pruned({r.info.run_id: r for r in after})  # still pruned
+    if scheduler == "asha":
+        assert kept_pruned
+        assert "pruned" in second.stderr  # the progress line counts them
+    print(f"\n{scheduler}: killed after {len(before)} recorded trials ({len(kept_pruned)} "
+          f"pruned); resumed run added {BUDGET - len(before)}; trial numbers {numbers}")

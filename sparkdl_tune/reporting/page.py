@@ -69,6 +69,11 @@ def page(search: Search, params: list[Param], scores: list[tuple[str, float, str
             [[_e(k), _e(_fmt(v))] for k, v in sorted(best.params.items())])]
         parts += [f"<h2>Top {min(top, len(ok))} of {len(ok)} finished trials</h2>",
                   _top_table(search, params, top)]
+    rungs = search.rung_table()
+    if rungs:
+        parts += ["<h2>Scheduler rungs</h2>", _table(
+            ["rung (epochs)", "trials that reached it", "stopped there (pruned)", "went on"],
+            [[_num(r), _num(n), _num(p), _num(n - p)] for r, n, p in rungs])]
     if failed:
         parts += [f"<h2>Failed trials ({len(failed)})</h2>", _failures(search)]
     if scores:
@@ -94,7 +99,8 @@ def page(search: Search, params: list[Param], scores: list[tuple[str, float, str
 def _cards(search: Search) -> str:
     best, final = search.best, search.final
     cancelled = f", {len(search.cancelled)} cancelled" if search.cancelled else ""
-    cards = [(f"{len(search.trials)}", f"trials: {len(search.ok)} finished, "
+    pruned = f" ({len(search.pruned)} of them pruned)" if search.pruned else ""
+    cards = [(f"{len(search.trials)}", f"trials: {len(search.ok)} finished{pruned}, "
                                        f"{len(search.failed)} failed{cancelled}")]
     if best is not None:
         cards.append((f"{best.objective:.4g}", f"best {search.metric} (trial {best.number + 1})"))
@@ -113,14 +119,18 @@ def _top_table(search: Search, params: list[Param], top: int) -> str:
     ranked = sorted(search.ok, key=lambda t: (sign * t.objective, t.number))[:top]
     key = search.test_key
     names = [p.name for p in params]
+    staged = any(t.status == "pruned" or t.rung is not None for t in search.trials)
     head = ["rank", "trial", search.metric, *([key] if key else []), "seconds", "epochs",
-            *names]
+            *(["status", "rung"] if staged else []), *names]
     rows = []
     for rank, t in enumerate(ranked, 1):
         cells = [_num(rank), _num(t.number + 1), _num(f"{t.objective:.4g}")]
         if key:
             cells.append(_num(f"{t.test[key]:.4g}" if key in t.test else "—"))
         cells += [_num(f"{t.seconds:.1f}"), _num(t.epochs)]
+        if staged:
+            cells += [_e(f"pruned after epoch {t.pruned_epoch}" if t.status == "pruned"
+                         else t.status), _num("—" if t.rung is None else t.rung)]
         cells += [_e(_fmt(t.params.get(n, "—"))) for n in names]
         rows.append(cells)
     return _table(head, rows, highlight_first=True)

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from ..errors import ConfigError
-from ..run_layout import (KIND_FINAL, KIND_SEARCH, KIND_TRIAL, TAG_EXECUTION_MODE, TAG_FAILURE,
-                          TAG_KIND, TAG_SEARCH, TAG_TRIAL)
+from ..run_layout import (KIND_FINAL, KIND_SEARCH, KIND_TRIAL, TAG_EXECUTION_MODE, TAG_KIND,
+                          TAG_SEARCH, TrialRun)
 from ..schema import MlflowSettings
 
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -36,6 +36,9 @@ class Trial:
     run_id: str
     curves: dict[str, list[float]] = field(default_factory=dict)
     cancelled: bool = False  # stopped by the search's own timeout or stop rule (KILLED)
+    status: str = "finished"  # finished | pruned | failed | cancelled | running
+    pruned_epoch: Optional[int] = None  # stopped by the scheduler after this epoch
+    rung: Optional[int] = None  # the highest scheduler rung (epochs) it reached
 
 
 @dataclass
@@ -66,9 +69,23 @@ class Search:
         return [t for t in self.trials if t.cancelled]
 
     @property
+    def pruned(self) -> list[Trial]:
+        return [t for t in self.trials if t.status == "pruned"]
+
+    @property
     def best(self) -> Optional[Trial]:
+        """As the search chose it: the best trial that trained its full epochs (a pruned one
+        only when none did)."""
         sign = -1 if self.mode == "max" else 1
-        return min(self.ok, key=lambda t: (sign * t.objective, t.number), default=None)
+        full = [t for t in self.ok if t.status != "pruned"] or self.ok
+        return min(full, key=lambda t: (sign * t.objective, t.number), default=None)
+
+    def rung_table(self) -> list[tuple[int, int, int]]:
+        """(rung in epochs, trials that reached it, trials stopped there), lowest rung
+        first; empty when no scheduler recorded rungs."""
+        rungs = sorted({t.rung for t in self.trials if t.rung is not None})
+        return [(r, sum(1 for t in self.trials if t.rung is not None and t.rung >= r),
+                 sum(1 for t in self.pruned if t.rung == r)) for r in rungs]
 
     @property
     def test_key(self) -> Optional[str]:
@@ -222,14 +239,11 @@ def importance(search: Search, params: list[Param]) -> list[tuple[str, float, st
 
 
 def _trial(run) -> Trial:
-    m, tags = run.data.metrics, run.data.tags
-    ok = run.info.status == "FINISHED"
-    return Trial(number=int(tags.get(TAG_TRIAL, 0)), ok=ok, params=dict(run.data.params),
-                 objective=m.get("objective") if ok else None,
-                 seconds=float(m.get("trial_seconds", 0.0)), epochs=int(m.get("epochs_run", 0)),
-                 test={k: v for k, v in m.items() if k.startswith("test_")},
-                 failure=None if ok else tags.get(TAG_FAILURE, run.info.status),
-                 run_id=run.info.run_id, cancelled=run.info.status == "KILLED")
+    t = TrialRun(run)
+    return Trial(number=t.number, ok=t.ok, params=t.params, objective=t.objective,
+                 seconds=t.seconds, epochs=t.epochs, test=t.test, failure=t.failure,
+                 run_id=t.run_id, cancelled=t.status == "cancelled", status=t.status,
+                 pruned_epoch=t.pruned_epoch, rung=t.rung)
 
 
 def _number(text: Optional[str]) -> Any:
