@@ -139,3 +139,42 @@ def spark_submit(*args: str, timeout: int = 300):
         [os.path.join(venv_bin, "spark-submit"), "--master", "local[2]",
          "--conf", "spark.ui.enabled=false", *args],
         capture_output=True, text=True, timeout=timeout, env=env)
+
+
+class RunningTrials:
+    """``with RunningTrials(uri, experiment) as sightings:`` polls MLflow while the block runs
+    and collects ``(run_id, epochs logged)`` of every trial run seen RUNNING with epoch
+    metrics (``val_loss``) — proof that a trial shows its progress before it ends."""
+
+    def __init__(self, tracking_uri: str, experiment: str, metric: str = "val_loss"):
+        import threading
+
+        self.uri, self.experiment, self.metric = tracking_uri, experiment, metric
+        self.sightings: list[tuple[str, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def __enter__(self) -> list[tuple[str, int]]:
+        self._thread.start()
+        return self.sightings
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _poll(self) -> None:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=self.uri)
+        while not self._stop.wait(0.05):
+            try:
+                exp = client.get_experiment_by_name(self.experiment)
+                if exp is None:
+                    continue
+                for run in client.search_runs([exp.experiment_id],
+                                              "tags.`sparkdl_tune.kind` = 'trial'"):
+                    if run.info.status == "RUNNING" and self.metric in run.data.metrics:
+                        steps = client.get_metric_history(run.info.run_id, self.metric)
+                        self.sightings.append((run.info.run_id, len(steps)))
+            except Exception:  # the store is being created, or is busy
+                continue

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
-import time
 
 import pytest
 
-from conftest import tune_overrides
+from conftest import RunningTrials, tune_overrides
 from sparkdl_tune.config import load_config
 from sparkdl_tune.executor.reporter import Reporter
 from sparkdl_tune.report_server import ReportServer
@@ -61,23 +59,6 @@ def _client(tmp_path):
     return MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
 
 
-def _watch_running_trials(tmp_path, stop: threading.Event, sightings: list):
-    """Poll MLflow for a RUNNING trial run that already has epoch metrics."""
-    client = _client(tmp_path)
-    while not stop.is_set():
-        try:
-            exp = client.get_experiment_by_name("tests")
-            if exp is not None:
-                for run in client.search_runs([exp.experiment_id],
-                                              "tags.`sparkdl_tune.kind` = 'trial'"):
-                    if run.info.status == "RUNNING" and "val_loss" in run.data.metrics:
-                        steps = client.get_metric_history(run.info.run_id, "val_loss")
-                        sightings.append((run.info.run_id, len(steps)))
-        except Exception:  # the store is being created
-            pass
-        time.sleep(0.05)
-
-
 @pytest.mark.parametrize("mode,num_proc", [("parallel", 1), ("distributed", 2)])
 def test_a_running_trial_shows_its_epochs_in_mlflow(spark, tiny_tabular, tmp_path, mode,
                                                     num_proc):
@@ -87,14 +68,8 @@ def test_a_running_trial_shows_its_epochs_in_mlflow(spark, tiny_tabular, tmp_pat
         search__execution_mode=mode, execution__num_proc=num_proc, search__retrain="false",
         search__report="false", search__algorithm="random", training__epochs=epochs,
         search__metric="val_loss"))
-    stop, sightings = threading.Event(), []
-    watcher = threading.Thread(target=_watch_running_trials, args=(tmp_path, stop, sightings))
-    watcher.start()
-    try:
+    with RunningTrials(f"sqlite:///{tmp_path}/mlflow.db", "tests") as sightings:
         summary = tune(cfg, spark)
-    finally:
-        stop.set()
-        watcher.join()
     assert summary["trials"] == 2 and summary["failed"] == 0
     assert sightings, "no running trial run with epoch metrics was seen"
     run_id, steps = sightings[0]
@@ -144,3 +119,21 @@ def test_asha_prunes_trials_and_records_them_as_pruned(spark, tiny_tabular, tmp_
     # the best and the retrained trial trained its full epochs
     assert summary["best_trial"] not in pruned
     assert summary["epochs_spent"] == sum(r.data.metrics["epochs_run"] for r in runs) < 8 * 6
+
+
+def test_asha_in_distributed_mode_stops_every_rank_at_the_same_epoch(spark, tiny_tabular,
+                                                                    tmp_path):
+    """Horovod trials of 2 ranks: rank 0 asks the driver, both ranks stop after the same
+    epoch (a rank that went on alone would hang its allreduce: the trial would fail)."""
+    space = {"training.learning_rate": {"choice": [0.05, 1e-6, 2e-6]}}  # the last two: behind
+    cfg = load_config(None, overrides=tune_overrides(
+        tiny_tabular, tmp_path, space, search__name="asha-hvd", search__max_trials=3,
+        search__execution_mode="distributed", execution__num_proc=2, search__algorithm="grid",
+        search__scheduler="asha", search__pruning__min_epochs=1,
+        search__pruning__max_epochs=4, search__metric="val_loss", search__retrain="false",
+        search__report="false"))
+    summary = tune(cfg, spark)
+    assert summary["trials"] == 3 and summary["failed"] == 0
+    assert [(p["trial"], p["epoch"], p["rung"]) for p in summary["pruned_trials"]] == [
+        (2, 1, 1), (3, 1, 1)]
+    assert summary["epochs_spent"] == 4 + 1 + 1

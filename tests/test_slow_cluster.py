@@ -24,6 +24,8 @@ import urllib.request
 
 import pytest
 
+from conftest import RunningTrials
+
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -31,6 +33,7 @@ SCRIPT = ROOT / "scripts" / "cluster.sh"
 # the interpreter running the tests is the venv's (not resolved: a symlink names the venv)
 PYTHON = pathlib.Path(sys.executable)
 BIN = PYTHON.parent
+EPOCHS = 12  # per trial: long enough to be seen running
 SPACE = {"model.units": {"choice": [[8], [16]]},
          "training.learning_rate": {"loguniform": [1e-3, 1e-2]}}
 
@@ -172,11 +175,14 @@ def test_parallel_tune_on_a_two_worker_standalone_cluster(tmp_path):
                 f"search.space={json.dumps(SPACE)}", "search.space_file=null",
                 "search.name=cluster", "search.algorithm=tpe", "search.max_trials=4",
                 "search.execution_mode=parallel", "search.parallelism=2",
-                "search.trial_epochs=2", "training.epochs=2", "training.batch_size=64",
+                f"search.trial_epochs={EPOCHS}", "training.epochs=2", "training.batch_size=64",
+                "search.metric=val_loss",
                 "search.retrain=false", f"search.output_dir={tmp_path / 'out'}",
                 f"mlflow.tracking_uri=sqlite:///{db}", "mlflow.experiment=cluster",
                 "mlflow.registered_model_name=null"]
-        out = _run([*submit, *tune], env, tmp_path, tmp_path / "tune.log", timeout=420).stdout
+        with RunningTrials(f"sqlite:///{db}", "cluster") as sightings:
+            out = _run([*submit, *tune], env, tmp_path, tmp_path / "tune.log",
+                       timeout=420).stdout
         summary = _summary(out)
         assert summary["execution_mode"] == "parallel" and summary["trials"] == 4, summary
         assert summary["failed"] == 0, summary
@@ -193,6 +199,13 @@ def test_parallel_tune_on_a_two_worker_standalone_cluster(tmp_path):
                   .relative_to(state / "work").parts for r in runs]
         print("trials ran in:", sorted("/".join(p) for p in places))
         assert len(places) == 4 and {r.info.status for r in runs} == {"FINISHED"}
+        # the executors' trials reported every epoch to the driver while they ran: seen
+        # RUNNING with epochs logged, and each epoch logged once
+        print("seen running with (run, epochs logged):", sorted(set(sightings))[:8])
+        assert any(1 <= n < EPOCHS for _, n in sightings), sightings
+        for r in runs:
+            steps = [m.step for m in client.get_metric_history(r.info.run_id, "val_loss")]
+            assert sorted(steps) == list(range(EPOCHS)), steps
         assert {p[0] for p in places} == {"worker-1", "worker-2"}, places
         apps = {p[1] for p in places}
         assert len(apps) == 1, places  # one application: the tune job
