@@ -283,7 +283,7 @@ def child_reader_alone(args, stock: bool) -> dict:
     job = _job(args, cfg, data, in_memory_cache="off")
     from petastorm import make_batch_reader
 
-    from sparkdl_tune.executor.stream import _make_reader
+    from sparkdl_tune.executor.readers.petastorm import _make_reader
 
     urls = data.converters["train"].file_urls
     reader = (make_batch_reader(urls, num_epochs=None, workers_count=job.reader_workers,

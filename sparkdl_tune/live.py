@@ -71,6 +71,9 @@ class LiveTrials:
             trial = self.trials.get(key)
             if trial is None:
                 trial = self.trials[key] = LiveTrial(key, dict(message.get("params") or {}))
+                # hyperband: a trial joins its bracket as it starts, in start order (as a
+                # resumed search replays the recorded trials)
+                self.scheduler.milestones(key)
             if trial.tid is None:
                 trial.tid = self._match(trial)
                 if trial.tid is not None:

@@ -53,17 +53,17 @@ def test_pinning_takes_the_addresses_horovod_passes_from_the_spark_task(monkeypa
     from horovod.spark.task import task_info
     from pyspark.resource import ResourceInformation
 
-    from sparkdl_tune.executor.worker import _pin_assigned_gpus
+    from sparkdl_tune.executor.backends import pin_assigned_gpus
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
     # local rank 0 was given GPU "1": the address Spark assigned wins, not the local rank
     monkeypatch.setenv("HOROVOD_LOCAL_RANK", "0")
     monkeypatch.setattr(task_info._info, "resources",
                         {"gpu": ResourceInformation("gpu", ["1"])})
-    assert _pin_assigned_gpus() == ["1"]
+    assert pin_assigned_gpus() == ["1"]
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "1"
     monkeypatch.setattr(task_info._info, "resources", {})
-    assert _pin_assigned_gpus() == []
+    assert pin_assigned_gpus() == []
     assert os.environ["CUDA_VISIBLE_DEVICES"] == ""
 
 

@@ -67,10 +67,12 @@ class Reporter:
         self._sock = self._file = None
 
 
-def epoch_callback(tf, target: ReportTo, rank: int = 0, hvd=None):
+def epoch_callback(tf, target: ReportTo, backend):
     """A Keras callback: rank 0 reports each epoch's logs and asks whether to go on; with
-    Horovod every rank learns the answer (a broadcast), so all stop at the same epoch. After
-    ``fit``, ``pruned`` holds ``(epoch, reason)`` when the driver stopped the trial."""
+    several ranks every rank learns rank 0's answer (:meth:`Backend.from_root`), so all stop
+    after the same epoch. After ``fit``, ``pruned`` holds ``(epoch, reason)`` when the driver
+    stopped the trial."""
+    rank = backend.rank
 
     class EpochReports(tf.keras.callbacks.Callback):
         def __init__(self):
@@ -90,11 +92,7 @@ def epoch_callback(tf, target: ReportTo, rank: int = 0, hvd=None):
                            if isinstance(v, (int, float)) or hasattr(v, "__float__")}
                 metrics["elapsed_seconds"] = time.monotonic() - self._started
                 answer = self.reporter.send("epoch", epoch=epoch + 1, metrics=metrics)
-            stop = 1.0 if answer.get("stop") else 0.0
-            if hvd is not None:
-                stop = float(hvd.broadcast(tf.constant(stop), root_rank=0,
-                                           name=f"sparkdl_tune_prune_{epoch}"))
-            if stop > 0:
+            if backend.from_root(tf, bool(answer.get("stop")), f"sparkdl_tune_prune_{epoch}"):
                 self.model.stop_training = True
                 self.pruned = (epoch + 1, str(answer.get("reason", "")))
 

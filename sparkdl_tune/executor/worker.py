@@ -18,6 +18,7 @@ from typing import Any, Optional
 
 from ..spec.job import RankReport, TrainJob
 from ..spec.result import TrainResult
+from .backends import pin_assigned_gpus
 from .stream import stream
 
 
@@ -38,7 +39,7 @@ def run(job: TrainJob) -> tuple[RankReport, Optional[TrainResult]]:
 
 
 def _train(job: TrainJob) -> tuple[RankReport, Optional[TrainResult]]:
-    gpus = [] if job.in_process else _pin_assigned_gpus()
+    gpus = [] if job.in_process else pin_assigned_gpus()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from .. import logs
 
@@ -46,13 +47,11 @@ def _train(job: TrainJob) -> tuple[RankReport, Optional[TrainResult]]:
     import tensorflow as tf
 
     _set_threads(tf, job.threads)
-    hvd = None
-    rank, size = 0, 1
-    if job.num_proc > 1:
-        import horovod.tensorflow.keras as hvd
+    from .backends import make_backend
 
-        hvd.init()
-        rank, size = hvd.rank(), hvd.size()
+    backend = make_backend(job.num_proc)
+    backend.start()
+    rank, size = backend.rank, backend.size
     report = RankReport(rank=rank, size=size, host=socket.gethostname(), pid=os.getpid(),
                         gpus=gpus, cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"))
     tf.keras.utils.set_random_seed(job.seed + rank)
@@ -65,21 +64,17 @@ def _train(job: TrainJob) -> tuple[RankReport, Optional[TrainResult]]:
     steps = max(1, train_rows // (training.batch_size * size))
     model = build_model(job.model, training, job.data.input_dim, job.data.num_classes,
                         learning_rate=lr, seed=job.seed,
-                        wrap_optimizer=hvd.DistributedOptimizer if hvd else None,
+                        wrap_optimizer=backend.wrap_optimizer(),
                         total_steps=steps * training.epochs)
     timer = _EpochTimer(tf)
-    callbacks: list[Any] = []
-    if hvd:
-        callbacks += [hvd.callbacks.BroadcastGlobalVariablesCallback(0),
-                      hvd.callbacks.MetricAverageCallback()]
-    callbacks += [timer, tf.keras.callbacks.TerminateOnNaN(), *make_callbacks(training)]
+    callbacks: list[Any] = [*backend.callbacks(), timer, tf.keras.callbacks.TerminateOnNaN(), *make_callbacks(training)]
     if training.time_limit_minutes:
-        callbacks.append(_TimeLimit(tf, training.time_limit_minutes * 60, timer, hvd))
+        callbacks.append(_TimeLimit(tf, training.time_limit_minutes * 60, timer, backend))
     reports = None
     if job.report_to is not None:  # last: it reports what the others made of the epoch
         from .reporter import epoch_callback
 
-        reports = epoch_callback(tf, job.report_to, rank, hvd)
+        reports = epoch_callback(tf, job.report_to, backend)
         callbacks.append(reports)
 
     started = time.monotonic()
@@ -140,22 +135,19 @@ class _EpochTimer:
 
 class _TimeLimit:
     """A Keras callback ending ``fit`` after the epoch that leaves less time than the longest
-    epoch so far took (built lazily: no TF at import). Under Horovod every rank takes the
-    same decision (stop when any rank asks: the mean of their wishes is above 0), so no rank
-    waits on a stopped one.
+    epoch so far took (built lazily: no TF at import). With several ranks every rank takes the
+    same decision (stop when any rank asks), so no rank waits on a stopped one.
     """
 
-    def __new__(cls, tf, seconds: float, timer, hvd=None):
+    def __new__(cls, tf, seconds: float, timer, backend):
         class TimeLimit(tf.keras.callbacks.Callback):
             def on_train_begin(self, logs=None):
                 self._started = time.monotonic()
 
             def on_epoch_end(self, epoch, logs=None):
                 left = seconds - (time.monotonic() - self._started)
-                stop = float(left < max(timer.seconds, default=0.0))
-                if hvd is not None:
-                    stop = float(hvd.allreduce(tf.constant(stop), name="time_limit"))
-                if stop > 0:
+                stop = backend.any(tf, left < max(timer.seconds, default=0.0), "time_limit")
+                if stop:
                     self.model.stop_training = True
                     self.stopped_epoch = epoch + 1
 
@@ -168,25 +160,3 @@ def _set_threads(tf, threads: int) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(threads)
     except RuntimeError:  # TensorFlow already initialised in this process (in-process runs)
         pass
-
-
-def _pin_assigned_gpus() -> list[str]:
-    """Make only the GPUs Spark assigned to this task visible, before TensorFlow starts."""
-    gpus: list[str] = []
-    try:
-        from horovod.spark.task import get_available_devices
-
-        gpus = list(get_available_devices())
-    except Exception:  # not inside a horovod.spark task
-        gpus = []
-    if not gpus:
-        try:
-            from pyspark import TaskContext
-
-            ctx = TaskContext.get()
-            if ctx is not None and "gpu" in ctx.resources():
-                gpus = list(ctx.resources()["gpu"].addresses)
-        except Exception:
-            gpus = []
-    os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
-    return gpus
