@@ -56,7 +56,7 @@ LABELS = {
 
 
 def _config(args):
-    from sparkdl_tune.config import load_config
+    from sparkdl_tune.config.loader import load_config
 
     return load_config(None, overrides=[f"data.path={args.dataset}",
                                         f"data.cache_url={args.cache}",
@@ -102,9 +102,9 @@ def _rate(samples: int, seconds: list[float]) -> float:
 # ---------------------------------------------------------------- children (one variant each)
 
 def child_materialise(args) -> dict:
-    from sparkdl_tune.data import training_data
-    from sparkdl_tune.dataset import read_manifest
-    from sparkdl_tune.session import get_spark
+    from sparkdl_tune.driver.dataset import read_manifest
+    from sparkdl_tune.driver.materialise import training_data
+    from sparkdl_tune.driver.session import get_spark
 
     cfg = _config(args)
     spark = get_spark(cfg.spark)
@@ -125,8 +125,8 @@ def _job(args, cfg, data, spark=None, **changes):
     """The TrainJob ``train.fit`` would ship for ``cfg`` (what users get), plus ``changes``."""
     from dataclasses import replace
 
-    from sparkdl_tune.launch import threads_per_proc
-    from sparkdl_tune.trainer import make_job
+    from sparkdl_tune.driver.launch import threads_per_proc
+    from sparkdl_tune.driver.train import make_job
 
     # In-process variants run without Spark: on local[2], one process gets both cores either way.
     threads = threads_per_proc(spark, cfg.execution.num_proc, cfg.execution.threads_per_proc)
@@ -208,9 +208,8 @@ def child_petastorm(args) -> dict:
 
 
 def child_stream(args, cache: str) -> dict:
-    from sparkdl_tune import launch
-
     from sparkdl_tune import worker
+    from sparkdl_tune.driver import launch
 
     cfg = _config(args)
     data = _load_data(args)
@@ -225,8 +224,9 @@ def child_stream(args, cache: str) -> dict:
 
 
 def child_horovod(args, cache: str) -> dict:
-    from sparkdl_tune import launch, logs
-    from sparkdl_tune.session import get_spark
+    from sparkdl_tune import logs
+    from sparkdl_tune.driver import launch
+    from sparkdl_tune.driver.session import get_spark
 
     cfg = _config(args)
     data = _load_data(args)

@@ -22,7 +22,7 @@ SOURCE = "/usr/share/datasets/fashion-mnist"
 BASELINE = r"""
 import sys, time, numpy as np, pandas as pd
 sys.path.insert(0, %(root)r)
-from sparkdl_tune.datasets.idx import read_rows
+from sparkdl_tune.driver.datasets.idx import read_rows
 from pyspark.sql import SparkSession
 t0 = time.monotonic()
 spark = SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false").config("spark.driver.memory", "6g").getOrCreate()

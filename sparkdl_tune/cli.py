@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _source(args):
-    from . import datasets
+    from .driver import datasets
 
     if args.source == "fashion-mnist":
         return datasets.FashionMnistSource(args.source_dir, args.validation_fraction, args.seed)
@@ -138,29 +138,29 @@ def _source(args):
 
 def _run(args) -> tuple[Any, Optional[str]]:
     """Do the sub-command's work; return its JSON-able summary and the --summary file, if any."""
-    from .config import load_config
-    from .session import get_spark
+    from .config.loader import load_config
+    from .driver.session import get_spark
 
     job_files = [args.config] if getattr(args, "config", None) else []
     cfg = load_config(args.conf_dir, args.env, files=job_files, overrides=args.overrides)
     if args.command == "prepare":
-        from .preparation import prepare
+        from .driver.preparation import prepare
 
         source = _source(args)
         manifest = prepare(source, args.out, get_spark(cfg.spark), overwrite=args.overwrite)
         return json.loads(manifest.to_json()), None
     if args.command == "validate":
-        from .validation import validate_dataset
+        from .driver.validation import validate_dataset
 
         manifest = validate_dataset(get_spark(cfg.spark), args.dataset)
         return {"dataset": args.dataset, "valid": True, "rows": manifest.rows}, None
     if args.command == "train":
-        from .trainer import train
+        from .driver.train import train
 
         # Spark starts inside, after the checks that need none (tracking server, space)
         return train(cfg, run_name=args.run_name), args.summary
     if args.command == "tune":
-        from .tuner import tune
+        from .search.tuner import tune
 
         return tune(cfg), args.summary
     if args.command == "report":
@@ -171,7 +171,7 @@ def _run(args) -> tuple[Any, Optional[str]]:
         pairs, extra = parse_pairs(args.pairs)  # --pairs swallows key=value words after it
         if extra:
             cfg = load_config(args.conf_dir, args.env, overrides=[*args.overrides, *extra])
-        from .run_layout import TAG_SEARCH
+        from .tracking.layout import TAG_SEARCH
 
         name = find_parent(cfg.mlflow, args.search).data.tags.get(TAG_SEARCH)
         out = args.out or os.path.join(cfg.search.output_dir, name or args.search, "report")
@@ -208,7 +208,7 @@ def _emit(summary: Any, path: str | None) -> None:
     text = json.dumps(summary, indent=2, default=str)
     print(text, flush=True)
     if path:
-        from .dataset import write_json_atomic
+        from .driver.dataset import write_json_atomic
 
         write_json_atomic(path, text + "\n")
 

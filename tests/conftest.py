@@ -74,8 +74,8 @@ def tiny_fashion_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_dataset(spark, tiny_fashion_dir, tmp_path_factory):
     """A prepared Fashion-MNIST-shaped dataset (270/30/100 rows), shared by training tests."""
-    from sparkdl_tune.datasets import FashionMnistSource
-    from sparkdl_tune.preparation import prepare
+    from sparkdl_tune.driver.datasets import FashionMnistSource
+    from sparkdl_tune.driver.preparation import prepare
 
     out = tmp_path_factory.mktemp("prepared") / "fm"
     prepare(FashionMnistSource(str(tiny_fashion_dir)), out, spark)
@@ -100,8 +100,8 @@ def train_overrides(dataset, tmp_path, **extra) -> list[str]:
 @pytest.fixture(scope="session")
 def tiny_tabular(spark, tmp_path_factory):
     """A prepared separable 3-class dataset with 8 named columns (480/60/60 rows)."""
-    from sparkdl_tune.datasets import SyntheticClassificationSource
-    from sparkdl_tune.preparation import prepare
+    from sparkdl_tune.driver.datasets import SyntheticClassificationSource
+    from sparkdl_tune.driver.preparation import prepare
 
     out = tmp_path_factory.mktemp("prepared") / "blobs"
     prepare(SyntheticClassificationSource(rows=600, features=8, classes=3, seed=1), out, spark)

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from hyperopt import STATUS_FAIL, STATUS_OK, Trials, fmin, rand, space_eval
 
-from sparkdl_tune.algorithms import ALGORITHMS, make_algo
-from sparkdl_tune.algorithms import genetic, grid
 from sparkdl_tune.errors import ConfigError
-from sparkdl_tune.space import SearchSpace
+from sparkdl_tune.search.algorithms import ALGORITHMS, genetic, grid, make_algo
+from sparkdl_tune.search.engines.hyperopt import space_expression
+from sparkdl_tune.search.space import SearchSpace
 
 DISCRETE = {
     "training.batch_size": {"choice": [64, 128]},
@@ -39,7 +39,7 @@ def mixed_loss(p):
 
 def run(space, algo, objective, max_evals, trials=None, seed=0):
     trials = Trials() if trials is None else trials
-    fmin(lambda point: objective(space.decode(point)), space.to_hyperopt(), algo=algo,
+    fmin(lambda point: objective(space.decode(point)), space_expression(space), algo=algo,
          max_evals=max_evals, trials=trials, rstate=np.random.default_rng(seed),
          show_progressbar=False)
     return trials
@@ -71,7 +71,7 @@ def test_grid_resumes_from_trials_after_pickling():
 def test_grid_fills_a_batch_of_ids_with_distinct_points():
     space = SearchSpace.from_dict(DISCRETE)
     trials = Trials()
-    fmin(lambda p: 1.0, space.to_hyperopt(), algo=grid.make_suggest(space), max_evals=50,
+    fmin(lambda p: 1.0, space_expression(space), algo=grid.make_suggest(space), max_evals=50,
          trials=trials, max_queue_len=4, show_progressbar=False,
          rstate=np.random.default_rng(0))
     points = decoded(space, trials)
@@ -91,8 +91,8 @@ def test_grid_refuses_a_continuous_dimension():
 def test_algorithm_refuses_a_different_space():
     space = SearchSpace.from_dict(DISCRETE)
     other = SearchSpace.from_dict({"model.units": {"choice": [[1], [2]]}})
-    with pytest.raises(ConfigError, match="pass space.to_hyperopt\\(\\) of the same SearchSpace"):
-        fmin(lambda p: 1.0, other.to_hyperopt(), algo=grid.make_suggest(space), max_evals=3,
+    with pytest.raises(ConfigError, match=r"pass space_expression\(space\) of the same Search"):
+        fmin(lambda p: 1.0, space_expression(other), algo=grid.make_suggest(space), max_evals=3,
              trials=Trials(), show_progressbar=False)
 
 
@@ -115,7 +115,7 @@ def test_genetic_best_decodes_to_real_values():
     assert isinstance(best["training.optimizer"], int)
     values = space.decode(best)
     assert values["training.optimizer"] in ("sgd", "adam", "rmsprop", "nadam")
-    assert values == space.decode(space_eval(space.to_hyperopt(), best))
+    assert values == space.decode(space_eval(space_expression(space), best))
     assert mixed_loss(values) == pytest.approx(min(trials.losses()))
 
 
@@ -143,7 +143,7 @@ def test_genetic_never_breeds_from_failed_trials():
 
     algo = genetic.make_suggest(space, population=10, mutation_rate=0.05, seed=0)
     trials = Trials()
-    fmin(lambda point: objective(space.decode(point)), space.to_hyperopt(), algo=algo,
+    fmin(lambda point: objective(space.decode(point)), space_expression(space), algo=algo,
          max_evals=60, trials=trials, rstate=np.random.default_rng(0), show_progressbar=False)
     children = decoded(space, trials)[10:]
     n_sgd = sum(p["training.optimizer"] == "sgd" for p in children)
@@ -214,7 +214,7 @@ def test_genetic_fills_batches_while_trials_are_still_running():
     from hyperopt.base import Domain
 
     space = SearchSpace.from_dict(MIXED)
-    domain = Domain(lambda p: 0.0, space.to_hyperopt())
+    domain = Domain(lambda p: 0.0, space_expression(space))
     algo = genetic.make_suggest(space, population=4)
     trials = Trials()
     for seed in range(3):  # as under SparkTrials: nothing has finished yet

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from sparkdl_tune.config import as_flat_dict, load_config
+from sparkdl_tune.config.loader import as_flat_dict, load_config
 from sparkdl_tune.errors import ConfigError
 
 
@@ -187,7 +187,7 @@ def test_help_imports_nothing_heavy():
                 for line in proc.stderr.splitlines() if line.startswith("import time:")}
     assert "sparkdl_tune" in imported  # the listing works
     assert sorted(imported & HEAVY) == []
-    probe = ("import sys, sparkdl_tune.cli, sparkdl_tune.config; "
+    probe = ("import sys, sparkdl_tune.cli, sparkdl_tune.config.loader; "
              f"print(sorted(m for m in {sorted(HEAVY)!r} if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          timeout=120)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import pytest
 
 from sparkdl_tune.cli import build_parser
-from sparkdl_tune.config import load_config
+from sparkdl_tune.config.loader import load_config
 from sparkdl_tune.errors import ConfigError
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

@@ -25,7 +25,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from conftest import train_overrides
 
 HERE = Path(__file__).resolve().parent
@@ -36,8 +35,8 @@ TOKEN_VAR = "SPARKDL_TUNE_GPU_TEST_TOKEN"  # marks every process the GPU test st
 
 def train_two_ranks(spark, dataset, workdir) -> dict:
     """A 2-rank Horovod training of the tiny dataset (2 epochs); the ranks' reports."""
-    from sparkdl_tune.config import load_config
-    from sparkdl_tune.trainer import fit, prepare_inputs
+    from sparkdl_tune.config.loader import load_config
+    from sparkdl_tune.driver.train import fit, prepare_inputs
 
     cfg = load_config(None, overrides=train_overrides(dataset, Path(workdir),
                                                       execution__num_proc=2))

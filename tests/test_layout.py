@@ -11,7 +11,8 @@ import sparkdl_tune
 
 PACKAGE = pathlib.Path(sparkdl_tune.__file__).parent
 # leaves both sides may import: they import nothing of the package's but each other
-SHARED = {"sparkdl_tune", "sparkdl_tune.errors", "sparkdl_tune.logs", "sparkdl_tune.model_spec"}
+SHARED = {"sparkdl_tune", "sparkdl_tune.errors", "sparkdl_tune.logs", "sparkdl_tune.config",
+          "sparkdl_tune.config.model_spec"}
 HEAVY = {"tensorflow", "keras", "pyspark", "py4j", "mlflow", "horovod", "hyperopt"}
 
 
@@ -74,7 +75,9 @@ def test_the_spec_imports_nothing_heavy_and_no_other_package_code():
 
 def test_the_shared_leaves_import_no_package_code_but_each_other():
     for name in SHARED - {"sparkdl_tune"}:
-        path = (PACKAGE / name.split(".")[1]).with_suffix(".py")
+        rel = pathlib.Path(*name.split(".")[1:])
+        path = PACKAGE / rel / "__init__.py" if (PACKAGE / rel).is_dir() else (
+            PACKAGE / rel).with_suffix(".py")
         inner = {i for i in imports(path) if i.startswith("sparkdl_tune")}
         assert inner <= SHARED, (name, inner)
 
@@ -84,6 +87,6 @@ def test_only_the_engine_module_imports_hyperopt():
     the scheduler package imports no engine and no heavy library at all."""
     every = modules_under(".")
     wrong = {f"{mod} -> {imp}" for mod, imps in every.items() for imp in imps
-             if imp.split(".")[0] == "hyperopt" and mod != "sparkdl_tune.engine"}
+             if imp.split(".")[0] == "hyperopt" and mod != "sparkdl_tune.search.engines.hyperopt"}
     assert not wrong, sorted(wrong)
-    assert any(i.startswith("hyperopt") for i in every["sparkdl_tune.engine"])
+    assert any(i.startswith("hyperopt") for i in every["sparkdl_tune.search.engines.hyperopt"])

@@ -4,15 +4,16 @@ the trial's MLflow run while it runs, and a scheduler's stop ends a trial as *pr
 from __future__ import annotations
 
 import json
+import logging
 import socket
 
 import pytest
-
 from conftest import RunningTrials, tune_overrides
-from sparkdl_tune.config import load_config
+
+from sparkdl_tune.config.loader import load_config
 from sparkdl_tune.executor.reporter import Reporter
-from sparkdl_tune.report_server import ReportServer
-from sparkdl_tune.tuner import tune
+from sparkdl_tune.search.report_server import ReportServer
+from sparkdl_tune.search.tuner import tune
 
 SPACE = {"training.learning_rate": {"loguniform": [1e-3, 1e-1]}}
 
@@ -122,18 +123,37 @@ def test_asha_prunes_trials_and_records_them_as_pruned(spark, tiny_tabular, tmp_
 
 
 def test_asha_in_distributed_mode_stops_every_rank_at_the_same_epoch(spark, tiny_tabular,
-                                                                    tmp_path):
+                                                                    tmp_path, caplog):
     """Horovod trials of 2 ranks: rank 0 asks the driver, both ranks stop after the same
     epoch (a rank that went on alone would hang its allreduce: the trial would fail)."""
     space = {"training.learning_rate": {"choice": [0.05, 1e-6, 2e-6]}}  # the last two: behind
     cfg = load_config(None, overrides=tune_overrides(
-        tiny_tabular, tmp_path, space, search__name="asha-hvd", search__max_trials=3,
+        tiny_tabular, tmp_path, space, search__name="asha-hvd", search__max_trials=20,
         search__execution_mode="distributed", execution__num_proc=2, search__algorithm="grid",
         search__scheduler="asha", search__pruning__min_epochs=1,
         search__pruning__max_epochs=4, search__metric="val_loss", search__retrain="false",
         search__report="false"))
-    summary = tune(cfg, spark)
+    package_log = logging.getLogger("sparkdl_tune")  # (the CLI's set-up stops propagation)
+    package_log.addHandler(caplog.handler)
+    try:
+        with caplog.at_level("INFO", logger="sparkdl_tune"):
+            summary = tune(cfg, spark)
+    finally:
+        package_log.removeHandler(caplog.handler)
     assert summary["trials"] == 3 and summary["failed"] == 0
     assert [(p["trial"], p["epoch"], p["rung"]) for p in summary["pruned_trials"]] == [
         (2, 1, 1), (3, 1, 1)]
     assert summary["epochs_spent"] == 4 + 1 + 1
+    # the progress line: the grid's real size (not max_trials), pruned count, epochs spent
+    last = [r.getMessage() for r in caplog.records if "tune: trial 3/3 " in r.getMessage()]
+    assert last and "(pruned after epoch 1)" in last[0], last
+    assert "2 pruned, 0 failed | 6 epochs" in last[0], last[0]
+
+
+def test_metric_values_keep_their_significant_digits():
+    from sparkdl_tune.logs import number
+
+    assert number(0.91234567) == "0.9123"
+    assert number(5e-6) == "5e-06"
+    assert number(123456789.0) == "1.235e+08"
+    assert number(0) == "0.0000" and number(float("nan")) == "nan"

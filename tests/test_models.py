@@ -13,10 +13,9 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from sparkdl_tune import model_spec  # noqa: E402
-from sparkdl_tune.config import build, load_config, read_yaml  # noqa: E402
-from sparkdl_tune.errors import ConfigError  # noqa: E402
-from sparkdl_tune.model_spec import (  # noqa: E402
+from sparkdl_tune.config import model_spec  # noqa: E402
+from sparkdl_tune.config.loader import build, load_config, read_yaml  # noqa: E402
+from sparkdl_tune.config.model_spec import (  # noqa: E402
     ConvBlock,
     EarlyStoppingSpec,
     ModelSpec,
@@ -24,13 +23,14 @@ from sparkdl_tune.model_spec import (  # noqa: E402
     TrainingSpec,
     dense_widths,
 )
+from sparkdl_tune.config.schema import Config  # noqa: E402
+from sparkdl_tune.errors import ConfigError  # noqa: E402
 from sparkdl_tune.executor.models import (  # noqa: E402
     build_model,
     make_callbacks,
     make_optimizer,
     resolve_head,
 )
-from sparkdl_tune.schema import Config  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 INPUT_DIM = 16

@@ -90,13 +90,14 @@ def test_import_is_light_and_every_public_name_resolves():
 
 def test_public_functions_stay_functions_after_their_modules_load():
     import sparkdl_tune as sdt
-    import sparkdl_tune.preparation  # noqa: F401
+    import sparkdl_tune.driver.preparation  # noqa: F401
     import sparkdl_tune.reporting  # noqa: F401
-    from sparkdl_tune.trainer import train
-    from sparkdl_tune.tuner import tune
+    from sparkdl_tune.driver.train import train
+    from sparkdl_tune.search.tuner import tune
 
     assert sdt.train is train and sdt.tune is tune
-    assert callable(sdt.prepare) and sdt.prepare is sys.modules["sparkdl_tune.preparation"].prepare
+    assert callable(sdt.prepare)
+    assert sdt.prepare is sys.modules["sparkdl_tune.driver.preparation"].prepare
     with pytest.raises(AttributeError, match="no attribute 'trian'"):
         sdt.trian  # noqa: B018
 

@@ -6,16 +6,20 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import spark_submit
+
 from sparkdl_tune.cli import main
-from sparkdl_tune.datasets import (FashionMnistSource, SyntheticClassificationSource,
-                                   SyntheticRegressionSource, TabularSource)
-from sparkdl_tune.datasets.idx import read_rows
-from sparkdl_tune.datasets.splits import stratified_holdout
-from sparkdl_tune.dataset import read_manifest
-from sparkdl_tune.preparation import prepare
-from sparkdl_tune.validation import validate_dataset
+from sparkdl_tune.driver.dataset import read_manifest
+from sparkdl_tune.driver.datasets import (
+    FashionMnistSource,
+    SyntheticClassificationSource,
+    SyntheticRegressionSource,
+    TabularSource,
+)
+from sparkdl_tune.driver.datasets.idx import read_rows
+from sparkdl_tune.driver.datasets.splits import stratified_holdout
+from sparkdl_tune.driver.preparation import prepare
+from sparkdl_tune.driver.validation import validate_dataset
 
 
 def test_fashion_mnist_splits_schema_and_manifest(spark, tiny_fashion_dir, tmp_path):

@@ -10,11 +10,11 @@ import shutil
 import subprocess
 
 import pytest
+from conftest import tune_overrides
 from PIL import Image
 
-from conftest import tune_overrides
 from sparkdl_tune.cli import main
-from sparkdl_tune.config import load_config
+from sparkdl_tune.config.loader import load_config
 from sparkdl_tune.errors import ConfigError
 from sparkdl_tune.reporting import parse_pairs, report
 from sparkdl_tune.reporting.search import Param, Search, Trial, importance
@@ -34,7 +34,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 @pytest.fixture(scope="module")
 def searched(spark, tiny_tabular, tmp_path_factory):
     """One real 6-trial search (one trial fails); tune writes the report at its end."""
-    from sparkdl_tune.tuner import tune
+    from sparkdl_tune.search.tuner import tune
 
     tmp = tmp_path_factory.mktemp("report")
     cfg = load_config(None, overrides=tune_overrides(
@@ -133,7 +133,7 @@ def test_unknown_search_and_unknown_pair_are_one_line_config_errors(searched, tm
 
 
 def test_a_search_without_finished_trials_gets_a_report_that_says_so(searched, tmp_path):
-    from sparkdl_tune import tracking
+    from sparkdl_tune.tracking import store as tracking
 
     settings = searched[0].mlflow  # the same store: a new SQLite one costs seconds to create
     with tracking.start_run(settings, "doomed", tags={"sparkdl_tune.kind": "search",

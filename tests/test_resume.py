@@ -10,7 +10,6 @@ import sys
 import time
 
 import pytest
-
 from conftest import tune_overrides
 
 SPACE = {"model.units": {"choice": [[4], [8], [16], [32]]},

@@ -11,11 +11,11 @@ import threading
 import numpy as np
 import pytest
 
-from sparkdl_tune.schedulers import Decision, Scheduler, make_scheduler, percentile
-from sparkdl_tune.schedulers.asha import ASHAScheduler
-from sparkdl_tune.schedulers.hyperband import HyperBandScheduler, bracket_weights
-from sparkdl_tune.schedulers.median import MedianScheduler
-from sparkdl_tune.schema import PruningSettings
+from sparkdl_tune.config.schema import PruningSettings
+from sparkdl_tune.search.schedulers import Decision, Scheduler, make_scheduler, percentile
+from sparkdl_tune.search.schedulers.asha import ASHAScheduler
+from sparkdl_tune.search.schedulers.hyperband import HyperBandScheduler, bracket_weights
+from sparkdl_tune.search.schedulers.median import MedianScheduler
 
 
 def asha(mode="max", min_epochs=2, max_epochs=20, rf=3.0):
@@ -57,9 +57,10 @@ def test_make_scheduler_names_and_settings():
 
 
 def test_package_imports_no_heavy_library():
-    code = ("import sys, sparkdl_tune.schedulers as s; s.make_scheduler('hyperband', None, 'max',"
-            " 9).report('a', 1, 0.5); heavy = [m for m in ('tensorflow', 'pyspark', 'mlflow',"
-            " 'hyperopt') if m in sys.modules]; assert not heavy, heavy")
+    code = ("import sys, sparkdl_tune.search.schedulers as s; "
+            "s.make_scheduler('hyperband', None, 'max', 9).report('a', 1, 0.5); "
+            "heavy = [m for m in ('tensorflow', 'pyspark', 'mlflow', 'hyperopt') "
+            "if m in sys.modules]; assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

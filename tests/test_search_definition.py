@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 from conftest import tune_overrides
+
 from sparkdl_tune.cli import main
 
 SPACE = {"training.learning_rate": {"loguniform": [1e-3, 3e-2]},

@@ -23,7 +23,6 @@ import time
 import urllib.request
 
 import pytest
-
 from conftest import RunningTrials
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 
 import pytest
-
 from conftest import train_overrides
-from sparkdl_tune.config import load_config
-from sparkdl_tune.trainer import train
+
+from sparkdl_tune.config.loader import load_config
+from sparkdl_tune.driver.train import train
 
 FASHION = "/usr/share/datasets/fashion-mnist"
 pytestmark = pytest.mark.slow
@@ -16,8 +16,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def fashion(spark, tmp_path_factory):
-    from sparkdl_tune.datasets import FashionMnistSource
-    from sparkdl_tune.preparation import prepare
+    from sparkdl_tune.driver.datasets import FashionMnistSource
+    from sparkdl_tune.driver.preparation import prepare
 
     if not os.path.isdir(FASHION):
         pytest.fail(f"{FASHION} missing: scripts/setup.sh installs dataset-fashion-mnist")

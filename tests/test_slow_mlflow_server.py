@@ -11,10 +11,10 @@ import time
 
 import pytest
 import requests
-
 from conftest import tune_overrides
-from sparkdl_tune.config import load_config
-from sparkdl_tune.tuner import tune
+
+from sparkdl_tune.config.loader import load_config
+from sparkdl_tune.search.tuner import tune
 
 pytestmark = pytest.mark.slow
 SPACE = {"model.units": {"choice": [[8], [16]]},

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import tune_overrides
-from sparkdl_tune.config import load_config
-from sparkdl_tune.tuner import tune
+
+from sparkdl_tune.config.loader import load_config
+from sparkdl_tune.search.tuner import tune
 
 pytestmark = pytest.mark.slow
 SPACE = {"model.units": {"choice": [[16], [32], [64]]},

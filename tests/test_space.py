@@ -10,8 +10,17 @@ from hyperopt import STATUS_OK, Trials, fmin, rand, space_eval
 from hyperopt.pyll import stochastic
 
 from sparkdl_tune.errors import ConfigError
-from sparkdl_tune.space import (Branch, Choice, Fixed, IntRange, LogUniform, QUniform,
-                                SearchSpace, Uniform)
+from sparkdl_tune.search.engines.hyperopt import space_expression
+from sparkdl_tune.search.space import (
+    Branch,
+    Choice,
+    Fixed,
+    IntRange,
+    LogUniform,
+    QUniform,
+    SearchSpace,
+    Uniform,
+)
 
 CONF = pathlib.Path(__file__).resolve().parents[1] / "conf" / "spaces"
 
@@ -59,7 +68,7 @@ def check_bounds(p):
 def test_every_kind_sampled_by_hyperopt_stays_in_bounds():
     space = SearchSpace.from_dict(EVERY_KIND)
     rng = np.random.default_rng(0)
-    points = [space.decode(stochastic.sample(space.to_hyperopt(), rng)) for _ in range(300)]
+    points = [space.decode(stochastic.sample(space_expression(space), rng)) for _ in range(300)]
     for p in points:
         check_bounds(p)
     lrs = np.array([p["training.learning_rate"] for p in points])
@@ -86,13 +95,13 @@ def test_decode_of_fmin_best_gives_real_values_not_indices():
             + p["model.dropout"]
 
     trials = Trials()
-    best = fmin(objective, space.to_hyperopt(), algo=rand.suggest, max_evals=60,
+    best = fmin(objective, space_expression(space), algo=rand.suggest, max_evals=60,
                 trials=trials, rstate=np.random.default_rng(3), show_progressbar=False)
     assert best["training.batch_size"] == 2 and best["model.units"] == 1  # hyperopt indices
     decoded = space.decode(best)
     assert decoded["training.batch_size"] == 256 and decoded["model.units"] == [512]
     check_bounds(decoded)
-    assert decoded == space.decode(space_eval(space.to_hyperopt(), best))
+    assert decoded == space.decode(space_eval(space_expression(space), best))
     assert decoded == space.decode(trials.best_trial["misc"]["vals"])
 
 
@@ -101,7 +110,7 @@ def test_nested_choice_decodes_only_the_active_branch():
     rng = np.random.default_rng(0)
     seen = set()
     for _ in range(200):
-        point = stochastic.sample(space.to_hyperopt(), rng)
+        point = stochastic.sample(space_expression(space), rng)
         p = space.decode(point)
         arch = p["model.architecture"]
         seen.add((arch, p.get("model.shape")))
@@ -119,12 +128,12 @@ def test_nested_vals_use_branch_labels_and_decode_the_same_as_points():
     space = SearchSpace.from_dict(NESTED)
     assert "model.architecture=mlp/model.shape=funnel/model.n_layers" in space.labels
     trials = Trials()
-    fmin(lambda point: 0.0, space.to_hyperopt(), algo=rand.suggest, max_evals=40,
+    fmin(lambda point: 0.0, space_expression(space), algo=rand.suggest, max_evals=40,
          trials=trials, rstate=np.random.default_rng(0), show_progressbar=False)
     for trial in trials.trials:
         vals = trial["misc"]["vals"]
         spec = {k: v[0] for k, v in vals.items() if v}
-        assert space.decode(vals) == space.decode(space_eval(space.to_hyperopt(), spec))
+        assert space.decode(vals) == space.decode(space_eval(space_expression(space), spec))
         assert space.vals_key(vals) == space.vals_key(spec)
 
 
@@ -287,10 +296,10 @@ def test_shipped_spaces_load_and_sample():
     cnn = SearchSpace.from_yaml(CONF / "cnn.yaml")
     rng = np.random.default_rng(0)
     for _ in range(50):
-        p = mlp.decode(stochastic.sample(mlp.to_hyperopt(), rng))
+        p = mlp.decode(stochastic.sample(space_expression(mlp), rng))
         assert p["model.units"] in ([256, 128], [512, 256], [512, 256, 128], [1024, 512])
         assert 1e-6 <= p["model.l2"] <= 1e-3 and 1e-4 <= p["training.learning_rate"] <= 3e-3
-        c = cnn.decode(stochastic.sample(cnn.to_hyperopt(), rng))
+        c = cnn.decode(stochastic.sample(space_expression(cnn), rng))
         assert c["model.architecture"] == "cnn2d"
         assert all({"filters", "kernel_size", "pooling", "batch_norm"} <= set(block)
                    for block in c["model.conv_blocks"])
@@ -299,7 +308,7 @@ def test_shipped_spaces_load_and_sample():
 def test_module_docstring_example_loads():
     import yaml
 
-    from sparkdl_tune import space as module
+    from sparkdl_tune.search import space as module
 
     text = module.__doc__.split("::\n\n", 1)[1].split("\n\n", 1)[0]
     space = SearchSpace.from_dict(yaml.safe_load(text))
@@ -321,7 +330,7 @@ def test_objective_point_is_nested_like_a_config_file():
     trials = Trials()
     points = []
     fmin(lambda p: points.append(p) or {"loss": 0.0, "status": STATUS_OK},
-         space.to_hyperopt(), algo=rand.suggest, max_evals=10, trials=trials,
+         space_expression(space), algo=rand.suggest, max_evals=10, trials=trials,
          rstate=np.random.default_rng(0), show_progressbar=False)
     assert all(set(p) == {"training", "model"} for p in points)
     assert all(p["model"]["architecture"]["value"] in ("mlp", "cnn2d", "linear") for p in points)

@@ -14,10 +14,10 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from sparkdl_tune import tracking  # noqa: E402
-from sparkdl_tune.config import as_flat_dict  # noqa: E402
+from sparkdl_tune.config.loader import as_flat_dict  # noqa: E402
+from sparkdl_tune.config.schema import Config, MlflowSettings  # noqa: E402
 from sparkdl_tune.spec.result import TrainResult  # noqa: E402
-from sparkdl_tune.schema import Config, MlflowSettings  # noqa: E402
+from sparkdl_tune.tracking import store as tracking  # noqa: E402
 
 INPUT_DIM, CLASSES = 5, 3
 
@@ -25,7 +25,7 @@ INPUT_DIM, CLASSES = 5, 3
 @pytest.fixture(scope="module")
 def trained():
     """A real 2-epoch training on 64 random rows: (TrainResult, Keras model, sample rows)."""
-    from sparkdl_tune.model_spec import ModelSpec, TrainingSpec
+    from sparkdl_tune.config.model_spec import ModelSpec, TrainingSpec
     from sparkdl_tune.executor.models import build_model
 
     rng = np.random.default_rng(0)
@@ -167,7 +167,7 @@ def test_log_failure_marks_the_run_failed_with_its_reason(settings):
 
 
 def test_importing_the_module_does_not_import_mlflow():
-    code = "import sys, sparkdl_tune.tracking; print('mlflow' in sys.modules)"
+    code = "import sys, sparkdl_tune.tracking.store; print('mlflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=Path(__file__).parents[1])
     assert out.stdout.strip() == "False"

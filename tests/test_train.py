@@ -7,11 +7,11 @@ import os
 
 import numpy as np
 import pytest
-
 from conftest import spark_submit, train_overrides
+
 from sparkdl_tune.cli import main
-from sparkdl_tune.config import load_config
-from sparkdl_tune.trainer import prepare_inputs, train
+from sparkdl_tune.config.loader import load_config
+from sparkdl_tune.driver.train import prepare_inputs, train
 
 
 def mlflow_client(tmp_path):
@@ -76,7 +76,7 @@ def test_each_validation_pass_covers_the_whole_split(spark, tiny_dataset, tmp_pa
     import pyarrow.parquet as pq
     import tensorflow as tf
 
-    from sparkdl_tune.trainer import fit
+    from sparkdl_tune.driver.train import fit
 
     cfg = load_config(None, overrides=train_overrides(
         tiny_dataset, tmp_path, training__batch_size=8, training__epochs=3,
@@ -143,8 +143,8 @@ def test_spark_submit_job_trains_and_logs(tiny_dataset, tmp_path):
     assert "training.learning_rate" in run.data.params
     assert len(mlflow_client(tmp_path).get_metric_history(summary["run_id"], "val_loss")) == 2
     assert "test_accuracy" in run.data.metrics
-    from sparkdl_tune import tracking
-    from sparkdl_tune.schema import MlflowSettings
+    from sparkdl_tune.config.schema import MlflowSettings
+    from sparkdl_tune.tracking import store as tracking
 
     model = tracking.load_model(summary["model_uri"],
                                 MlflowSettings(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db"))

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import tune_overrides
+
 from sparkdl_tune.cli import main
-from sparkdl_tune.config import load_config
+from sparkdl_tune.config.loader import load_config
 from sparkdl_tune.errors import ConfigError, FatalError
-from sparkdl_tune.tuner import tune
+from sparkdl_tune.search.tuner import tune
 
 LR_SPACE = {"training.learning_rate": {"loguniform": [1e-3, 3e-2]},
             "model.units": {"choice": [[8], [16]]}}
@@ -58,8 +58,8 @@ def test_tune_records_trials_retrains_and_writes_outputs(spark, tiny_tabular, tm
 
 def test_final_minutes_cuts_the_retrain_epochs_to_the_measured_throughput(spark, tiny_tabular,
                                                                            tmp_path):
-    from sparkdl_tune.monitor import TrialRecord
-    from sparkdl_tune.tuner import _epochs_within
+    from sparkdl_tune.search.monitor import TrialRecord
+    from sparkdl_tune.search.tuner import _epochs_within
 
     cfg = cfg_for(tiny_tabular, tmp_path)
     best = TrialRecord(number=0, ok=True, vals={}, params={},
@@ -105,9 +105,9 @@ def test_rerun_of_a_finished_search_trains_nothing(spark, tiny_tabular, tmp_path
         raise AssertionError("the rerun of a finished search prepared data or trained")
 
     # the data, the trials and the retrain: the rerun must reach none of them
-    monkeypatch.setattr("sparkdl_tune.trainer.prepare_inputs", must_not_run)
-    monkeypatch.setattr("sparkdl_tune.trainer.fit", must_not_run)
-    monkeypatch.setattr("sparkdl_tune.objective.evaluate", must_not_run)
+    monkeypatch.setattr("sparkdl_tune.driver.train.prepare_inputs", must_not_run)
+    monkeypatch.setattr("sparkdl_tune.driver.train.fit", must_not_run)
+    monkeypatch.setattr("sparkdl_tune.search.objective.evaluate", must_not_run)
     assert main(args) == 0
     second = last_json(capsys.readouterr().out)
     assert second["already_finished"] is True

@@ -16,8 +16,7 @@ import math
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple, Optional
 
-from ..errors import ConfigError
-from ..model_spec import (
+from ..config.model_spec import (
     CLASSIFICATION_LOSSES,
     CLASSIFICATION_METRICS,
     REGRESSION_LOSSES,
@@ -25,6 +24,7 @@ from ..model_spec import (
     ModelSpec,
     TrainingSpec,
 )
+from ..errors import ConfigError
 
 _OPTIMIZER_CLASSES = {
     "sgd": "SGD", "adagrad": "Adagrad", "adadelta": "Adadelta", "rmsprop": "RMSprop",

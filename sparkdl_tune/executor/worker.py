@@ -67,7 +67,8 @@ def _train(job: TrainJob) -> tuple[RankReport, Optional[TrainResult]]:
                         wrap_optimizer=backend.wrap_optimizer(),
                         total_steps=steps * training.epochs)
     timer = _EpochTimer(tf)
-    callbacks: list[Any] = [*backend.callbacks(), timer, tf.keras.callbacks.TerminateOnNaN(), *make_callbacks(training)]
+    callbacks: list[Any] = [*backend.callbacks(), timer, tf.keras.callbacks.TerminateOnNaN(),
+                            *make_callbacks(training)]
     if training.time_limit_minutes:
         callbacks.append(_TimeLimit(tf, training.time_limit_minutes * 60, timer, backend))
     reports = None

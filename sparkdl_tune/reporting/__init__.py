@@ -31,9 +31,9 @@ import time
 from typing import Optional
 
 from .. import logs
-from ..dataset import replace_dir
+from ..config.schema import MlflowSettings
+from ..driver.dataset import replace_dir
 from ..errors import ConfigError
-from ..schema import MlflowSettings
 from .search import Param, Search, find_parent, importance, load_search, varied_params
 
 __all__ = ["report", "parse_pairs", "find_parent", "load_search", "Search", "Param"]

@@ -1,7 +1,7 @@
 """A finished (or running) search as MLflow holds it, and what the report computes from it.
 
 Driver side. The parent run carries ``search.metric``/``mode``/``algorithm``/``space``
-params; each trial is a child run (see :mod:`sparkdl_tune.monitor`); the final retrain is a
+params; each trial is a child run (see :mod:`sparkdl_tune.search.monitor`); the final retrain is a
 child tagged ``sparkdl_tune.kind=final``.
 """
 
@@ -13,10 +13,17 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from ..config.schema import MlflowSettings
 from ..errors import ConfigError
-from ..run_layout import (KIND_FINAL, KIND_SEARCH, KIND_TRIAL, TAG_EXECUTION_MODE, TAG_KIND,
-                          TAG_SEARCH, TrialRun)
-from ..schema import MlflowSettings
+from ..tracking.layout import (
+    KIND_FINAL,
+    KIND_SEARCH,
+    KIND_TRIAL,
+    TAG_EXECUTION_MODE,
+    TAG_KIND,
+    TAG_SEARCH,
+    TrialRun,
+)
 
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -116,8 +123,8 @@ def find_parent(settings: MlflowSettings, search: str):
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    from .. import tracking
-    from ..resume import find_search
+    from ..tracking import store as tracking
+    from ..tracking.resume import find_search
 
     tracking.check_reachable(settings)  # in seconds, not after MLflow's minutes of retries
     run = find_search(settings, search)  # also points MLflow at the store

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from ..model_spec import ModelSpec, TrainingSpec
+from ..config.model_spec import ModelSpec, TrainingSpec
 from .data import TrainingData
 from .report import ReportTo
 

@@ -44,8 +44,8 @@ def _make_reader(urls: list[str], *, workers: int, shuffle: bool, seed: Optional
     short results queue and threads that do not poll; should this Petastorm's ``Reader`` not
     take them, the stock
     ``make_batch_reader`` is used (same rows; slower, one row-group order for all passes).
-    Rows within a row group come in stored order: :func:`sparkdl_tune.executor.stream._permute_rows` shuffles
-    them.
+    Rows within a row group come in stored order:
+    :func:`sparkdl_tune.executor.stream._permute_rows` shuffles them.
     """
     common = dict(num_epochs=num_epochs, shuffle_row_groups=shuffle, seed=seed,
                   cur_shard=cur_shard, shard_count=shard_count)

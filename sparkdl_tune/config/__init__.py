@@ -1,0 +1,1 @@
+"""Configuration: typed settings, their defaults and the layered YAML loader."""

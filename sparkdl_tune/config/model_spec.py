@@ -1,0 +1,326 @@
+"""What model to build and how to train it: the ``model`` and ``training`` config sections.
+
+Plain frozen dataclasses with no TensorFlow import; :mod:`sparkdl_tune.config.loader` fills them
+from YAML and :func:`sparkdl_tune.executor.models.build_model` turns them into a compiled Keras
+model. Every name choice is a ``Literal``, so a typo fails at config load with the valid names
+and the closest one. Checks that need the data (number of classes, number of features) happen at
+build time in :mod:`sparkdl_tune.executor.models`.
+
+The defaults are a Fashion-MNIST MLP: 784 -> 256 -> 128 -> 10, relu, glorot_uniform, Adam 1e-3,
+batch 128, 3 epochs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+Task = Literal["classification", "regression"]
+Architecture = Literal["mlp", "cnn1d", "cnn2d", "cnn3d"]
+Shape = Literal["constant", "pyramid", "funnel"]
+Activation = Literal[
+    "relu", "elu", "selu", "softplus", "softsign", "tanh", "sigmoid", "hard_sigmoid",
+    "linear", "swish", "gelu",
+]
+Initializer = Literal[
+    "zeros", "ones", "random_normal", "random_uniform", "truncated_normal", "orthogonal",
+    "lecun_normal", "lecun_uniform", "glorot_normal", "glorot_uniform", "he_normal", "he_uniform",
+]
+Padding = Literal["valid", "same"]
+Pooling = Literal["max", "avg", "none"]
+Optimizer = Literal["sgd", "adagrad", "adadelta", "rmsprop", "adam", "adamax", "nadam"]
+Schedule = Literal["constant", "cosine"]
+Loss = Literal[
+    "auto", "sparse_categorical_crossentropy", "categorical_crossentropy",
+    "binary_crossentropy", "mse", "mae", "huber",
+]
+Metric = Literal["auto", "accuracy", "auc", "precision", "recall", "mae", "mse", "rmse", "mape"]
+
+#: Spatial rank of each convolutional architecture (``input_shape`` adds one channel axis).
+CONV_RANK = {"cnn1d": 1, "cnn2d": 2, "cnn3d": 3}
+CLASSIFICATION_LOSSES = ("sparse_categorical_crossentropy", "categorical_crossentropy",
+                         "binary_crossentropy")
+REGRESSION_LOSSES = ("mse", "mae", "huber")
+CLASSIFICATION_METRICS = ("accuracy", "auc", "precision", "recall")
+REGRESSION_METRICS = ("mae", "mse", "rmse", "mape")
+#: Optimizers that take ``momentum``; only ``sgd`` takes ``nesterov``.
+MOMENTUM_OPTIMIZERS = ("sgd", "rmsprop")
+
+
+def dense_widths(n_layers: int, layer_units: int, shape: Shape) -> tuple[int, ...]:
+    """Widths of ``n_layers`` dense layers that start at ``layer_units``.
+
+    * ``constant``: every layer has ``layer_units`` units (256, 256, 256, 256).
+    * ``pyramid``: the width halves at each layer, never below 1 (256, 128, 64, 32).
+    * ``funnel``: the width falls linearly from ``layer_units`` to a quarter of it at the
+      last layer (256, 192, 128, 64); one layer keeps ``layer_units``.
+
+    Args:
+        n_layers: Number of hidden dense layers (0 for none).
+        layer_units: Width of the first layer.
+        shape: ``constant``, ``pyramid`` or ``funnel``.
+
+    Returns:
+        One width per layer.
+    """
+    if shape == "constant":
+        return (layer_units,) * n_layers
+    if shape == "pyramid":
+        return tuple(max(1, layer_units >> i) for i in range(n_layers))
+    if shape == "funnel":
+        if n_layers == 1:
+            return (layer_units,)
+        last = layer_units / 4
+        step = (layer_units - last) / max(1, n_layers - 1)
+        return tuple(max(1, round(layer_units - step * i)) for i in range(n_layers))
+    raise ValueError(f"shape is {shape!r}; use constant, pyramid or funnel")
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ValueError(message)
+
+
+def _check_rate(name: str, value: float) -> None:
+    _check(0.0 <= value < 1.0, f"{name} is {value}; use a rate in [0, 1), e.g. 0.2")
+
+
+@dataclass(frozen=True)
+class ConvBlock:
+    """One convolution block: conv -> [batch norm] -> activation -> [pooling] -> [dropout].
+
+    Attributes:
+        filters: Number of convolution filters.
+        kernel_size: Kernel length along every spatial axis.
+        strides: Convolution stride along every spatial axis.
+        padding: ``same`` keeps the size (stride 1); ``valid`` shrinks it by ``kernel_size - 1``.
+        pooling: ``max``, ``avg`` or ``none``.
+        pool_size: Pooling window and stride along every spatial axis.
+        batch_norm: Batch normalisation between the convolution and its activation.
+        activation: ``null`` uses ``model.activation``.
+        dropout: Dropout rate after the block.
+    """
+
+    filters: int = 32
+    kernel_size: int = 3
+    strides: int = 1
+    padding: Padding = "same"
+    pooling: Pooling = "max"
+    pool_size: int = 2
+    batch_norm: bool = False
+    activation: Optional[Activation] = None
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("filters", "kernel_size", "strides", "pool_size"):
+            value = getattr(self, name)
+            _check(value >= 1, f"{name} is {value}; use a positive integer")
+        _check_rate("dropout", self.dropout)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The network: task, architecture and layer options (the ``model`` config section).
+
+    Dense layers (the whole MLP, or the head after a CNN's flatten) take their widths from
+    ``units`` when it is set, else from ``n_layers`` + ``layer_units`` + ``shape`` (see
+    :func:`dense_widths`); the resolved list is :attr:`dense_units`.
+
+    Attributes:
+        task: ``classification`` (sparse integer labels) or ``regression``.
+        num_classes: ``null`` takes the number of classes from the dataset at build time.
+        architecture: ``mlp``, ``cnn1d``, ``cnn2d`` or ``cnn3d``.
+        units: Explicit hidden-layer widths, e.g. ``[512, 256]``; ``[]`` for no hidden layer.
+        n_layers: Number of hidden dense layers when ``units`` is null.
+        layer_units: Width of the first of them.
+        shape: ``constant``, ``pyramid`` (halves) or ``funnel`` (linear down to a quarter).
+        activation: Activation of every hidden layer.
+        layer_activations: Optional per-dense-layer activations, one per hidden layer.
+        kernel_initializer: Initializer of every kernel, output layer included.
+        l2: L2 penalty on every kernel (0 for none).
+        dropout: Dropout rate after every hidden dense layer.
+        layer_dropouts: Optional per-dense-layer dropout rates, one per hidden layer.
+        input_shape: CNN only: the flat features reshaped to ``[spatial..., channels]``, e.g.
+            ``[28, 28, 1]`` (cnn2d) or ``[784, 1]`` (cnn1d); ``null`` uses
+            ``[input_dim, 1]``, a square or a cube with one channel.
+        conv_blocks: CNN only: the convolution blocks, in order.
+    """
+
+    task: Task = "classification"
+    num_classes: Optional[int] = None
+    architecture: Architecture = "mlp"
+    units: Optional[tuple[int, ...]] = None
+    n_layers: int = 2
+    layer_units: int = 256
+    shape: Shape = "pyramid"
+    activation: Activation = "relu"
+    layer_activations: Optional[tuple[Activation, ...]] = None
+    kernel_initializer: Initializer = "glorot_uniform"
+    l2: float = 0.0
+    dropout: float = 0.0
+    layer_dropouts: Optional[tuple[float, ...]] = None
+    input_shape: Optional[tuple[int, ...]] = None
+    conv_blocks: tuple[ConvBlock, ...] = (ConvBlock(filters=32), ConvBlock(filters=64))
+
+    def __post_init__(self) -> None:
+        # Lists from Python callers become tuples, so specs stay hashable and comparable.
+        for name in ("units", "layer_activations", "layer_dropouts", "input_shape",
+                     "conv_blocks"):
+            value = getattr(self, name)
+            if isinstance(value, list):
+                object.__setattr__(self, name, tuple(value))
+        _check(self.num_classes is None or self.num_classes >= 2,
+               f"num_classes is {self.num_classes}; use at least 2, or null to take it from "
+               "the dataset")
+        if self.units is not None:
+            _check(all(u >= 1 for u in self.units),
+                   f"units is {list(self.units)}; use positive widths, e.g. [256, 128]")
+        _check(self.n_layers >= 0, f"n_layers is {self.n_layers}; use 0 or more")
+        _check(self.layer_units >= 1, f"layer_units is {self.layer_units}; use a positive width")
+        _check(self.l2 >= 0, f"l2 is {self.l2}; use 0 (none) or a small penalty like 1e-4")
+        _check_rate("dropout", self.dropout)
+        n = len(self.dense_units)
+        for name in ("layer_activations", "layer_dropouts"):
+            value = getattr(self, name)
+            _check(value is None or len(value) == n,
+                   f"{name} has {len(value or ())} entries but there are {n} dense layers "
+                   f"{list(self.dense_units)}; give one per layer or null")
+        for rate in self.layer_dropouts or ():
+            _check_rate("layer_dropouts entry", rate)
+        rank = CONV_RANK.get(self.architecture)
+        if rank is not None:
+            if self.input_shape is not None:
+                _check(len(self.input_shape) == rank + 1 and min(self.input_shape) >= 1,
+                       f"input_shape is {list(self.input_shape)} but {self.architecture} needs "
+                       f"{rank} spatial sizes plus channels, e.g. {_example_shape(rank)}")
+            _check(len(self.conv_blocks) >= 1,
+                   f"conv_blocks is empty; {self.architecture} needs at least one block")
+
+    @property
+    def dense_units(self) -> tuple[int, ...]:
+        """Widths of the hidden dense layers, resolved from ``units`` or ``n_layers``/shape."""
+        if self.units is not None:
+            return self.units
+        return dense_widths(self.n_layers, self.layer_units, self.shape)
+
+    @property
+    def conv_rank(self) -> int:
+        """Number of spatial axes: 0 for ``mlp``, 1-3 for ``cnn1d``-``cnn3d``."""
+        return CONV_RANK.get(self.architecture, 0)
+
+
+def _example_shape(rank: int) -> list[int]:
+    return {1: [784, 1], 2: [28, 28, 1], 3: [8, 8, 8, 1]}[rank]
+
+
+@dataclass(frozen=True)
+class EarlyStoppingSpec:
+    """Stop when ``monitor`` stops improving (Keras ``EarlyStopping``).
+
+    Attributes:
+        enabled: Add the callback.
+        monitor: A logged quantity, e.g. ``val_loss`` or ``val_accuracy``.
+        patience: Epochs without improvement before stopping.
+        min_delta: Smallest change that counts as an improvement.
+        restore_best_weights: Keep the weights of the best epoch, not the last.
+    """
+
+    enabled: bool = False
+    monitor: str = "val_loss"
+    patience: int = 3
+    min_delta: float = 0.0
+    restore_best_weights: bool = True
+
+    def __post_init__(self) -> None:
+        _check(self.patience >= 0, f"patience is {self.patience}; use 0 or more epochs")
+        _check(self.min_delta >= 0, f"min_delta is {self.min_delta}; use 0 or more")
+        _check(bool(self.monitor), "monitor is empty; use e.g. val_loss")
+
+
+@dataclass(frozen=True)
+class ReduceLRSpec:
+    """Multiply the learning rate by ``factor`` on a plateau (Keras ``ReduceLROnPlateau``).
+
+    Attributes:
+        enabled: Add the callback.
+        monitor: A logged quantity, e.g. ``val_loss``.
+        factor: Multiplier in (0, 1).
+        patience: Epochs without improvement before reducing.
+        min_lr: The learning rate never goes below this.
+    """
+
+    enabled: bool = False
+    monitor: str = "val_loss"
+    factor: float = 0.5
+    patience: int = 2
+    min_lr: float = 1e-6
+
+    def __post_init__(self) -> None:
+        _check(0.0 < self.factor < 1.0, f"factor is {self.factor}; use a value in (0, 1)")
+        _check(self.patience >= 0, f"patience is {self.patience}; use 0 or more epochs")
+        _check(self.min_lr >= 0, f"min_lr is {self.min_lr}; use 0 or more")
+        _check(bool(self.monitor), "monitor is empty; use e.g. val_loss")
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    """Optimiser, loss, metrics, batches and callbacks (the ``training`` config section).
+
+    Attributes:
+        optimizer: ``sgd``, ``adagrad``, ``adadelta``, ``rmsprop``, ``adam``, ``adamax`` or
+            ``nadam``.
+        learning_rate: Per-worker rate; the launcher may scale it by the number of workers.
+        momentum: For ``sgd`` and ``rmsprop`` only.
+        nesterov: Nesterov momentum, ``sgd`` only.
+        batch_size: Rows per step, per worker.
+        epochs: Passes over the training data.
+        lr_schedule: ``constant``, or ``cosine``: the rate decays along a half cosine from
+            ``learning_rate`` to 0 over all the steps of ``epochs`` (in-graph, per step).
+        time_limit_minutes: Stop after the epoch that would leave too little time for
+            another one of the same length (all ranks agree); null for no limit.
+        loss: ``auto`` picks sparse categorical cross-entropy for several classes, binary
+            cross-entropy (one sigmoid unit) for two, ``mse`` for regression. Labels are
+            always sparse integers; ``categorical_crossentropy`` one-hot encodes them inside
+            the loss.
+        metrics: ``auto`` is ``accuracy`` for classification, ``mae`` for regression.
+            ``auc``, ``precision`` and ``recall`` need binary classification.
+        early_stopping: See :class:`EarlyStoppingSpec`.
+        reduce_lr: See :class:`ReduceLRSpec`.
+    """
+
+    optimizer: Optimizer = "adam"
+    learning_rate: float = 1e-3
+    momentum: float = 0.0
+    nesterov: bool = False
+    batch_size: int = 128
+    epochs: int = 3
+    lr_schedule: Schedule = "constant"
+    time_limit_minutes: Optional[float] = None
+    loss: Loss = "auto"
+    metrics: tuple[Metric, ...] = ("auto",)
+    early_stopping: EarlyStoppingSpec = field(default_factory=EarlyStoppingSpec)
+    reduce_lr: ReduceLRSpec = field(default_factory=ReduceLRSpec)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.metrics, list):
+            object.__setattr__(self, "metrics", tuple(self.metrics))
+        _check(self.learning_rate > 0,
+               f"learning_rate is {self.learning_rate}; use a positive rate, e.g. 0.001")
+        _check(0.0 <= self.momentum < 1.0,
+               f"momentum is {self.momentum}; use a value in [0, 1), e.g. 0.9")
+        _check(self.momentum == 0.0 or self.optimizer in MOMENTUM_OPTIMIZERS,
+               f"momentum is {self.momentum} but optimizer {self.optimizer!r} does not use it; "
+               "set momentum: 0 or optimizer: sgd")
+        _check(not self.nesterov or self.optimizer == "sgd",
+               f"nesterov is true but optimizer is {self.optimizer!r}; set optimizer: sgd, or "
+               "use nadam for Nesterov Adam")
+        _check(not self.nesterov or self.momentum > 0,
+               "nesterov is true but momentum is 0; set momentum, e.g. 0.9")
+        _check(self.batch_size >= 1, f"batch_size is {self.batch_size}; use a positive integer")
+        _check(self.epochs >= 1, f"epochs is {self.epochs}; use a positive integer")
+        _check(self.time_limit_minutes is None or self.time_limit_minutes > 0,
+               f"time_limit_minutes is {self.time_limit_minutes}; use a positive number of "
+               "minutes, or null for no limit")
+        _check(self.lr_schedule == "constant" or not self.reduce_lr.enabled,
+               f"lr_schedule is {self.lr_schedule!r} and reduce_lr is enabled: both set the "
+               "learning rate; use one (reduce_lr.enabled: false or lr_schedule: constant)")

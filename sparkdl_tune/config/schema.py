@@ -1,0 +1,197 @@
+"""The configuration tree: frozen dataclasses, one per YAML section.
+
+Defaults here mirror ``defaults.yaml``; :mod:`sparkdl_tune.config.loader` fills them from the
+layers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional
+
+from .model_spec import ModelSpec, TrainingSpec
+
+
+@dataclass(frozen=True)
+class SparkSettings:
+    """Where Spark runs. ``master: null`` keeps what spark-submit set, else ``local[*]``."""
+
+    master: Optional[str] = None
+    app_name: str = "sparkdl-tune"
+    log_level: str = "WARN"
+    conf: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    """A prepared dataset (see :mod:`sparkdl_tune.driver.preparation`) and how training reads it.
+
+    ``cache_url`` is where Petastorm's materialised copy lives (default ``.cache/petastorm``
+    under the working directory; on a cluster a shared URL such as ``dbfs:/tmp/...``).
+    ``feature_columns`` picks a subset of named feature columns (a search dimension).
+    ``in_memory_cache``: ``auto`` keeps decoded batches in memory when the rank's shard fits
+    in ``cache_max_mb``; ``off`` always streams from Parquet. ``row_group_mb`` is the Parquet
+    row-group size as written (encoded; Fashion-MNIST's 1 MB holds about 1,000 rows, 3 MB
+    decoded): the unit of reading, of per-epoch shuffling and of sharding among ranks.
+    ``reader_workers`` is the number of Petastorm reader threads per rank.
+    """
+
+    path: str = "data/fashion-mnist"
+    cache_url: Optional[str] = None
+    feature_columns: Optional[tuple[str, ...]] = None
+    reader_workers: int = 2
+    row_group_mb: int = 1
+    shuffle: bool = True
+    in_memory_cache: Literal["auto", "on", "off"] = "auto"
+    cache_max_mb: int = 2048
+
+    def __post_init__(self):
+        if self.reader_workers < 1 or self.row_group_mb < 1 or self.cache_max_mb < 0:
+            raise ValueError("reader_workers and row_group_mb must be >= 1, cache_max_mb >= 0")
+
+
+@dataclass(frozen=True)
+class ExecutionSettings:
+    """Where a training runs: ``num_proc: 1`` in-process, ``N`` a Horovod job on N tasks.
+
+    ``scale_learning_rate`` multiplies the learning rate by the number of ranks (the usual
+    Horovod rule for a global batch ``N`` times larger). ``threads_per_proc`` caps
+    TensorFlow's threads per rank (default: the host's cores shared among its ranks).
+    """
+
+    num_proc: int = 1
+    scale_learning_rate: bool = True
+    threads_per_proc: Optional[int] = None
+    seed: int = 42
+    start_timeout: int = 120
+
+    def __post_init__(self):
+        if self.num_proc < 1:
+            raise ValueError(f"num_proc is {self.num_proc}; use 1 (in-process) or more")
+
+
+@dataclass(frozen=True)
+class MlflowSettings:
+    """Tracking store and naming; ``tracking_uri: null`` uses MLFLOW_TRACKING_URI or ./mlruns."""
+
+    tracking_uri: Optional[str] = None
+    experiment: str = "sparkdl-tune"
+    registered_model_name: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class GeneticSettings:
+    """Options of the ``genetic`` algorithm (see :mod:`sparkdl_tune.search.algorithms.genetic`)."""
+
+    population: int = 10
+    generations: Optional[int] = None
+    mutation_rate: float = 0.2
+    crossover_rate: float = 0.9
+    tournament_size: int = 3
+    elitism: int = 2
+
+
+@dataclass(frozen=True)
+class PruningSettings:
+    """Options of ``search.scheduler`` (see :mod:`sparkdl_tune.search.schedulers`); the resource is
+    epochs.
+
+    ``min_epochs`` is the grace period: no trial stops before it (ASHA's first rung, the
+    median rule's first judged epoch). ``max_epochs`` is what a trial that is never stopped
+    trains (default ``search.trial_epochs``, else ``training.epochs``). ASHA's rungs sit at
+    ``min_epochs * reduction_factor**k``; at each, a trial goes on only when it is in the top
+    ``1/reduction_factor`` of the trials recorded there. ``hyperband`` runs ASHA brackets with
+    grace periods ``min_epochs * reduction_factor**s``. ``median`` stops a trial whose best
+    value so far is worse than the median of the other trials' at the same epoch, once
+    ``min_trials`` others reached it.
+    """
+
+    min_epochs: int = 1
+    max_epochs: Optional[int] = None
+    reduction_factor: float = 3.0
+    min_trials: int = 3
+
+    def __post_init__(self):
+        if self.min_epochs < 1:
+            raise ValueError(f"min_epochs is {self.min_epochs}; use 1 or more")
+        if self.max_epochs is not None and self.max_epochs < self.min_epochs:
+            raise ValueError(f"max_epochs ({self.max_epochs}) is below min_epochs "
+                             f"({self.min_epochs}); raise max_epochs")
+        if self.reduction_factor <= 1:
+            raise ValueError(f"reduction_factor is {self.reduction_factor}; use more than 1 "
+                             "(3 is usual)")
+        if self.min_trials < 1:
+            raise ValueError(f"min_trials is {self.min_trials}; use 1 or more")
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """A hyper-parameter search.
+
+    ``name`` identifies the search: running the same name again resumes it from MLflow (or
+    reports it, once finished) while its definition is unchanged (see
+    :mod:`sparkdl_tune.search.definition`); a changed one stops with exit code 2 unless ``resume``
+    is ``extend``, which keeps the finished trials and runs the rest of a larger budget.
+    ``space`` holds the search space inline (dotted config keys -> dimension specs) and
+    ``space_file`` names a YAML file with a top-level ``space:``; one of them is required.
+    ``metric``/``mode`` default to validation accuracy (max) for classification and
+    validation loss (min) for regression. ``trial_epochs`` screens candidates with fewer
+    epochs than ``final_epochs`` (default ``training.epochs``) used for the retrain of the best;
+    ``final_minutes`` caps the retrain's wall time: its epochs are cut to what the best trial's
+    measured throughput says fits, and training stops before an epoch that would not.
+    ``execution_mode``: ``parallel`` (SparkTrials, one in-process training per Spark task),
+    ``distributed`` (driver-side Trials, each trial a Horovod job of ``execution.num_proc``),
+    or ``auto``. ``scheduler`` decides, from the per-epoch reports of running trials, which to
+    stop early (``fifo``: none; ``asha``, ``hyperband``, ``median``: see ``pruning``); a stopped
+    trial is recorded as *pruned*, with the epoch and score it reached. ``report`` writes plots and
+    an HTML page into ``<output_dir>/<name>/report`` at the end (see :mod:`sparkdl_tune.reporting`).
+    """
+
+    name: str = "search"
+    resume: Literal["auto", "extend"] = "auto"
+    space: Optional[dict[str, Any]] = None
+    space_file: Optional[str] = None
+    algorithm: Literal["tpe", "random", "anneal", "grid", "genetic"] = "tpe"
+    scheduler: Literal["fifo", "asha", "hyperband", "median"] = "fifo"
+    pruning: PruningSettings = field(default_factory=PruningSettings)
+    max_trials: int = 20
+    timeout_minutes: Optional[float] = None
+    stop_after_no_improvement: Optional[int] = None
+    target: Optional[float] = None
+    metric: Optional[str] = None
+    mode: Optional[Literal["min", "max"]] = None
+    execution_mode: Literal["auto", "parallel", "distributed"] = "auto"
+    parallelism: Optional[int] = None
+    trial_epochs: Optional[int] = None
+    final_epochs: Optional[int] = None
+    final_minutes: Optional[float] = None
+    retrain: bool = True
+    report: bool = True
+    seed: int = 42
+    output_dir: str = "out/tune"
+    genetic: GeneticSettings = field(default_factory=GeneticSettings)
+
+    def __post_init__(self):
+        if self.max_trials < 1:
+            raise ValueError(f"max_trials is {self.max_trials}; use 1 or more")
+        if self.final_minutes is not None and self.final_minutes <= 0:
+            raise ValueError(f"final_minutes is {self.final_minutes}; use a positive number "
+                             "of minutes, or null for no limit")
+        if self.parallelism is not None and self.parallelism < 1:
+            raise ValueError(f"parallelism is {self.parallelism}; use 1 or more")
+        if self.space is not None and self.space_file is not None:
+            raise ValueError("give the space inline (search.space) or as a file "
+                             "(search.space_file), not both")
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole job configuration."""
+
+    spark: SparkSettings = field(default_factory=SparkSettings)
+    data: DataSettings = field(default_factory=DataSettings)
+    mlflow: MlflowSettings = field(default_factory=MlflowSettings)
+    model: ModelSpec = field(default_factory=ModelSpec)
+    training: TrainingSpec = field(default_factory=TrainingSpec)
+    execution: ExecutionSettings = field(default_factory=ExecutionSettings)
+    search: SearchSettings = field(default_factory=SearchSettings)

@@ -1,0 +1,125 @@
+"""A prepared dataset: ``<root>/{train,validation,test}`` Parquet folders plus ``manifest.json``.
+
+The layout says which columns hold the features (one fixed-length float array column, or named
+numeric columns) and which the label, and what the task is. Driver side only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import tempfile
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any, Optional
+
+from ..errors import DataError
+
+SPLITS = ("train", "validation", "test")
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Which columns are features and label, and what they mean.
+
+    Attributes:
+        task: ``classification`` (integer labels ``0..num_classes-1``) or ``regression``.
+        features: The feature columns; with ``feature_kind == "array"`` exactly one column
+            holding a fixed-length float array.
+        label: The label column.
+        feature_kind: ``array`` or ``columns``.
+        num_classes: For classification; ``None`` means "infer from the data".
+    """
+
+    task: str
+    features: tuple[str, ...]
+    label: str = "label"
+    feature_kind: str = "columns"
+    num_classes: Optional[int] = None
+
+    def __post_init__(self):
+        if self.task not in ("classification", "regression"):
+            raise DataError(f"task {self.task!r} is not 'classification' or 'regression'")
+        if not self.features:
+            raise DataError("no feature columns given; name at least one with --features")
+        if self.feature_kind == "array" and len(self.features) != 1:
+            raise DataError("an array feature layout takes exactly one column")
+        if self.label in self.features:
+            raise DataError(f"column {self.label!r} is both a feature and the label; drop it "
+                            "from --features")
+
+    @property
+    def columns(self) -> list[str]:
+        return [*self.features, self.label]
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What ``manifest.json`` holds: enough to train without scanning the data again."""
+
+    layout: Layout
+    num_features: int
+    rows: dict[str, int]
+    schema: dict[str, str]
+    class_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    feature_stats: dict[str, dict[str, float]] = field(default_factory=dict)
+    source: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Manifest":
+        layout = dict(d["layout"])
+        layout["features"] = tuple(layout["features"])
+        return cls(**{**d, "layout": Layout(**layout)})
+
+
+def read_manifest(root: str | os.PathLike) -> Manifest:
+    """Read ``<root>/manifest.json``; a missing or broken manifest is a :class:`DataError`."""
+    path = pathlib.Path(root) / MANIFEST
+    if not path.is_file():
+        raise DataError(f"{root} is not a prepared dataset ({MANIFEST} missing); "
+                        "run 'sparkdl-tune prepare' first")
+    try:
+        return Manifest.from_dict(json.loads(path.read_text()))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"{path} is unreadable ({exc}); prepare the dataset again") from None
+
+
+def write_json_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write a small file so a reader sees the old content or the new, never half of it."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def split_path(root: str | os.PathLike, split: str) -> str:
+    return str(pathlib.Path(root) / split)
+
+
+def read_split(spark, root: str | os.PathLike, split: str):
+    """The split as a Spark DataFrame (lazy; nothing is collected)."""
+    path = split_path(root, split)
+    if not pathlib.Path(path).exists():
+        raise DataError(f"split '{split}' is missing under {root}; prepare the dataset again")
+    return spark.read.parquet(path)
+
+
+def replace_dir(new: str | os.PathLike, final: str | os.PathLike) -> None:
+    """Move the finished folder ``new`` to ``final`` in two renames, so a reader sees the old
+    folder or the new one, never a half-written one; any previous ``final`` is removed after."""
+    new, final = pathlib.Path(new), pathlib.Path(final)
+    if not final.exists():
+        os.replace(new, final)
+        return
+    old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
+    os.replace(final, old)
+    os.replace(new, final)
+    shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,80 @@
+"""Search algorithms as suggest functions on hyperopt's protocol.
+
+Hyperopt calls ``algo(new_ids, domain, trials, seed)`` on the driver whenever it wants new
+trials; the algorithm returns ``trials.new_trial_docs(...)`` for at most ``len(new_ids)`` points,
+or ``[]`` to end the search. Our algorithms keep no state between calls: everything they need
+comes from ``trials`` and the seed, so they pickle small, work under ``SparkTrials`` and carry on
+when a search resumes with its old trials.
+
+Use :func:`make_algo` to get any algorithm by name. The trial store itself is read and written
+through :mod:`sparkdl_tune.search.engines.hyperopt` (the only module that imports hyperopt).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from ...errors import ConfigError
+
+ALGORITHMS = ("tpe", "random", "anneal", "grid", "genetic")
+
+__all__ = ["ALGORITHMS", "make_algo"]
+
+
+def make_algo(name: str, space: Any = None, **options: Any) -> Callable[..., list]:
+    """A picklable suggest function for ``fmin(algo=...)``.
+
+    Args:
+        name: One of :data:`ALGORITHMS`.
+        space: The :class:`~sparkdl_tune.search.space.SearchSpace`; required by ``grid`` and
+            ``genetic``, which work on its dimensions.
+        **options: Passed to the algorithm, e.g. ``n_startup_jobs`` for ``tpe`` or
+            ``population`` for ``genetic``.
+    """
+    if name in ("grid", "genetic"):
+        if space is None:
+            raise ConfigError(f"algorithm '{name}' needs the search space; pass space=...")
+        if name == "grid":
+            from . import grid
+
+            if options:
+                raise ConfigError(f"algorithm 'grid' takes no options, got {sorted(options)}")
+            return grid.make_suggest(space)
+        from . import genetic
+
+        return genetic.make_suggest(space, **options)
+    if name not in ALGORITHMS:
+        close = difflib.get_close_matches(str(name), ALGORITHMS, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"use one of {', '.join(ALGORITHMS)}"
+        raise ConfigError(f"unknown search algorithm '{name}'; {hint}")
+    from ..engines.hyperopt import builtin_suggest
+
+    return builtin_suggest(name, **options)
+
+
+def check_domain(space: Any, domain: Any) -> None:
+    """Refuse a ``fmin`` space whose labels differ from the space the algorithm was built on."""
+    got, want = set(domain.params), set(space.labels)
+    if got != want:
+        raise ConfigError(
+            f"fmin was given a space with labels {sorted(got)} but the algorithm was built for "
+            f"{space.source} with labels {sorted(want)}; pass space_expression(space) of the same "
+            "SearchSpace")
+
+
+def trial_vals(trial: Mapping[str, Any]) -> dict[str, Any]:
+    """A trial's point as vals: active labels only, one value each."""
+    return {k: v[0] for k, v in trial["misc"]["vals"].items() if len(v)}
+
+
+def seen_keys(space: Any, docs: Iterable[Mapping[str, Any]]) -> set:
+    """Identities of the points already in ``docs`` (points from another space are skipped)."""
+    keys = set()
+    for doc in docs:
+        try:
+            keys.add(space.vals_key(trial_vals(doc)))
+        except (KeyError, IndexError, TypeError, ValueError):
+            continue
+    return keys

@@ -1,0 +1,243 @@
+"""A genetic algorithm on hyperopt's suggest protocol.
+
+The first ``population`` trials are random points. Every later point is bred from the finished,
+successful trials (failed trials and NaN losses are never parents):
+
+* the *breeding pool* is the latest ``population`` successful trials (the current generation)
+  plus the ``elitism`` best trials ever, so elites always stay eligible parents; nobody is
+  re-evaluated to "carry them forward";
+* each parent is the best of ``tournament_size`` pool members drawn at random;
+* with probability ``crossover_rate`` the child takes each dimension from either parent
+  (uniform crossover), else it copies the first parent;
+* each dimension then mutates with probability ``mutation_rate``: a choice switches to another
+  option; a number either re-samples (1 time in 4) or takes a gaussian step of
+  ``mutation_scale`` times its range (in log space for loguniform), clipped to the bounds;
+  int and quniform move by at least one step;
+* a child equal to a point already in the trials (or bred in the same call) is bred again;
+  after 10 such tries the mutation rate rises to 0.5, after 20 the child is a random point,
+  so no evaluation is wasted on a known point while new ones can still be found.
+
+Nested choices: a branch's sub-dimensions only mix when both parents chose the same branch;
+otherwise the child inherits the whole branch, sub-dimensions included, from the parent that
+gave the choice. A mutation that switches branch samples the new branch's sub-dimensions.
+
+Nothing is kept between calls: the generation, the pool and the random stream all derive from
+``trials`` and the seed, so the function pickles small, runs under ``SparkTrials`` (where
+several children are bred from the trials finished so far) and continues a resumed search.
+With ``generations`` set, the search ends after ``population * generations`` trials.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ...errors import ConfigError
+from ..engines.hyperopt import new_trial_docs, ok_loss
+from ..engines.hyperopt import trial_docs as all_trials
+from ..space import Choice, Dimension, Fixed, IntRange, QUniform, SearchSpace, Uniform
+from . import check_domain, seen_keys, trial_vals
+
+_RETRIES = 10
+_RESAMPLE = 0.25
+
+
+def make_suggest(space: SearchSpace, population: int = 10, generations: int | None = None,
+                 mutation_rate: float = 0.2, crossover_rate: float = 0.9,
+                 tournament_size: int = 3, elitism: int = 2, mutation_scale: float = 0.2,
+                 seed: int | None = None) -> Callable[..., list]:
+    """A picklable genetic suggest function for ``fmin(algo=...)``.
+
+    Args:
+        space: The search space (``fmin`` gets ``space_expression(space)``).
+        population: Random points first, then the size of each generation.
+        generations: Stop after this many generations (the random one included); ``None``
+            leaves the budget to ``max_evals``.
+        mutation_rate: Probability that each dimension of a child mutates.
+        crossover_rate: Probability that a child has two parents rather than one.
+        tournament_size: Pool members compared to pick each parent.
+        elitism: Best trials ever that stay in the breeding pool.
+        mutation_scale: Gaussian step as a fraction of a numeric dimension's range.
+        seed: Makes the search reproducible regardless of ``fmin``'s ``rstate``.
+    """
+    checks = [
+        (isinstance(population, int) and population >= 2, "population", population,
+         "use 2 or more, e.g. 10"),
+        (generations is None or (isinstance(generations, int) and generations >= 1),
+         "generations", generations, "use 1 or more, or null for no limit"),
+        (0.0 <= mutation_rate <= 1.0, "mutation_rate", mutation_rate, "use a rate in [0, 1]"),
+        (0.0 <= crossover_rate <= 1.0, "crossover_rate", crossover_rate, "use a rate in [0, 1]"),
+        (isinstance(tournament_size, int) and tournament_size >= 1, "tournament_size",
+         tournament_size, "use 1 or more, e.g. 3"),
+        (isinstance(elitism, int) and 0 <= elitism <= population, "elitism", elitism,
+         f"use 0 to population ({population})"),
+        (0.0 < mutation_scale <= 1.0, "mutation_scale", mutation_scale, "use e.g. 0.2"),
+        (seed is None or (isinstance(seed, int) and seed >= 0), "seed", seed,
+         "use a non-negative integer or null"),
+    ]
+    for ok, name, value, fix in checks:
+        if not ok:
+            raise ConfigError(f"genetic {name} is {value!r}; {fix}")
+    return functools.partial(
+        suggest, space=space, population=population, generations=generations,
+        mutation_rate=mutation_rate, crossover_rate=crossover_rate,
+        tournament_size=tournament_size, elitism=elitism, mutation_scale=mutation_scale,
+        user_seed=seed)
+
+
+def suggest(new_ids: Sequence[int], domain: Any, trials: Any, seed: int, *,
+            space: SearchSpace | None = None, population: int = 10,
+            generations: int | None = None, mutation_rate: float = 0.2,
+            crossover_rate: float = 0.9, tournament_size: int = 3, elitism: int = 2,
+            mutation_scale: float = 0.2, user_seed: int | None = None) -> list[dict]:
+    """Hyperopt's suggest protocol; the options are bound by :func:`make_suggest`."""
+    if space is None:
+        raise ConfigError("genetic search needs the SearchSpace; use "
+                          "algo=genetic.make_suggest(space, ...)")
+    check_domain(space, domain)
+    docs = sorted(all_trials(trials), key=lambda t: t["tid"])
+    seen = seen_keys(space, docs)
+    pool = breeding_pool(space, docs, population, elitism)
+    limit = None if generations is None else population * generations
+    points = []
+    for i, new_id in enumerate(new_ids):
+        if limit is not None and len(docs) + i >= limit:
+            break
+        entropy = [int(seed if user_seed is None else user_seed), int(new_id)]
+        rng = np.random.default_rng(entropy)
+        if len(docs) + i < population or not pool:
+            child = _fresh(space, rng, seen)
+        else:
+            child = _child(space, pool, seen, rng, mutation_rate, crossover_rate,
+                           tournament_size, mutation_scale)
+        seen.add(space.vals_key(child))
+        points.append(child)
+    return new_trial_docs(domain, trials, new_ids[: len(points)], points)
+
+
+def breeding_pool(space: SearchSpace, docs: Sequence[Mapping[str, Any]], population: int,
+                  elitism: int) -> list[tuple[float, int, dict[str, Any]]]:
+    """``(loss, tid, vals)`` of the latest ``population`` successful trials plus the
+    ``elitism`` best ones, in trial order; failed trials and foreign points are left out."""
+    scored = []
+    for doc in sorted(docs, key=lambda t: t["tid"]):
+        loss, vals = ok_loss(doc), trial_vals(doc)
+        try:
+            space.vals_key(vals)
+        except (KeyError, IndexError, TypeError, ValueError):
+            continue  # a point of another space, from an older search under the same name
+        if loss is not None:
+            scored.append((loss, doc["tid"], vals))
+    pool = {tid: (loss, tid, vals) for loss, tid, vals in scored[-population:]}
+    pool.update((p[1], p) for p in sorted(scored)[:elitism])
+    return sorted(pool.values(), key=lambda p: p[1])
+
+
+def _fresh(space: SearchSpace, rng: np.random.Generator, seen: set) -> dict[str, Any]:
+    for _ in range(_RETRIES):
+        child = space.sample_vals(rng)
+        if space.vals_key(child) not in seen:
+            break
+    return child
+
+
+def _child(space: SearchSpace, pool: list, seen: set, rng: np.random.Generator,
+           mutation_rate: float, crossover_rate: float, tournament_size: int,
+           scale: float) -> dict[str, Any]:
+    for attempt in range(2 * _RETRIES):
+        first = _tournament(pool, tournament_size, rng)
+        if rng.random() < crossover_rate:
+            child = _crossover(space.root, first, _tournament(pool, tournament_size, rng), rng)
+        else:
+            child = dict(first)
+        # After _RETRIES duplicates, mutate harder to leave the explored neighbourhood.
+        rate = mutation_rate if attempt < _RETRIES else max(mutation_rate, 0.5)
+        child = _mutate(space, space.root, child, rng, rate, scale)
+        if space.vals_key(child) not in seen:
+            return child
+    return _fresh(space, rng, seen)
+
+
+def _tournament(pool: list, size: int, rng: np.random.Generator) -> dict[str, Any]:
+    picks = rng.choice(len(pool), size=min(size, len(pool)), replace=False)
+    return min((pool[i] for i in picks), key=lambda p: (p[0], p[1]))[2]
+
+
+def _crossover(dims: Sequence[Dimension], a: Mapping, b: Mapping,
+               rng: np.random.Generator) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for d in dims:
+        if isinstance(d.spec, Fixed):
+            continue
+        src = a if rng.random() < 0.5 else b
+        out[d.label] = src[d.label]
+        if d.children:
+            i = d.spec.key(src[d.label])
+            if d.spec.key(a[d.label]) == d.spec.key(b[d.label]):
+                out.update(_crossover(d.children[i], a, b, rng))
+            else:
+                out.update(_copy_active(d.children[i], src))
+    return out
+
+
+def _copy_active(dims: Sequence[Dimension], src: Mapping) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for d in dims:
+        if not isinstance(d.spec, Fixed):
+            out[d.label] = src[d.label]
+            if d.children:
+                out.update(_copy_active(d.children[d.spec.key(src[d.label])], src))
+    return out
+
+
+def _mutate(space: SearchSpace, dims: Sequence[Dimension], vals: Mapping,
+            rng: np.random.Generator, rate: float, scale: float) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for d in dims:
+        if isinstance(d.spec, Fixed):
+            continue
+        old = vals[d.label]
+        new = mutate_value(d.spec, old, rng, scale) if rng.random() < rate else old
+        out[d.label] = new
+        if d.children:
+            i = d.spec.key(new)
+            if i == d.spec.key(old):
+                out.update(_mutate(space, d.children[i], vals, rng, rate, scale))
+            else:
+                out.update(space.sample_vals(rng, d.children[i]))
+    return out
+
+
+def mutate_value(spec: Any, v: Any, rng: np.random.Generator, scale: float) -> Any:
+    """A mutated vals value of one dimension (see the module docstring)."""
+    if isinstance(spec, Choice):
+        n, i = len(spec.options), spec.key(v)
+        return i if n == 1 else int((i + rng.integers(1, n)) % n)
+    if isinstance(spec, Uniform):  # LogUniform too: warp/unwarp map to log space
+        if rng.random() < _RESAMPLE:
+            return spec.sample(rng)
+        lo, hi = spec.warp(spec.low), spec.warp(spec.high)
+        u = spec.warp(float(v)) + rng.normal(0.0, scale * (hi - lo))
+        return spec.real(spec.unwarp(min(max(u, lo), hi)))
+    if isinstance(spec, IntRange):
+        return float(_step(spec.key(v), 0, spec.size - 1, rng, scale))
+    if isinstance(spec, QUniform):
+        lo, hi = spec.index_range
+        return float(spec.value_of(_step(spec.key(v), lo, hi, rng, scale)))
+    raise TypeError(f"cannot mutate a {type(spec).__name__} dimension")
+
+
+def _step(k: int, lo: int, hi: int, rng: np.random.Generator, scale: float) -> int:
+    """Move an index in ``[lo, hi]`` elsewhere: re-sample, or a gaussian step of at least one."""
+    if hi == lo:
+        return k
+    if rng.random() < _RESAMPLE:
+        other = int(rng.integers(lo, hi))
+        return other + 1 if other >= k else other
+    new = min(max(k + int(round(rng.normal(0.0, max(1.0, scale * (hi - lo))))), lo), hi)
+    if new == k:  # a zero step, or one clipped at a bound: take one step inwards
+        new = k - 1 if k == hi else k + 1 if k == lo else k + int(rng.choice((-1, 1)))
+    return new

@@ -1,0 +1,1 @@
+"""Search engines: the modules that drive a search library (hyperopt today)."""

@@ -1,0 +1,194 @@
+"""The search engine seam: the one module that knows hyperopt.
+
+Everything else in the package speaks in decoded points (dotted config key -> value) and in
+hyperopt-shaped *vals* (label -> [value]) only as stored data. A second engine (Optuna, Ray
+Tune) would be one more module with these functions:
+
+- :func:`space_expression` turns a :class:`~sparkdl_tune.search.space.SearchSpace` into the engine's
+  space;
+- :func:`builtin_suggest` gives the engine's own algorithms (``tpe``, ``random``, ``anneal``);
+  :func:`new_trial_docs` lets the package's algorithms (grid, genetic) propose points;
+- :func:`run` drives the search (``parallel``: one Spark task per trial, ``serial``: one at a
+  time on the driver) and hands the live trial store to a watcher;
+- :func:`trial_docs`, :func:`ended`, :func:`ok_loss` read that store; :func:`restore` puts a
+  resumed search's recorded trials back into it.
+
+hyperopt itself is imported inside the functions (it is heavy), never at module level.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+STATUS_OK, STATUS_FAIL = "ok", "fail"  # hyperopt.STATUS_OK / STATUS_FAIL
+_DONE, _ERROR, _CANCEL = 2, 3, 4  # hyperopt.JOB_STATE_DONE / _ERROR / _CANCEL
+_RUNNING = 1  # hyperopt.JOB_STATE_RUNNING
+
+
+# -- the space -------------------------------------------------------------------------
+def space_expression(space) -> dict[str, Any]:
+    """hyperopt's space expression of ``space``, for ``fmin(space=...)``."""
+    import copy
+
+    from hyperopt import hp
+    from hyperopt.pyll import scope
+
+    from ..dimensions import EDGE, Choice, Fixed, IntRange, QUniform, Uniform
+    from ..space import nest
+
+    def expr(spec, label: str, options: Optional[list] = None):
+        if isinstance(spec, Choice):
+            return hp.choice(label, options if options is not None else list(spec.options))
+        if isinstance(spec, Uniform):  # and LogUniform: its kind names hyperopt's function
+            return getattr(hp, spec.kind)(label, spec.warp(spec.low), spec.warp(spec.high))
+        if isinstance(spec, QUniform):
+            e = hp.quniform(label, spec.low, spec.high, spec.q)
+            return scope.int(e) if isinstance(spec.value_of(0), int) else e
+        if isinstance(spec, IntRange):
+            # hyperopt searches the step index; the point gets the integer itself
+            k = hp.quniform(label, -0.5 + EDGE, spec.size - 0.5 - EDGE, 1)
+            return scope.int(k * spec.step + spec.low)
+        raise TypeError(f"no hyperopt expression for {type(spec).__name__}")
+
+    def exprs(dims) -> dict[str, Any]:
+        out = {}
+        for d in dims:
+            if isinstance(d.spec, Fixed):
+                out[d.name] = d.spec.real()
+            elif d.children:
+                options = [{"value": copy.deepcopy(b.value), **exprs(kids)}
+                           for b, kids in zip(d.spec.options, d.children)]
+                out[d.name] = expr(d.spec, d.label, options)
+            else:
+                out[d.name] = expr(d.spec, d.label)
+        return nest(out)
+
+    return exprs(space.root)
+
+
+# -- algorithms ------------------------------------------------------------------------
+def builtin_suggest(name: str, **options: Any) -> Callable[..., list]:
+    """hyperopt's own ``tpe``, ``random`` or ``anneal`` suggest function."""
+    import functools
+
+    import hyperopt
+
+    module = {"tpe": hyperopt.tpe, "random": hyperopt.rand, "anneal": hyperopt.anneal}[name]
+    return functools.partial(module.suggest, **options) if options else module.suggest
+
+
+def new_trial_docs(domain: Any, trials: Any, new_ids: Sequence[int],
+                   points: Sequence[Mapping[str, Any]]) -> list[dict]:
+    """Trial documents for ``points`` (vals), in the format ``hyperopt.rand.suggest`` makes."""
+    from hyperopt.base import miscs_update_idxs_vals
+
+    from ..space import to_python
+
+    labels = list(domain.params)
+    docs: list[dict] = []
+    for new_id, vals in zip(new_ids, points):
+        idxs = {lab: [new_id] if lab in vals else [] for lab in labels}
+        values = {lab: [to_python(vals[lab])] if lab in vals else [] for lab in labels}
+        misc = {"tid": new_id, "cmd": domain.cmd, "workdir": domain.workdir}
+        miscs_update_idxs_vals([misc], idxs, values)
+        docs.extend(trials.new_trial_docs([new_id], [None], [domain.new_result()], [misc]))
+    return docs
+
+
+# -- the trial store -------------------------------------------------------------------
+def trial_docs(trials: Any) -> list[dict]:
+    """Every trial document, failed and errored ones included (``trials.trials`` drops errors)."""
+    docs = getattr(trials, "_dynamic_trials", None)
+    if docs is None:
+        return list(trials.trials)
+    exp_key = getattr(trials, "_exp_key", None)
+    return [t for t in docs if t.get("exp_key") == exp_key]
+
+
+def ended(doc: Mapping[str, Any]) -> Optional[str]:
+    """How a trial document ended: ``"done"``, ``"error"``, ``"cancel"``, or None (not yet)."""
+    return {_DONE: "done", _ERROR: "error", _CANCEL: "cancel"}.get(doc.get("state"))
+
+
+def running(doc: Mapping[str, Any]) -> bool:
+    return doc.get("state") == _RUNNING
+
+
+def ok_loss(doc: Mapping[str, Any]) -> float | None:
+    """The loss of a finished, successful trial with a finite loss, else ``None``."""
+    result = doc.get("result") or {}
+    if doc.get("state") != _DONE or result.get("status") != STATUS_OK:
+        return None
+    loss = result.get("loss")
+    try:
+        return float(loss) if loss is not None and math.isfinite(float(loss)) else None
+    except (TypeError, ValueError):
+        return None
+
+
+def error_of(doc: Mapping[str, Any]) -> Optional[str]:
+    """``type: message`` of an errored or cancelled document, if hyperopt stored one."""
+    error = doc["misc"].get("error")
+    return f"{error[0]}: {error[1]}" if error else None
+
+
+def restore(trials: Any, records: Sequence[Any]) -> None:
+    """Insert ``records`` (:class:`~sparkdl_tune.search.monitor.TrialRecord`) into an empty trial
+    store as finished documents."""
+    if not records:
+        return
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    tids = trials.new_trial_ids(len(records))
+    specs, results, miscs = [], [], []
+    for tid, r in zip(tids, records):
+        specs.append(None)
+        results.append({"status": STATUS_OK, "loss": r.loss, "score": r.score,
+                        "params": r.params, "restored": True} if r.ok else
+                       {"status": STATUS_FAIL, "failure": r.failure, "params": r.params,
+                        "restored": True})
+        miscs.append({"tid": tid, "cmd": ("domain_attachment", "FMinIter_Domain"),
+                      "workdir": None, "vals": r.vals,
+                      "idxs": {k: [tid] if v else [] for k, v in r.vals.items()}})
+    docs = trials.new_trial_docs(tids, specs, results, miscs)
+    for doc in docs:
+        doc["state"] = _DONE
+        doc["book_time"] = doc["refresh_time"] = now
+    trials.insert_trial_docs(docs)
+    trials.refresh()
+
+
+# -- running a search --------------------------------------------------------------------
+def run(objective: Callable[[Any], dict], space, algo: Callable[..., list], *, max_trials: int,
+        parallel: bool, parallelism: int = 1, spark=None, timeout_seconds: Optional[int] = None,
+        seed: int = 0, restored: Sequence[Any] = (), early_stop: Optional[Callable] = None,
+        watch: Optional[Callable[[Any], None]] = None,
+        unwatch: Optional[Callable[[Any], None]] = None) -> None:
+    """Run the search until ``max_trials`` (restored ones count), the timeout or
+    ``early_stop(trials) -> bool``; ``watch(trials)`` is called once the store is ready and
+    ``unwatch(trials)`` at the end, whatever happens. A search whose trials all failed returns
+    normally: the caller reads the failures from the store."""
+    import numpy as np
+    from hyperopt import SparkTrials, Trials, fmin
+    from hyperopt.exceptions import AllTrialsFailed
+
+    trials = (SparkTrials(parallelism=parallelism, spark_session=spark) if parallel
+              else Trials())
+    restore(trials, restored)
+    if watch:
+        watch(trials)
+
+    def stop_fn(trials, *args):
+        return (bool(early_stop(trials)) if early_stop else False), args
+
+    try:
+        fmin(fn=objective, space=space_expression(space), algo=algo, max_evals=max_trials,
+             trials=trials, timeout=timeout_seconds, early_stop_fn=stop_fn,
+             show_progressbar=False, rstate=np.random.default_rng(seed), return_argmin=False)
+    except AllTrialsFailed:
+        pass
+    finally:
+        if unwatch:
+            unwatch(trials)

@@ -1,0 +1,192 @@
+"""Driver side: the trials that are running now, as their per-epoch reports arrive.
+
+For each report (from :class:`~sparkdl_tune.search.report_server.ReportServer`) :class:`LiveTrials`
+
+- finds which trial of the engine's store sent it (the running trial with the same point —
+  SparkTrials does not tell a task its trial id), and opens its MLflow child run at once, so a
+  user watching the MLflow UI sees the trial, then each epoch's metrics as it runs;
+- asks the scheduler whether the trial goes on, and answers the trial.
+
+MLflow writes go through one background thread in arrival order: a slow tracking server delays
+the UI, never a trial. When a trial ends, the monitor calls :meth:`LiveTrials.finish` to take
+over its run (and to know which epochs are already logged).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from .. import logs
+from ..tracking.layout import KIND_TRIAL, TAG_KIND, TAG_SEARCH, TAG_START, TAG_STATUS, TAG_TRIAL
+
+log = logs.get("tune")
+
+
+@dataclass
+class LiveTrial:
+    key: str
+    params: dict[str, Any]
+    tid: Optional[int] = None
+    run_id: Optional[str] = None
+    history: dict[str, list[float]] = field(default_factory=dict)  # as reported
+    steps: dict[str, int] = field(default_factory=dict)  # metric -> epochs logged to MLflow
+    curve: list[Optional[float]] = field(default_factory=list)  # the search metric per epoch
+    pruned: Optional[tuple[int, str]] = None  # (epoch, why)
+    started: float = field(default_factory=time.time)
+
+
+class LiveTrials:
+    """See the module docstring. ``scheduler`` is a
+    :class:`~sparkdl_tune.search.schedulers.Scheduler`; ``name_of(tid)`` names a trial's run."""
+
+    def __init__(self, settings, parent_run_id: str, search_name: str, space, scheduler,
+                 metric: str):
+        self.settings, self.parent_run_id = settings, parent_run_id
+        self.search_name, self.space = search_name, space
+        self.scheduler, self.metric = scheduler, metric
+        self.trials: dict[str, LiveTrial] = {}
+        self._store = None
+        self._lock = threading.Lock()
+        self._writes: queue.Queue = queue.Queue()
+        self._writer = threading.Thread(target=self._write_loop, name="sparkdl-tune-live",
+                                        daemon=True)
+        self._writer.start()
+
+    def watch(self, store) -> None:
+        """The engine's trial store, to match reports to trials."""
+        self._store = store
+
+    # -- reports -------------------------------------------------------------------------
+    def handle(self, message: dict[str, Any]) -> dict[str, Any]:
+        key = str(message.get("key") or "")
+        if not key:
+            return {}
+        with self._lock:
+            trial = self.trials.get(key)
+            if trial is None:
+                trial = self.trials[key] = LiveTrial(key, dict(message.get("params") or {}))
+                # hyperband: a trial joins its bracket as it starts, in start order (as a
+                # resumed search replays the recorded trials)
+                self.scheduler.milestones(key)
+            if trial.tid is None:
+                trial.tid = self._match(trial)
+                if trial.tid is not None:
+                    self._writes.put(lambda t=trial: self._open_run(t))
+        if message.get("event") != "epoch":
+            return {}
+        epoch = int(message.get("epoch") or 0)
+        metrics = {k: float(v) for k, v in (message.get("metrics") or {}).items()
+                   if isinstance(v, (int, float))}
+        value = metrics.get(self.metric, math.nan)
+        with self._lock:
+            if epoch <= len(trial.curve):  # a repeated message (the trial reconnected)
+                return {}
+            trial.curve.append(value if math.isfinite(value) else None)
+            for k, v in metrics.items():
+                trial.history.setdefault(k, []).append(v)
+        self._writes.put(lambda: self._log_epochs(trial))
+        if self.metric not in metrics:
+            return {}
+        decision = self.scheduler.report(key, epoch, value)
+        if not decision.stop:
+            return {}
+        with self._lock:
+            trial.pruned = (epoch, decision.reason)
+        return {"stop": True, "reason": decision.reason}
+
+    def _match(self, trial: LiveTrial) -> Optional[int]:
+        """The lowest running trial id with this point that no live trial holds yet."""
+        from .engines import hyperopt as engine
+        from .space import to_python
+
+        if self._store is None:
+            return None
+        want = _canonical(trial.params)
+        taken = {t.tid for t in self.trials.values() if t.tid is not None}
+        for doc in sorted(engine.trial_docs(self._store), key=lambda d: d["tid"]):
+            if doc["tid"] in taken or not engine.running(doc):
+                continue
+            try:
+                vals = {k: [to_python(v) for v in vs] for k, vs in doc["misc"]["vals"].items()}
+                if _canonical(to_python(self.space.decode(vals))) == want:
+                    return int(doc["tid"])
+            except Exception:
+                continue
+        return None
+
+    # -- handing over to the monitor ------------------------------------------------------
+    def finish(self, key: str, tid: int) -> Optional[LiveTrial]:
+        """The live trial with ``key`` (or, when a cancelled trial left no key, trial id
+        ``tid``) once its queued MLflow writes are done; None when it never reported."""
+        with self._lock:
+            trial = self.trials.pop(key, None) if key else None
+            if trial is None:
+                trial = next((t for t in self.trials.values() if t.tid == tid), None)
+                if trial is not None:
+                    self.trials.pop(trial.key, None)
+        if trial is None:
+            return None
+        self.flush()
+        if trial.run_id is None and trial.tid is None:
+            trial.tid = tid
+        self.scheduler.complete(trial.key)
+        return trial
+
+    def flush(self, timeout: float = 60.0) -> None:
+        done = threading.Event()
+        self._writes.put(done.set)
+        done.wait(timeout)
+
+    def close(self) -> None:
+        self.flush()
+        self._writes.put(None)
+
+    # -- MLflow writes (one thread) ----------------------------------------------------
+    def _write_loop(self) -> None:
+        while True:
+            task = self._writes.get()
+            if task is None:
+                return
+            try:
+                task()
+            except Exception as exc:  # the trial's final record writes it all again
+                log.warning("tune: could not write a running trial's progress to MLflow "
+                            "(%s: %s)", type(exc).__name__, exc)
+
+    def _open_run(self, trial: LiveTrial) -> None:
+        from ..tracking import store as tracking
+
+        tags = {TAG_KIND: KIND_TRIAL, TAG_SEARCH: self.search_name, TAG_TRIAL: trial.tid,
+                TAG_START: trial.started, TAG_STATUS: "running"}
+        trial.run_id = tracking.open_child_run(self.settings, trial_run_name(trial.tid),
+                                               self.parent_run_id, tags)
+        tracking.log_params(trial.params, trial.run_id)
+        self._log_epochs(trial)
+
+    def _log_epochs(self, trial: LiveTrial) -> None:
+        """Every reported epoch not in MLflow yet (step = epoch index, as in the final
+        record)."""
+        from ..tracking import store as tracking
+
+        if trial.run_id is None:  # not matched yet: logged once it is, or by the final record
+            return
+        with self._lock:
+            fresh = {k: (trial.steps.get(k, 0), list(v[trial.steps.get(k, 0):]))
+                     for k, v in trial.history.items()}
+        tracking.log_steps(trial.run_id, fresh)
+        for k, (first, values) in fresh.items():
+            trial.steps[k] = first + len(values)
+
+
+def trial_run_name(tid: int) -> str:
+    return f"trial-{tid + 1:03d}"
+
+
+def _canonical(params: dict[str, Any]) -> str:
+    return json.dumps(params, sort_keys=True, default=str)

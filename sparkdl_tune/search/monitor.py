@@ -1,0 +1,286 @@
+"""Watches a running search: records each finished trial in MLflow as it lands, prints
+progress, and decides when the budget's stop rules are met.
+
+Driver side. A background thread polls hyperopt's trial documents every half second, so a
+trial is written to MLflow within about a second of finishing — a crash later loses nothing
+that finished. The engine calls :meth:`Monitor.early_stop_fn` between trials; it polls too.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from .. import logs
+from ..tracking.layout import (
+    KIND_TRIAL,
+    TAG_CURVE,
+    TAG_KIND,
+    TAG_LOSS,
+    TAG_PRUNED,
+    TAG_RUNG,
+    TAG_SEARCH,
+    TAG_START,
+    TAG_STATUS,
+    TAG_TRIAL,
+    TAG_VALS,
+    TAG_WHERE,
+)
+from .live import trial_run_name
+from .space import to_python
+
+log = logs.get("tune")
+
+THROUGHPUT_KEYS = ("samples_per_second", "num_proc", "threads_per_proc")  # kept per trial
+
+
+@dataclass
+class TrialRecord:
+    """One finished trial, as the monitor and the resume logic see it."""
+
+    number: int
+    ok: bool
+    vals: dict[str, list]
+    params: dict[str, Any]
+    loss: Optional[float] = None
+    score: Optional[float] = None
+    failure: Optional[str] = None
+    duration: float = 0.0
+    start: float = 0.0
+    epochs_run: int = 0
+    history: dict[str, list[float]] = field(default_factory=dict)
+    extra: dict[str, float] = field(default_factory=dict)
+    run_id: Optional[str] = None
+    where: str = ""
+    cancelled: bool = False
+    key: str = ""  # the trial's report key (see sparkdl_tune.search.live)
+    pruned_epoch: Optional[int] = None  # stopped by the scheduler after this epoch
+    pruned_reason: str = ""
+    curve: list[Optional[float]] = field(default_factory=list)  # the metric after each epoch
+    rung: Optional[int] = None  # the highest scheduler rung (epochs) it reached
+    logged: dict[str, int] = field(default_factory=dict, repr=False)  # epochs already in MLflow
+
+    @property
+    def status(self) -> str:
+        """finished | pruned | failed | cancelled"""
+        if self.cancelled:
+            return "cancelled"
+        if not self.ok:
+            return "failed"
+        return "pruned" if self.pruned_epoch else "finished"
+
+
+class Monitor:
+    """See the module docstring. ``restored`` are trials a resumed search already has."""
+
+    def __init__(self, settings, parent_run_id: str, search, space, metric: str, mode: str,
+                 restored: list[TrialRecord] = (), live=None, scheduler=None,
+                 total: Optional[int] = None):
+        self.settings, self.parent_run_id, self.search = settings, parent_run_id, search
+        self.space = space
+        self.metric, self.mode = metric, mode
+        self.records: dict[int, TrialRecord] = {r.number: r for r in restored}
+        self.live, self.scheduler = live, scheduler  # sparkdl_tune.search.live / .schedulers
+        self.total = total or search.max_trials  # trials the search can run (a grid: fewer)
+        self.started = time.monotonic()
+        self.finished_here = 0
+        self.stop_reason: Optional[str] = None
+        self._lock = threading.Lock()
+        self._halt = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self, trials) -> None:
+        if self.live is not None:
+            self.live.watch(trials)
+
+        def loop():
+            while not self._halt.wait(0.5):
+                try:
+                    self.poll(trials)
+                except Exception as exc:  # never kill the search over a logging hiccup
+                    log.warning("tune: could not record a trial yet (%s); will retry", exc)
+
+        self._thread = threading.Thread(target=loop, name="sparkdl-tune-monitor", daemon=True)
+        self._thread.start()
+
+    def close(self, trials) -> None:
+        self._halt.set()
+        if self._thread:
+            self._thread.join()
+        self.poll(trials)
+
+    def early_stop_fn(self, trials) -> bool:
+        """The engine's hook between trials: record what finished, then apply the stop
+        rules."""
+        self.poll(trials)
+        stop = self._stop_rule()
+        if stop and not self.stop_reason:
+            self.stop_reason = stop
+            log.info("tune: stopping early: %s", stop)
+        return bool(stop)
+
+    # -- recording -------------------------------------------------------------------
+    def poll(self, trials) -> None:
+        from .engines import hyperopt as engine
+
+        with self._lock:
+            for doc in engine.trial_docs(trials):
+                tid = doc["tid"]
+                if tid in self.records or not engine.ended(doc):
+                    continue
+                record = _record_of(doc)
+                if not record.ok and self._stopping():
+                    # killed by the search's own timeout or stop rule: not a failure, and a
+                    # resumed search runs it again
+                    record.cancelled = True
+                    # (the cause hyperopt stored is Spark's job-cancelled error with its
+                    # Java stack: it says nothing more)
+                    record.failure = "cancelled when the search stopped"
+                if not record.params:  # an errored trial has no result to carry them
+                    try:
+                        record.params = self.space.decode(record.vals)
+                    except Exception:
+                        record.params = {}
+                self._take_live(record)
+                self._log(record)
+                self.records[tid] = record
+                self.finished_here += 1
+                self._progress(record)
+
+    def _take_live(self, r: TrialRecord) -> None:
+        """Take over the MLflow run the trial opened while it ran, and its curve."""
+        trial = self.live.finish(r.key, r.number) if self.live is not None else None
+        if trial is not None:
+            r.run_id, r.logged = trial.run_id, dict(trial.steps)
+            if not r.curve:
+                r.curve = list(trial.curve)
+            if trial.pruned and r.ok and not r.pruned_epoch:
+                r.pruned_epoch, r.pruned_reason = trial.pruned
+        if not r.curve and self.metric in r.history:
+            r.curve = list(r.history[self.metric])
+        if self.scheduler is not None:
+            r.rung = self.scheduler.rung_reached(r.key or f"trial-{r.number}", r.epochs_run)
+
+    def _log(self, r: TrialRecord) -> None:
+        from ..tracking import store as tracking
+
+        summary = {"trial_seconds": r.duration, "epochs_run": r.epochs_run, **r.extra}
+        if r.ok:
+            summary["objective"] = r.score
+        tags = {TAG_KIND: KIND_TRIAL, TAG_SEARCH: self.search.name, TAG_TRIAL: r.number,
+                TAG_VALS: json.dumps(r.vals), TAG_LOSS: "" if r.loss is None else r.loss,
+                TAG_START: r.start, TAG_WHERE: r.where, TAG_STATUS: r.status,
+                TAG_CURVE: json.dumps([_round(v) for v in r.curve])}
+        if r.pruned_epoch:
+            tags[TAG_PRUNED] = f"epoch {r.pruned_epoch}: {r.pruned_reason}"
+        if r.rung is not None:
+            tags[TAG_RUNG] = r.rung
+        r.run_id = tracking.record_run(
+            self.settings, trial_run_name(r.number), self.parent_run_id, r.params, r.history,
+            summary, tags, failure=r.failure, status="KILLED" if r.cancelled else None,
+            run_id=r.run_id, logged=r.logged)
+
+    # -- progress and stop rules ------------------------------------------------------
+    @property
+    def best(self) -> Optional[TrialRecord]:
+        """The best trial that trained its full epochs; a pruned one only when none did (it
+        was judged on fewer epochs, and stopped for being behind)."""
+        ok = [r for r in self.records.values() if r.ok and not r.pruned_epoch]
+        ok = ok or [r for r in self.records.values() if r.ok]
+        return min(ok, key=lambda r: (r.loss, r.number)) if ok else None
+
+    @property
+    def pruned(self) -> list[TrialRecord]:
+        return [r for r in self.records.values() if r.status == "pruned"]
+
+    @property
+    def epochs_spent(self) -> int:
+        return sum(r.epochs_run for r in self.records.values())
+
+    @property
+    def failures(self) -> list[TrialRecord]:
+        return [r for r in self.records.values() if not r.ok and not r.cancelled]
+
+    @property
+    def finished(self) -> list[TrialRecord]:
+        return [r for r in self.records.values() if not r.cancelled]
+
+    def _stopping(self) -> bool:
+        timeout = self.search.timeout_minutes
+        return bool(self.stop_reason) or bool(
+            timeout and time.monotonic() - self.started >= timeout * 60 - 1)
+
+    def _progress(self, r: TrialRecord) -> None:
+        done, total = len(self.records), self.total
+        elapsed = time.monotonic() - self.started
+        left = ""
+        if self.finished_here and done < total:
+            eta = elapsed / self.finished_here * (total - done)
+            if self.search.timeout_minutes:  # the clock ends the search before the budget
+                eta = min(eta, max(0.0, self.search.timeout_minutes * 60 - elapsed))
+            left = f", ~{_clock(eta)} left"
+        best = self.best
+        best_text = (f"best {self.metric} {logs.number(best.score)} (trial {best.number + 1})"
+                     if best else "no successful trial yet")
+        outcome = (f"{self.metric} {logs.number(r.score)}" if r.ok else
+                   r.failure if r.cancelled else f"FAILED: {r.failure}")
+        if r.pruned_epoch:
+            outcome += f" (pruned after epoch {r.pruned_epoch})"
+        pruned = f"{len(self.pruned)} pruned, " if self.scheduler is not None else ""
+        log.info("tune: trial %d/%d %s | %s | %s%d failed | %d epochs | %s elapsed%s",
+                 r.number + 1, total, outcome, best_text, pruned, len(self.failures),
+                 self.epochs_spent, _clock(elapsed), left)
+
+    def _stop_rule(self) -> Optional[str]:
+        best = self.best
+        if best is None:
+            return None
+        target = self.search.target
+        if target is not None and (best.score >= target if self.mode == "max"
+                                   else best.score <= target):
+            return f"target {self.metric} {target} reached ({logs.number(best.score)})"
+        patience = self.search.stop_after_no_improvement
+        if patience:
+            since = sum(1 for r in self.records.values() if r.number > best.number)
+            if since >= patience:
+                return f"{since} trials without improvement on trial {best.number + 1}"
+        return None
+
+
+def _record_of(doc: dict) -> TrialRecord:
+    from .engines import hyperopt as engine
+
+    result = doc.get("result") or {}
+    vals = {k: [to_python(v) for v in vs] for k, vs in doc["misc"]["vals"].items()}
+    ok = engine.ended(doc) == "done" and result.get("status") == engine.STATUS_OK
+    failure = None
+    if not ok:
+        failure = (result.get("failure") or engine.error_of(doc)
+                   or "cancelled (search timeout or early stop)")
+    extra = {k: float(v) for k, v in (result.get("test_metrics") or {}).items()}
+    for key in THROUGHPUT_KEYS:
+        if result.get(key):
+            extra[key] = float(result[key])
+    pruned = result.get("pruned") or (None, "")
+    return TrialRecord(
+        number=doc["tid"], ok=ok, vals=vals, params=result.get("params") or {},
+        key=str(result.get("key") or ""), pruned_epoch=pruned[0] if ok else None,
+        pruned_reason=pruned[1] or "",
+        loss=float(result["loss"]) if ok else None,
+        score=float(result["score"]) if ok else None, failure=failure,
+        duration=float(result.get("duration") or 0.0), start=float(result.get("start") or 0.0),
+        epochs_run=int(result.get("epochs_run") or 0), history=result.get("history") or {},
+        extra=extra, where=str(result.get("where") or ""))
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def _round(v: Optional[float]) -> Optional[float]:
+    return None if v is None else float(f"{v:.6g}")

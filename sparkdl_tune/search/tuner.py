@@ -1,0 +1,402 @@
+"""The ``tune`` workflow: search space -> trials on Spark -> best parameters -> final model.
+
+Driver side; the only module that drives hyperopt. Order of work:
+
+1. load and check the space (every key must be a config key) and the algorithm — bad input
+   fails here, before any training;
+2. validate and materialise the dataset once (shared by every trial);
+3. pick the execution mode: ``parallel`` (SparkTrials, one in-process training per Spark task)
+   or ``distributed`` (driver-side Trials, each trial a Horovod job), and say why;
+4. find the search's MLflow parent run by name: resume its finished trials, or start it;
+5. run hyperopt under the budget while :class:`~sparkdl_tune.search.monitor.Monitor` records each
+   trial as it lands;
+6. retrain the best on train+validation with the final epoch budget, evaluate on test, log and
+   register it, and write ``best_params.json`` and ``summary.json`` atomically.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+from typing import Any
+
+from .. import logs
+from ..config.loader import with_values
+from ..config.schema import Config
+from ..errors import ConfigError, FatalError
+from ..tracking.layout import (
+    KIND_FINAL,
+    KIND_SEARCH,
+    TAG_ALGORITHM,
+    TAG_DEFINITION,
+    TAG_EXECUTION_MODE,
+    TAG_FINAL,
+    TAG_KIND,
+    TAG_SEARCH,
+)
+from .live import LiveTrials
+from .monitor import Monitor, TrialRecord
+from .report_server import ReportServer, driver_host
+from .space import SearchSpace
+
+log = logs.get("tune")
+
+PARALLEL_MAX_SHARD_MB = 4096  # a train split bigger than this goes to Horovod trials
+TPE_STARTUP_TRIALS = 10  # random trials before TPE models the results (at most)
+
+
+def load_space(cfg: Config, space: SearchSpace | None = None) -> SearchSpace:
+    """The search space (``space`` when given, else from ``search.space`` or
+    ``search.space_file``), checked against the config: a sample point must make a valid
+    config."""
+    s = cfg.search
+    if space is not None:
+        if not isinstance(space, SearchSpace):
+            raise ConfigError(f"space must be a sparkdl_tune.SearchSpace, got "
+                              f"{type(space).__name__}; build one with SearchSpace({{...}})")
+    elif s.space is not None:
+        space = SearchSpace.from_dict(s.space, source="search.space")
+    elif s.space_file is not None:
+        if not os.path.isfile(s.space_file):
+            raise ConfigError(f"search.space_file {s.space_file} does not exist; check the path")
+        space = SearchSpace.from_yaml(s.space_file)
+    else:
+        raise ConfigError("no search space: set search.space_file (e.g. conf/spaces/mlp.yaml) "
+                          "or search.space")
+    import numpy as np
+
+    rng = np.random.default_rng(s.seed)
+    points = space.grid_points()[:50] if s.algorithm == "grid" else [
+        space.decode(space.sample_vals(rng)) for _ in range(5)]
+    for point in points:
+        with_values(cfg, point, where=f"{space.source}")
+    return space
+
+
+def objective_metric(cfg: Config, space: SearchSpace | None = None) -> tuple[str, str]:
+    """(metric, mode) of the search; a metric no trial's training logs is a ConfigError now,
+    not "all trials failed" at the end (unless the space itself varies training.metrics)."""
+    from ..executor.models import logged_metrics
+
+    metric = cfg.search.metric or ("val_accuracy" if cfg.model.task == "classification"
+                                   else "val_loss")
+    mode = cfg.search.mode or ("min" if any(w in metric for w in ("loss", "mae", "mse", "error"))
+                               else "max")
+    varied = space is not None and any(d.name == "training.metrics" for d in space.dimensions)
+    logged = logged_metrics(cfg.model, cfg.training)
+    if not varied and metric not in logged:
+        raise ConfigError(f"search.metric is {metric!r} but the trials' training logs only "
+                          f"{', '.join(logged)}; set search.metric to one of them, or add "
+                          f"{metric.removeprefix('val_')!r} to training.metrics")
+    return metric, mode
+
+
+def choose_mode(cfg: Config, spark, data) -> tuple[str, int, int, str]:
+    """(mode, parallelism, TensorFlow threads per trial, why)."""
+    from ..driver.launch import threads_per_proc
+    from ..driver.session import slots
+
+    s, n = cfg.search, cfg.execution.num_proc
+    available = slots(spark)
+    shard_mb = data.rows("train") * (data.input_dim + 1) * 4 / 2**20
+    if s.execution_mode != "auto":
+        mode, why = s.execution_mode, "as configured (search.execution_mode)"
+    elif n > 1:
+        mode, why = "distributed", f"execution.num_proc={n} asks for Horovod trials"
+    elif available < 2:
+        mode, why = "distributed", f"only {available} task slot: trials run one at a time"
+    elif shard_mb > PARALLEL_MAX_SHARD_MB:
+        mode, why = "distributed", (f"the train split ({shard_mb:.0f} MB) is too big for one "
+                                    "task: each trial is a Horovod job")
+    else:
+        mode, why = "parallel", (f"{available} task slots and a {shard_mb:.0f} MB train split "
+                                 "that fits one task")
+    if mode == "parallel":
+        parallelism = min(s.parallelism or available, available, s.max_trials)
+        threads = threads_per_proc(spark, parallelism, cfg.execution.threads_per_proc)
+        return mode, parallelism, threads, why
+    return mode, 1, threads_per_proc(spark, n, cfg.execution.threads_per_proc), why
+
+
+def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str, Any]:
+    """Run (or resume) the search ``cfg.search.name``; returns the summary it writes.
+
+    Args:
+        cfg: The full configuration.
+        spark: A SparkSession; made from ``cfg.spark`` when omitted.
+        space: A :class:`SearchSpace` built in Python; default: the config's
+            ``search.space`` / ``search.space_file``.
+    """
+    from ..driver.train import prepare_inputs
+    from ..tracking import store as tracking
+    from .algorithms import make_algo
+
+    started = time.monotonic()
+    s = cfg.search
+    space = load_space(cfg, space)
+    options = dict(s.genetic.__dict__) | {"seed": s.seed} if s.algorithm == "genetic" else {}
+    if s.algorithm == "tpe":
+        # hyperopt's default is 20 random starts; a budget of a few dozen trials needs fewer
+        options = {"n_startup_jobs": max(3, min(TPE_STARTUP_TRIALS, s.max_trials // 4))}
+    algo = make_algo(s.algorithm, space, **options)
+    metric, mode = objective_metric(cfg, space)
+    tracking.setup(cfg.mlflow)
+    from ..tracking.resume import count_trials, find_search, finished_trials
+    from .definition import check, definition, to_tag
+
+    defined = definition(cfg, space, metric, mode)
+    previous = find_search(cfg.mlflow, s.name)
+    if previous is not None:
+        tags = previous.data.tags
+        recorded = count_trials(cfg.mlflow, previous.info.run_id)
+        changed = check(s.name, tags.get(TAG_DEFINITION), defined, s.resume, recorded)
+        finished = bool(tags.get(TAG_FINAL))
+        if finished and not (changed and s.max_trials > recorded):
+            log.info("tune: search %r already finished (run %s); nothing to train", s.name,
+                     previous.info.run_id)
+            return _finished_summary(cfg, previous)
+        if changed:
+            log.info("tune: extending search %r (search.resume=extend): %s; its %d recorded "
+                     "trials are kept", s.name, "; ".join(changed), recorded)
+    prepared = prepare_inputs(cfg, spark)
+    exec_mode, parallelism, threads, why = choose_mode(cfg, prepared.spark, prepared.data)
+    log.info("tune: search %r, %s over %d dimensions, budget %d trials; %s mode (%s)%s",
+             s.name, s.algorithm, len(space.dimensions), s.max_trials, exec_mode, why,
+             f", {parallelism} at a time" if exec_mode == "parallel" else "")
+    restored = finished_trials(cfg.mlflow, previous.info.run_id, space) if previous else []
+    if restored:
+        log.info("tune: resuming %r with %d finished trials from MLflow", s.name, len(restored))
+    trial_cfg = cfg
+    trial_epochs = trial_epoch_budget(cfg)
+    if trial_epochs != cfg.training.epochs:
+        trial_cfg = with_values(cfg, {"training.epochs": trial_epochs})
+    if exec_mode == "parallel" and cfg.execution.num_proc != 1:
+        trial_cfg = with_values(trial_cfg, {"execution.num_proc": 1})
+    tags = {TAG_KIND: KIND_SEARCH, TAG_SEARCH: s.name, TAG_ALGORITHM: s.algorithm,
+            TAG_EXECUTION_MODE: exec_mode}
+    with tracking.start_run(cfg.mlflow, s.name, tags=tags,
+                            resume_run_id=previous.info.run_id if previous else None) as parent:
+        parent_id = parent.info.run_id
+        # "": not finished (again), until this run's retrain sets it
+        tracking.set_tags({TAG_DEFINITION: to_tag(defined), TAG_FINAL: ""})
+        if not previous:
+            tracking.log_params({"search.algorithm": s.algorithm,
+                                 "search.max_trials": s.max_trials,
+                                 "search.metric": metric, "search.mode": mode,
+                                 "search.space": json.dumps(space_description(space))})
+        scheduler = _scheduler(cfg, metric, mode, trial_epochs, restored)
+        live = LiveTrials(cfg.mlflow, parent_id, s.name, space, scheduler, metric)
+        total = min(s.max_trials, len(space.grid_vals())) if s.algorithm == "grid" else None
+        monitor = Monitor(cfg.mlflow, parent_id, s, space, metric, mode, restored, live=live,
+                          scheduler=scheduler if s.scheduler != "fifo" else None, total=total)
+        with ReportServer(live.handle, driver_host(prepared.spark)) as server:
+            _search(trial_cfg, prepared, space, algo, monitor, exec_mode, parallelism, threads,
+                    restored, server.address)
+        live.close()
+        best = _best_or_fail(monitor)
+        final = _retrain(cfg, prepared, space, best, parent_id) if s.retrain else None
+        summary = _summary(cfg, monitor, best, final, exec_mode, metric, mode, started)
+        tracking.log_metrics({}, {f"best_{metric}": best.score,
+                                  "trials_finished": len(monitor.finished),
+                                  "trials_failed": len(monitor.failures)})
+        tracking.set_tags({TAG_FINAL: (final or {}).get("run_id", "none")})
+    if s.report:
+        summary["report"] = _report(cfg, parent_id)
+    _write_outputs(cfg, summary, best)
+    return summary
+
+
+def _search(cfg, prepared, space, algo, monitor: Monitor, exec_mode, parallelism, threads,
+            restored: list[TrialRecord], report_to=None) -> None:
+    from .engines import hyperopt as engine
+    from .objective import TrialSpec, evaluate
+
+    s = cfg.search
+    remaining = s.max_trials - len(restored)
+    if remaining <= 0:
+        log.info("tune: the budget of %d trials is already spent", s.max_trials)
+        return
+    metric, mode = monitor.metric, monitor.mode
+    spec = TrialSpec(base=cfg, data=prepared.data, space=space, metric=metric, mode=mode,
+                     threads=threads, in_spark_task=exec_mode == "parallel",
+                     report_to=report_to)
+    # (all trials failed: reported with every distinct reason by _best_or_fail)
+    engine.run(functools.partial(evaluate, spec), space, algo, max_trials=s.max_trials,
+               parallel=exec_mode == "parallel", parallelism=parallelism,
+               spark=prepared.spark,
+               timeout_seconds=int(s.timeout_minutes * 60) if s.timeout_minutes else None,
+               seed=s.seed + len(restored), restored=restored,
+               early_stop=monitor.early_stop_fn, watch=monitor.start, unwatch=monitor.close)
+
+
+def trial_epoch_budget(cfg: Config) -> int:
+    """The epochs a trial trains when no scheduler stops it."""
+    s = cfg.search
+    if s.scheduler != "fifo" and s.pruning.max_epochs:
+        return s.pruning.max_epochs
+    return s.trial_epochs or cfg.training.epochs
+
+
+def _scheduler(cfg: Config, metric: str, mode: str, max_epochs: int,
+               restored: list[TrialRecord]):
+    """The search's scheduler, with the rung table of a resumed search's recorded trials."""
+    from .schedulers import make_scheduler
+
+    s = cfg.search
+    if s.scheduler != "fifo" and s.pruning.min_epochs >= max_epochs:
+        raise ConfigError(f"search.pruning.min_epochs ({s.pruning.min_epochs}) leaves the "
+                          f"{s.scheduler} scheduler nothing to stop: trials train {max_epochs} "
+                          "epochs; lower min_epochs or raise search.pruning.max_epochs")
+    scheduler = make_scheduler(s.scheduler, s.pruning, mode, max_epochs, metric)
+    for r in restored:  # in trial order, as they ran: the same rungs again
+        for epoch, value in enumerate(r.curve, start=1):
+            scheduler.report(f"trial-{r.number}", epoch, float("nan") if value is None
+                             else value)
+        scheduler.complete(f"trial-{r.number}")
+    return scheduler
+
+
+def _report(cfg: Config, parent_id: str) -> str | None:
+    """The report's HTML path; a failure to draw it never fails a finished search."""
+    from ..reporting import report
+
+    out = os.path.join(cfg.search.output_dir, cfg.search.name, "report")
+    try:
+        return report(cfg.mlflow, parent_id, out)["report.html"]
+    except Exception as exc:
+        log.warning("tune: could not write the report (%s: %s); retry with: sparkdl-tune "
+                    "report %s", type(exc).__name__, exc, cfg.search.name)
+        return None
+
+
+def _best_or_fail(monitor: Monitor) -> TrialRecord:
+    best = monitor.best
+    if best is not None:
+        return best
+    reasons: dict[str, int] = {}
+    for r in monitor.failures:
+        reasons[r.failure or "unknown"] = reasons.get(r.failure or "unknown", 0) + 1
+    listed = "; ".join(f"{n}x {why}" for why, n in sorted(reasons.items(), key=lambda x: -x[1]))
+    raise FatalError(f"all {len(monitor.records)} trials failed: {listed or 'no trial ran'}")
+
+
+def _retrain(cfg: Config, prepared, space: SearchSpace, best: TrialRecord,
+             parent_id: str) -> dict[str, Any]:
+    """The best parameters, trained on train+validation with the final epoch budget."""
+    from dataclasses import replace
+
+    from petastorm.spark.spark_dataset_converter import SparkDatasetConverter
+
+    from ..config.loader import as_flat_dict
+    from ..driver.train import fit
+    from ..tracking import store as tracking
+
+    data = prepared.data
+    train, val = data.converters["train"], data.converters["validation"]
+    both = SparkDatasetConverter(train.cache_dir_url, list(train.file_urls) + list(val.file_urls),
+                                 len(train) + len(val))
+    # the validation rows are training rows now: measuring on them would only flatter the model
+    # (no val_* metrics in the final run); test metrics alone describe it
+    converters = {k: v for k, v in data.converters.items() if k != "validation"}
+    combined = replace(data, converters={**converters, "train": both})
+    epochs = cfg.search.final_epochs or cfg.training.epochs
+    budget = cfg.search.final_minutes
+    if budget:
+        epochs = _epochs_within(budget, epochs, best, len(both), prepared.spark, cfg)
+    final_cfg = with_values(cfg, {**best.params,
+                                  "training.epochs": epochs,
+                                  "training.time_limit_minutes": budget,
+                                  # no validation split: nothing to monitor
+                                  "training.early_stopping.enabled": False,
+                                  "training.reduce_lr.enabled": False})
+    log.info("tune: retraining trial %d's parameters on train+validation (%d rows, %d epochs)",
+             best.number + 1, len(both), final_cfg.training.epochs)
+    with tracking.start_run(cfg.mlflow, f"{cfg.search.name}-final", parent_run_id=parent_id,
+                            tags={TAG_KIND: KIND_FINAL, TAG_SEARCH: cfg.search.name}) as run:
+        result = fit(final_cfg, prepared, verbose=2, data=combined)
+        info = tracking.log_training(result, {**as_flat_dict(final_cfg),
+                                              "best_trial": best.number + 1},
+                                     register_name=cfg.mlflow.registered_model_name)
+    log.info("tune: final model %s", ", ".join(f"{k} {v:.4f}"
+                                               for k, v in result.test_metrics.items()))
+    return {"run_id": run.info.run_id, "model_uri": info["model_uri"],
+            "registered_version": info.get("registered_version"),
+            "test_metrics": result.test_metrics, "epochs": result.epochs_run}
+
+
+BUDGET_SHARE = 0.9  # of search.final_minutes planned for epochs; the rest: test, logging
+
+
+def _epochs_within(minutes: float, epochs: int, best: TrialRecord, rows: int, spark,
+                   cfg: Config) -> int:
+    """How many of ``epochs`` fit in ``minutes``, judged from the best trial's samples/s.
+
+    The trial ran with fewer TensorFlow threads beside other trials; the retrain gets the
+    square root of the thread ratio as its speed-up (conservative: matrix products scale
+    better than that on idle cores, and the time limit stops an overrun anyway).
+    """
+    from ..driver.launch import threads_per_proc
+
+    measured = best.extra.get("samples_per_second", 0.0)
+    if measured <= 0:
+        log.info("tune: no throughput measured for trial %d; the retrain keeps %d epochs "
+                 "and stops at the %.1f-minute limit", best.number + 1, epochs, minutes)
+        return epochs
+    n = cfg.execution.num_proc
+    trial_threads = max(1, int(best.extra.get("threads_per_proc", 1)))
+    speedup = (threads_per_proc(spark, n, cfg.execution.threads_per_proc) / trial_threads) ** 0.5
+    if n > 1 and best.extra.get("num_proc", 1) < n:
+        speedup *= 0.8 * n / best.extra.get("num_proc", 1)  # Horovod scales less than linearly
+    epoch_seconds = rows / (measured * max(speedup, 1.0))
+    fit = max(1, int(minutes * 60 * BUDGET_SHARE // epoch_seconds))
+    if fit < epochs:
+        log.info("tune: %d final epochs would take ~%.1f min at trial %d's %.0f samples/s; "
+                 "%d fit in search.final_minutes=%.1f", epochs, epochs * epoch_seconds / 60,
+                 best.number + 1, measured, fit, minutes)
+    return min(epochs, fit)
+
+
+def space_description(space: SearchSpace) -> dict[str, str]:
+    return {d.name: d.kind for d in space.dimensions}
+
+
+def _summary(cfg, monitor: Monitor, best: TrialRecord, final, exec_mode, metric, mode,
+             started) -> dict[str, Any]:
+    return {
+        "search": cfg.search.name, "algorithm": cfg.search.algorithm,
+        "execution_mode": exec_mode, "metric": metric, "mode": mode,
+        "trials": len(monitor.finished), "failed": len(monitor.failures),
+        "cancelled": len(monitor.records) - len(monitor.finished),
+        "scheduler": cfg.search.scheduler, "pruned": len(monitor.pruned),
+        "epochs_spent": monitor.epochs_spent,
+        "pruned_trials": [{"trial": r.number + 1, "epoch": r.pruned_epoch, "score": r.score,
+                           "rung": r.rung, "why": r.pruned_reason}
+                          for r in sorted(monitor.pruned, key=lambda r: r.number)],
+        "stopped_early": monitor.stop_reason,
+        "best_trial": best.number + 1, f"best_{metric}": best.score,
+        "best_params": best.params, "final": final,
+        "parent_run_id": monitor.parent_run_id,
+        "wall_seconds": round(time.monotonic() - started, 1),
+    }
+
+
+def _finished_summary(cfg: Config, parent) -> dict[str, Any]:
+    path = os.path.join(cfg.search.output_dir, cfg.search.name, "summary.json")
+    if os.path.isfile(path):
+        with open(path) as f:
+            return {**json.load(f), "already_finished": True}
+    return {"search": cfg.search.name, "parent_run_id": parent.info.run_id,
+            "already_finished": True}
+
+
+def _write_outputs(cfg: Config, summary: dict[str, Any], best: TrialRecord) -> None:
+    from ..driver.dataset import write_json_atomic
+
+    out = os.path.join(cfg.search.output_dir, cfg.search.name)
+    write_json_atomic(os.path.join(out, "best_params.json"),
+                      json.dumps(best.params, indent=2, default=str) + "\n")
+    write_json_atomic(os.path.join(out, "summary.json"),
+                      json.dumps(summary, indent=2, default=str) + "\n")
+    log.info("tune: wrote %s/best_params.json and summary.json", out)
