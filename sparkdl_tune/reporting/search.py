@@ -154,11 +154,13 @@ def load_search(settings: MlflowSettings, search: str) -> Search:
     import mlflow
     from mlflow import MlflowClient
 
+    from ..search.tuner import mode_of
+
     parent = find_parent(settings, search)
     client = MlflowClient()
     p, tags = parent.data.params, parent.data.tags
     metric = p.get("search.metric", "objective")
-    mode = p.get("search.mode") or ("min" if "loss" in metric else "max")
+    mode = p.get("search.mode") or mode_of(metric)
     children = mlflow.search_runs(
         [parent.info.experiment_id], output_format="list", max_results=50_000,
         filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")

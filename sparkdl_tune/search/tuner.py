@@ -75,6 +75,14 @@ def load_space(cfg: Config, space: SearchSpace | None = None) -> SearchSpace:
     return space
 
 
+LOWER_IS_BETTER = ("loss", "mae", "mse", "error")  # in a metric's name
+
+
+def mode_of(metric: str) -> str:
+    """``min`` for a loss or an error, else ``max`` (``search.mode`` overrides it)."""
+    return "min" if any(w in metric for w in LOWER_IS_BETTER) else "max"
+
+
 def objective_metric(cfg: Config, space: SearchSpace | None = None) -> tuple[str, str]:
     """(metric, mode) of the search; a metric no trial's training logs is a ConfigError now,
     not "all trials failed" at the end (unless the space itself varies training.metrics)."""
@@ -82,8 +90,7 @@ def objective_metric(cfg: Config, space: SearchSpace | None = None) -> tuple[str
 
     metric = cfg.search.metric or ("val_accuracy" if cfg.model.task == "classification"
                                    else "val_loss")
-    mode = cfg.search.mode or ("min" if any(w in metric for w in ("loss", "mae", "mse", "error"))
-                               else "max")
+    mode = cfg.search.mode or mode_of(metric)
     varied = space is not None and any(d.name == "training.metrics" for d in space.dimensions)
     logged = logged_metrics(cfg.model, cfg.training)
     if not varied and metric not in logged:
