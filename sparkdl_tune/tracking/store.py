@@ -12,7 +12,8 @@ With no URI in the config or ``MLFLOW_TRACKING_URI``, runs go to ``./mlflow.db``
 server; ``mlflow ui`` there shows them). MLflow 3 refuses a ``./mlruns`` file store unless
 ``MLFLOW_ALLOW_FILE_STORE=true``; one configured explicitly is allowed. Credentials in a URI
 (``https://user:token@host``) are redacted in logs, params and tags. An http(s) server is
-asked once in :func:`setup` (:func:`check_reachable`), so a wrong address fails in seconds.
+asked once in :func:`setup` (:func:`sparkdl_tune.tracking.uri.check_reachable`), so a wrong
+address fails in seconds.
 """
 
 from __future__ import annotations
@@ -32,32 +33,17 @@ from .. import logs
 from ..config.schema import MlflowSettings
 from ..spec.result import TrainResult
 from .layout import TAG_FAILURE
+from .uri import check_reachable, redact, tracking_uri  # noqa: F401 (the store's API)
 
-DEFAULT_DB = "mlflow.db"
 MODEL_NAME = "model"
 EXAMPLE_ROWS = 4
 # MLflow's limits (mlflow.utils.validation): value lengths, key length, entities per batch.
 _MAX_PARAM_VALUE, _MAX_TAG_VALUE, _MAX_KEY = 6000, 8000, 250
 _PARAMS_PER_BATCH, _METRICS_PER_BATCH = 100, 1000
 _TF_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu", "tensorflow-macos", "tensorflow-intel")
-_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
-# check_reachable: seconds to connect, then to answer; MLflow's own client retries for minutes
-_CHECK_CONNECT_S, _CHECK_READ_S = 5.0, 30.0
-_CHECK_ENDPOINT = "/api/2.0/mlflow/experiments/get-by-name"
 _BAD_KEY_CHARS = re.compile(r"[^\w.\- /]")  # MLflow also allows ':' but not on Windows
 
 log = logs.get("tracking")
-
-
-def tracking_uri(settings: MlflowSettings) -> str:
-    """The store: config, else ``MLFLOW_TRACKING_URI``, else ``sqlite:///<cwd>/mlflow.db``."""
-    uri = settings.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
-    return uri or "sqlite:///" + os.path.abspath(DEFAULT_DB)
-
-
-def redact(text: str) -> str:
-    """``scheme://user:secret@host`` -> ``scheme://***@host`` anywhere in ``text``."""
-    return _USERINFO.sub("***@", text)
 
 
 def setup(settings: MlflowSettings) -> str:
@@ -71,109 +57,6 @@ def setup(settings: MlflowSettings) -> str:
     _prepare(settings)
     log.info("MLflow: %s, experiment '%s'", redacted, settings.experiment)
     return redacted
-
-
-def check_reachable(settings: MlflowSettings) -> None:
-    """One quick request to an http(s) tracking server, so a wrong URI fails in seconds.
-
-    MLflow's own client retries with backoff for minutes before it gives up, and then says
-    little the user can act on. Other stores (sqlite, file, databricks, ...) are not checked.
-    Credentials are MLflow's: ``user:pass@`` in the URI, ``MLFLOW_TRACKING_USERNAME``/
-    ``MLFLOW_TRACKING_PASSWORD``, ``MLFLOW_TRACKING_TOKEN``; TLS as
-    ``MLFLOW_TRACKING_INSECURE_TLS``, ``MLFLOW_TRACKING_SERVER_CERT_PATH`` and
-    ``MLFLOW_TRACKING_CLIENT_CERT_PATH`` say.
-
-    Raises:
-        ConfigError: The server cannot be reached, refuses the credentials, or answers with an
-            error; the message names the URI (credentials redacted) and what to check.
-    """
-    from urllib.parse import unquote, urlsplit, urlunsplit
-
-    uri = tracking_uri(settings)
-    parts = urlsplit(uri)
-    if parts.scheme.lower() not in ("http", "https"):
-        return
-    import requests
-
-    from ..errors import ConfigError
-
-    shown = redact(uri)
-    source = "mlflow.tracking_uri" if settings.tracking_uri else "MLFLOW_TRACKING_URI"
-    netloc = parts.netloc.rpartition("@")[2]  # credentials go in a header, never in the URL
-    url = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/") + _CHECK_ENDPOINT, "", ""))
-    env = os.environ
-    auth, headers = None, {}
-    user, password = env.get("MLFLOW_TRACKING_USERNAME"), env.get("MLFLOW_TRACKING_PASSWORD")
-    if user and password:  # the order MLflow's rest_utils follows
-        auth = (user, password)
-    elif env.get("MLFLOW_TRACKING_TOKEN"):
-        headers["Authorization"] = f"Bearer {env['MLFLOW_TRACKING_TOKEN']}"
-    elif parts.username is not None:
-        auth = (unquote(parts.username), unquote(parts.password or ""))
-    insecure = env.get("MLFLOW_TRACKING_INSECURE_TLS", "").strip().lower() in ("true", "1")
-    verify = False if insecure else env.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or True
-    cert = env.get("MLFLOW_TRACKING_CLIENT_CERT_PATH") or None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # urllib3's InsecureRequestWarning: the user chose it
-            response = requests.get(
-                url, params={"experiment_name": settings.experiment}, auth=auth,
-                headers=headers, verify=verify, cert=cert,
-                timeout=(_CHECK_CONNECT_S, _CHECK_READ_S))
-    except requests.exceptions.SSLError:
-        raise ConfigError(
-            f"the MLflow tracking server at {shown} failed the TLS handshake; set "
-            "MLFLOW_TRACKING_SERVER_CERT_PATH to its CA bundle (or MLFLOW_TRACKING_INSECURE_TLS="
-            f"true to skip verification), or fix {source}") from None
-    except requests.exceptions.RequestException as exc:
-        raise ConfigError(
-            f"cannot reach the MLflow tracking server at {shown} ({_why_unreachable(exc)}); "
-            f"check that `mlflow server` is running there and the host and port are right, "
-            f"or fix {source}") from None
-    if response.ok and "json" in response.headers.get("Content-Type", ""):
-        return
-    if response.ok:  # a proxy's login page, say
-        raise ConfigError(
-            f"{shown} answered the MLflow REST API with "
-            f"{response.headers.get('Content-Type') or 'no content type'}, not MLflow's JSON; "
-            f"is it the MLflow tracking server's base address (and logged in)? fix {source}")
-    status = response.status_code
-    if status in (401, 403) and os.environ.get("MLFLOW_TRACKING_AUTH"):
-        return  # an MLflow auth plugin signs MLflow's own requests, not this one: let it try
-    if status in (401, 403):
-        raise ConfigError(
-            f"the MLflow tracking server at {shown} refused the credentials (HTTP {status}); "
-            "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or "
-            "MLFLOW_TRACKING_TOKEN, to an account that may read and write there")
-    if status == 404 and "RESOURCE_DOES_NOT_EXIST" in response.text:
-        return  # an MLflow server without the experiment yet: setup creates it
-    if status == 404:
-        raise ConfigError(
-            f"{shown} answered HTTP 404 to the MLflow REST API (GET ...{_CHECK_ENDPOINT}); "
-            f"is it the MLflow tracking server's base address? fix {source}")
-    raise ConfigError(
-        f"the MLflow tracking server at {shown} answered HTTP {status} "
-        f"{response.reason or ''}".rstrip() + f"; check the server's log, or fix {source}")
-
-
-def _why_unreachable(exc: Exception) -> str:
-    """A few words for why a request failed: refused, timed out, unknown host, ..."""
-    import requests
-
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return f"no connection within {_CHECK_CONNECT_S:g} s"
-    if isinstance(exc, requests.exceptions.ReadTimeout):
-        return f"connected, but no answer within {_CHECK_READ_S:g} s"
-    text = str(exc)
-    if "Connection refused" in text or "ConnectionRefusedError" in text:
-        return "connection refused: nothing listens on that port"
-    if any(s in text for s in ("NameResolutionError", "Name or service not known",
-                               "nodename nor servname", "getaddrinfo failed",
-                               "Temporary failure in name resolution")):
-        return "the host name does not resolve"
-    if isinstance(exc, requests.exceptions.InvalidURL):
-        return "the URI is not a valid URL"
-    return type(exc).__name__
 
 
 @contextlib.contextmanager
@@ -279,18 +162,10 @@ def log_metrics(history: Mapping[str, Sequence[float]], summary: Mapping[str, fl
     Returns:
         The last step, so a model logged afterwards can be attached to it.
     """
-    from mlflow import MlflowClient
-    from mlflow.entities import Metric
-
     run_id = run_id or _active_run_id()
-    now = int(time.time() * 1000)
     last = max((len(v) for v in history.values()), default=1) - 1
-    metrics = [Metric(_key(name), float(v), now, epoch)
-               for name, values in history.items() for epoch, v in enumerate(values)]
-    metrics += [Metric(_key(k), float(v), now, last) for k, v in summary.items()]
-    client = MlflowClient()
-    for i in range(0, len(metrics), _METRICS_PER_BATCH):
-        client.log_batch(run_id, metrics=metrics[i:i + _METRICS_PER_BATCH], synchronous=True)
+    log_steps(run_id, {k: (0, list(v)) for k, v in history.items() if len(v)})
+    log_steps(run_id, {k: (last, [v]) for k, v in summary.items()})
     return last
 
 
