@@ -233,11 +233,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         _emit(summary, path)
         return EXIT_OK
     except UserError as exc:
-        print(f"sparkdl-tune: error: {exc}", file=sys.stderr)
+        print(f"sparkdl-tune: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except SparkdlTuneError as exc:
-        print(f"sparkdl-tune: failed: {exc}", file=sys.stderr)
+        print(f"sparkdl-tune: failed: {_one_line(exc)}", file=sys.stderr)
         return EXIT_FAILURE
+
+
+def _one_line(exc: Exception) -> str:
+    """The message on one line: a key or value the user wrote may hold a line break."""
+    return str(exc).replace("\r", "\\r").replace("\n", "\\n")
 
 
 if __name__ == "__main__":

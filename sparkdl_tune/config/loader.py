@@ -26,6 +26,9 @@ from ..errors import ConfigError
 # importlib.resources also reads it when the package is shipped as a zip (--py-files)
 DEFAULTS_FILE = importlib.resources.files(__package__).joinpath("defaults.yaml")
 COMMAND_LINE = "command line"
+# What PyYAML's constructors raise, besides YAMLError, on a tag whose text they cannot read
+# (``!!int`` with no value: IndexError; ``!!float x``: ValueError)
+TAG_ERRORS = (ValueError, TypeError, IndexError, OverflowError)
 
 T = typing.TypeVar("T")
 
@@ -116,14 +119,28 @@ def read_yaml(path: pathlib.Path) -> tuple[dict[str, Any], dict[str, str]]:
     """Parse one YAML file into a dict plus ``dotted key -> "file:line"`` origins."""
     import yaml
 
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8 "
+                          "YAML") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror}); check the path and its "
+                          "permissions") from None
     try:
         node = yaml.compose(text)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise ConfigError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())  # one line
+        raise ConfigError(f"{where}: not valid YAML ({problem})") from None
+    except TAG_ERRORS as exc:
+        raise ConfigError(f"{path}: a tagged value (!!int, !!float, ...) cannot be read "
+                          f"({type(exc).__name__}: {exc}); fix or drop the tag") from None
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise ConfigError(f"{path}: nested too deeply for a config file; flatten it") from None
+    _refuse_cycles(node, str(path))
     _refuse_duplicate_keys(node, "", path, set())
     if data is None:
         return {}, {}
@@ -132,6 +149,34 @@ def read_yaml(path: pathlib.Path) -> tuple[dict[str, Any], dict[str, str]]:
     origins: dict[str, str] = {}
     _record_origins(node, "", path, origins)
     return data, origins
+
+
+def _refuse_cycles(node: Any, where: str) -> None:
+    """A collection that holds itself through an alias (``a: &x [*x]``) is an error: it has no
+    end, so it can be neither merged nor typed (nor logged)."""
+    import yaml
+
+    on_path: set[int] = set()
+    done: set[int] = set()
+    # iterative depth-first walk: an alias may point back at any collection above it
+    stack: list[tuple[Any, bool]] = [(node, False)]
+    while stack:
+        current, leaving = stack.pop()
+        if leaving:
+            on_path.discard(id(current))
+            done.add(id(current))
+            continue
+        if not isinstance(current, yaml.CollectionNode) or id(current) in done:
+            continue
+        if id(current) in on_path:
+            line = current.start_mark.line + 1
+            raise ConfigError(f"{where}: the value at line {line} contains itself through an "
+                              "alias (&anchor ... *anchor); write the value out instead")
+        on_path.add(id(current))
+        stack.append((current, True))
+        children = (current.value if isinstance(current, yaml.SequenceNode)
+                    else [n for pair in current.value for n in pair])
+        stack.extend((child, False) for child in reversed(children))
 
 
 def _refuse_duplicate_keys(node: Any, prefix: str, path: pathlib.Path, seen: set) -> None:
@@ -210,10 +255,18 @@ def apply_override(cls: type, data: dict[str, Any], origins: dict[str, str], ite
     key, sep, raw = item.partition("=")
     if not sep or not key:
         raise ConfigError(f"override {item!r} is not key=value; write e.g. training.epochs=3")
+    value, node = raw, None
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
+        if raw.strip():
+            node, value = yaml.compose(raw), yaml.safe_load(raw)
+        else:
+            value = ""
+    except (yaml.YAMLError, *TAG_ERRORS):
+        value = raw  # not YAML: the text itself
+    except RecursionError:
+        raise ConfigError(f"override {key.strip()!r}: the value is nested too deeply; "
+                          "flatten it") from None
+    _refuse_cycles(node, f"override {key.strip()!r}")
     set_value(cls, data, origins, key.strip(), value, COMMAND_LINE)
 
 
@@ -236,7 +289,13 @@ def set_value(cls: type, data: dict[str, Any], origins: dict[str, str], key: str
             node, current = node[part], inner
             continue
         if _is_mapping(hint) and not last:
-            node.setdefault(part, {})
+            if node.get(part) is None:  # unset, or an empty `conf:` in a file
+                node[part] = {}
+            elif not isinstance(node[part], dict):
+                came_from = origins.get(prefix + part, "an earlier layer")
+                raise ConfigError(f"{where}: cannot set '{key}': '{prefix}{part}' is "
+                                  f"{node[part]!r} ({came_from}), not a mapping; set it to a "
+                                  "mapping first")
             node[part][".".join(parts[i + 1 :])] = value
         else:
             node[part] = value
@@ -333,7 +392,11 @@ def _convert(hint: Any, value: Any, dotted: str, origins: Mapping[str, str]) -> 
             return value
     elif hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            try:
+                return float(value)
+            except OverflowError:  # an integer past 1.8e308
+                raise ConfigError(f"{where}: '{dotted}' is an integer of {len(str(value))} "
+                                  "digits, too large for a number; use a smaller value") from None
         if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
             try:
                 return float(value)
@@ -377,7 +440,10 @@ def _is_mapping(hint: Any) -> bool:
     return typing.get_origin(hint) in (dict, Mapping) or hint in (dict, Mapping)
 
 
-def _unknown_key(dotted: str, key: str, fields: Mapping[str, Any], prefix: str, where) -> str:
+def _unknown_key(dotted: str, key: Any, fields: Mapping[str, Any], prefix: str, where) -> str:
+    if not isinstance(key, str):  # YAML reads `1:`, `true:` or a bare `?` as a non-string key
+        return (f"{where or 'config'}: key {key!r} at '{dotted}' is not a name; valid keys"
+                f"{' under ' + prefix.rstrip('.') if prefix else ''}: {', '.join(fields)}")
     close = difflib.get_close_matches(key, list(fields), n=1, cutoff=0.5)
     fix = f"did you mean '{prefix}{close[0]}'?" if close else f"valid keys: {', '.join(fields)}"
     return f"{where or 'config'}: unknown key '{dotted}'; {fix}"

@@ -43,6 +43,10 @@ CLASSIFICATION_LOSSES = ("sparse_categorical_crossentropy", "categorical_crossen
 REGRESSION_LOSSES = ("mse", "mae", "huber")
 CLASSIFICATION_METRICS = ("accuracy", "auc", "precision", "recall")
 REGRESSION_METRICS = ("mae", "mse", "rmse", "mape")
+#: Bounds far past any model trained here: past them ``dense_widths`` would build a tuple of
+#: billions of widths (memory) or divide an integer too large for a float.
+MAX_LAYERS = 10_000
+MAX_UNITS = 2**31 - 1  # TensorFlow's shapes are int32
 #: Optimizers that take ``momentum``; only ``sgd`` takes ``nesterov``.
 MOMENTUM_OPTIMIZERS = ("sgd", "rmsprop")
 
@@ -175,8 +179,10 @@ class ModelSpec:
         if self.units is not None:
             _check(all(u >= 1 for u in self.units),
                    f"units is {list(self.units)}; use positive widths, e.g. [256, 128]")
-        _check(self.n_layers >= 0, f"n_layers is {self.n_layers}; use 0 or more")
-        _check(self.layer_units >= 1, f"layer_units is {self.layer_units}; use a positive width")
+        _check(0 <= self.n_layers <= MAX_LAYERS,
+               f"n_layers is {self.n_layers}; use 0 to {MAX_LAYERS}")
+        _check(1 <= self.layer_units <= MAX_UNITS,
+               f"layer_units is {self.layer_units}; use a positive width up to {MAX_UNITS}")
         _check(self.l2 >= 0, f"l2 is {self.l2}; use 0 (none) or a small penalty like 1e-4")
         _check_rate("dropout", self.dropout)
         n = len(self.dense_units)

@@ -19,6 +19,8 @@ from ..errors import ConfigError
 
 KINDS = ("choice", "uniform", "loguniform", "quniform", "int", "fixed")
 EDGE = 1e-6  # keeps hyperopt's rounded int index off the half-way points at the range ends
+#: Most steps a dimension may have: hyperopt keeps a step index as a float, exact to 2**53.
+MAX_STEPS = 2**53
 
 
 def _numbers(spec: Any, names: Sequence[str], integer: bool = False) -> None:
@@ -32,6 +34,11 @@ def _numbers(spec: Any, names: Sequence[str], integer: bool = False) -> None:
         what = f"{spec.kind} {name}"
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
             raise ConfigError(f"{what} must be a number, got {value!r}")
+        try:
+            float(value)
+        except OverflowError:  # an integer past 1.8e308
+            raise ConfigError(f"{what} is an integer of {len(str(value))} digits, too large for "
+                              "a number; use a smaller bound") from None
         if not math.isfinite(value) or (integer and not float(value).is_integer()):
             raise ConfigError(f"{what} must be a finite {'integer' if integer else 'number'}, "
                               f"got {value!r}")
@@ -64,6 +71,10 @@ class Spec:
     def to_val(self, x: Any) -> Any:
         """The vals value of what hyperopt's point holds for this dimension."""
         return float(x)
+
+    def count(self) -> int:
+        """How many values :meth:`grid` lists, without listing them."""
+        return len(self.grid())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,6 +162,9 @@ class Uniform(Spec):
         if self.low >= self.high:
             raise ConfigError(f"{self.kind} low must be < high, got [{self.low}, {self.high}]; "
                               "swap the bounds, or use {fixed: value} for a constant")
+        if not math.isfinite(self.warp(self.high) - self.warp(self.low)):
+            raise ConfigError(f"{self.kind} range [{self.low}, {self.high}] is wider than a "
+                              "float can hold; narrow it")
 
     def sample(self, rng: np.random.Generator) -> float:
         return self.real(self.unwarp(rng.uniform(self.warp(self.low), self.warp(self.high))))
@@ -186,6 +200,10 @@ class QUniform(Spec):
                               "swap the bounds")
         for name in ("low", "high"):
             k = getattr(self, name) / self.q
+            if not abs(k) <= MAX_STEPS:  # inf too: a q so small the division overflows
+                raise ConfigError(f"quniform q {self.q} is too small for {name} "
+                                  f"{getattr(self, name)}: more than 2**53 steps from 0; "
+                                  "use a larger q, or uniform")
             if abs(k - round(k)) > 1e-9 * max(1.0, abs(k)):
                 raise ConfigError(
                     f"quniform {name} {getattr(self, name)} is not a multiple of q {self.q}; "
@@ -216,6 +234,10 @@ class QUniform(Spec):
         lo, hi = self.index_range
         return [float(self.value_of(k)) for k in range(lo, hi + 1)]
 
+    def count(self) -> int:
+        lo, hi = self.index_range
+        return hi - lo + 1
+
 
 
 @dataclasses.dataclass(frozen=True)
@@ -234,6 +256,9 @@ class IntRange(Spec):
         if self.low > self.high:
             raise ConfigError(f"int low must be <= high, got [{self.low}, {self.high}]; "
                               "swap the bounds")
+        if self.size > MAX_STEPS:
+            raise ConfigError(f"int [{self.low}, {self.high}] has {self.size} values, more than "
+                              "2**53 (what a search can index); narrow it or raise the step")
 
     @property
     def size(self) -> int:
@@ -253,6 +278,9 @@ class IntRange(Spec):
 
     def grid(self) -> list[float]:
         return [float(k) for k in range(self.size)]
+
+    def count(self) -> int:
+        return self.size
 
 
 

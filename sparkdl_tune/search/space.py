@@ -101,7 +101,7 @@ class SearchSpace:
         """Build from plain data: ``{key: spec, ...}`` or the file layout ``{space: {...}}``."""
         origins = _origins or {}
         if isinstance(data, Mapping) and "space" in data:
-            extra = sorted(set(data) - {"space"})
+            extra = sorted((k for k in data if k != "space"), key=str)
             if extra:
                 raise ConfigError(f"{source}: unknown top-level key '{extra[0]}'; a space file "
                                   "has only 'space: {<dotted key>: <spec>}'")
@@ -265,7 +265,7 @@ def _count(dims: Sequence[Dimension]) -> int:
         if d.children:
             n *= sum(_count(kids) for kids in d.children)
         elif d.kind != "fixed":
-            n *= len(d.spec.grid())
+            n *= d.spec.count()  # counted, not listed: a grid past the limit may not fit
     return n
 
 
