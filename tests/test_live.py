@@ -119,6 +119,9 @@ def test_asha_prunes_trials_and_records_them_as_pruned(spark, tiny_tabular, tmp_
             assert status == "finished" and run.data.metrics["epochs_run"] == 6
     # the best and the retrained trial trained its full epochs
     assert summary["best_trial"] not in pruned
+    # the report: each trial's status and rung, and the rung table
+    page = (tmp_path / "out" / "asha" / "report" / "report.html").read_text()
+    assert "Scheduler rungs" in page and "pruned after epoch" in page
     assert summary["epochs_spent"] == sum(r.data.metrics["epochs_run"] for r in runs) < 8 * 6
 
 
