@@ -80,6 +80,8 @@ def test_a_running_trial_shows_its_epochs_in_mlflow(spark, tiny_tabular, tmp_pat
     assert run.data.tags["sparkdl_tune.status"] == "finished"
     history = _client(tmp_path).get_metric_history(run_id, "val_loss")
     assert sorted(m.step for m in history) == list(range(epochs))  # every epoch exactly once
+    print(f"\n{mode}: trial run {run_id[:8]} seen RUNNING with {steps} of {epochs} epochs "
+          f"logged ({len(sightings)} sightings)")
     trials = _client(tmp_path).search_runs(
         [run.info.experiment_id], f"tags.`mlflow.parentRunId` = '{summary['parent_run_id']}'")
     assert len(trials) == 2  # no second run for a trial that reported live
@@ -123,6 +125,9 @@ def test_asha_prunes_trials_and_records_them_as_pruned(spark, tiny_tabular, tmp_
     page = (tmp_path / "out" / "asha" / "report" / "report.html").read_text()
     assert "Scheduler rungs" in page and "pruned after epoch" in page
     assert summary["epochs_spent"] == sum(r.data.metrics["epochs_run"] for r in runs) < 8 * 6
+    print(f"\nasha: {summary['pruned']} of 8 trials pruned at epochs "
+          f"{sorted(p['epoch'] for p in pruned.values())}, {summary['epochs_spent']} epochs "
+          f"spent (fifo: 48); best trial {summary['best_trial']} trained 6")
 
 
 def test_asha_in_distributed_mode_stops_every_rank_at_the_same_epoch(spark, tiny_tabular,
