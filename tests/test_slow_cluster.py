@@ -199,12 +199,13 @@ def test_parallel_tune_on_a_two_worker_standalone_cluster(tmp_path):
         print("trials ran in:", sorted("/".join(p) for p in places))
         assert len(places) == 4 and {r.info.status for r in runs} == {"FINISHED"}
         # the executors' trials reported every epoch to the driver while they ran: seen
-        # RUNNING with epochs logged, and each epoch logged once
+        # RUNNING with epochs logged, and each epoch they trained logged once (the job's early
+        # stopping may end a trial before EPOCHS)
         print("seen running with (run, epochs logged):", sorted(set(sightings))[:8])
         assert any(1 <= n < EPOCHS for _, n in sightings), sightings
         for r in runs:
             steps = [m.step for m in client.get_metric_history(r.info.run_id, "val_loss")]
-            assert sorted(steps) == list(range(EPOCHS)), steps
+            assert sorted(steps) == list(range(int(r.data.metrics["epochs_run"]))), steps
         assert {p[0] for p in places} == {"worker-1", "worker-2"}, places
         apps = {p[1] for p in places}
         assert len(apps) == 1, places  # one application: the tune job
