@@ -165,3 +165,34 @@ def test_metric_values_keep_their_significant_digits():
     assert number(5e-6) == "5e-06"
     assert number(123456789.0) == "1.235e+08"
     assert number(0) == "0.0000" and number(float("nan")) == "nan"
+
+
+def test_the_driver_side_answers_from_the_scheduler_and_a_nan_stops_a_trial():
+    """LiveTrials without a trial store (nothing to match, so nothing written to MLflow):
+    reports go to the scheduler in order; a repeated epoch is taken once; NaN (null on the
+    wire) stops the trial and keeps its epoch's place."""
+    from sparkdl_tune.config.schema import PruningSettings
+    from sparkdl_tune.search.live import LiveTrials
+    from sparkdl_tune.search.schedulers import make_scheduler
+
+    scheduler = make_scheduler("asha", PruningSettings(min_epochs=1), "min", 9, "val_loss")
+    live = LiveTrials(None, "parent", "s", None, scheduler, "val_loss")
+    try:
+        assert live.handle({"key": "a", "event": "begin", "params": {"x": 1}}) == {}
+        assert live.handle({"key": "a", "event": "epoch", "epoch": 1,
+                            "metrics": {"val_loss": 0.5, "loss": 0.6}}) == {}
+        assert live.handle({"key": "a", "event": "epoch", "epoch": 1,
+                            "metrics": {"val_loss": 9.0}}) == {}  # repeated: ignored
+        # b is behind a at rung 1 (the top third of 1 recorded goes on): stopped
+        answer = live.handle({"key": "b", "event": "epoch", "epoch": 1,
+                              "metrics": {"val_loss": 0.9}})
+        assert answer["stop"] and "rung 1" in answer["reason"]
+        answer = live.handle({"key": "a", "event": "epoch", "epoch": 2,
+                              "metrics": {"val_loss": None, "loss": 0.4}})
+        assert answer["stop"] and "NaN" in answer["reason"]
+        trial = live.finish("a", 0)
+        assert trial.curve == [0.5, None] and trial.pruned[0] == 2
+        assert trial.history["loss"] == [0.6, 0.4] and len(trial.history["val_loss"]) == 2
+        assert trial.run_id is None  # never matched to a store: the final record writes it
+    finally:
+        live.close()

@@ -81,8 +81,11 @@ class LiveTrials:
         if message.get("event") != "epoch":
             return {}
         epoch = int(message.get("epoch") or 0)
-        metrics = {k: float(v) for k, v in (message.get("metrics") or {}).items()
-                   if isinstance(v, (int, float))}
+        # (a NaN travels as null: it stays NaN here, so the epochs keep their steps and the
+        # scheduler stops a diverged trial)
+        metrics = {k: math.nan if v is None else float(v)
+                   for k, v in (message.get("metrics") or {}).items()
+                   if v is None or isinstance(v, (int, float))}
         value = metrics.get(self.metric, math.nan)
         with self._lock:
             if epoch <= len(trial.curve):  # a repeated message (the trial reconnected)
