@@ -240,9 +240,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
 
 
+# every character str.splitlines() breaks at, written as an escape
+_LINE_BREAKS = {ord(c): repr(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"}
+
+
 def _one_line(exc: Exception) -> str:
-    """The message on one line: a key or value the user wrote may hold a line break."""
-    return str(exc).replace("\r", "\\r").replace("\n", "\\n")
+    """The message on one line: a key or value the user wrote may hold a line break (of any
+    kind str.splitlines() knows)."""
+    return str(exc).translate(_LINE_BREAKS)
 
 
 if __name__ == "__main__":

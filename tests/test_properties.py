@@ -315,6 +315,7 @@ cli_override = st.tuples(override_key.filter(lambda k: not k.startswith("-")),
 @example(command="train", text="", overrides=["training.epochs=0"])
 @example(command="train", text="\x1f", overrides=[])  # PyYAML's reader error is two lines
 @example(command="tune", text="", overrides=["0\n0=1"])  # a key with a line break
+@example(command="train", text='"\\v":', overrides=[])  # a vertical tab breaks a line too
 def test_the_cli_stops_bad_config_with_exit_2_and_one_line(workdir, command, text, overrides):
     conf_dir = workdir / "conf"  # empty: only the package defaults, the job file and overrides
     conf_dir.mkdir(exist_ok=True)
