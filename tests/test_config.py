@@ -199,3 +199,26 @@ def test_bare_on_and_off_are_the_words_where_a_setting_takes_them():
     cfg = load_config(None, overrides=["data.in_memory_cache=off"])
     assert cfg.data.in_memory_cache == "off"
     assert load_config(None, overrides=["data.in_memory_cache=on"]).data.in_memory_cache == "on"
+
+
+def test_learning_rate_default_is_each_optimizers_own_keras_default(conf):
+    """``training.learning_rate: default`` resolves per optimizer, to what Keras itself uses."""
+    import inspect
+
+    import tensorflow as tf
+
+    from sparkdl_tune.config.model_spec import KERAS_DEFAULT_RATES
+
+    classes = {"sgd": "SGD", "adagrad": "Adagrad", "adadelta": "Adadelta",
+               "rmsprop": "RMSprop", "adam": "Adam", "adamax": "Adamax", "nadam": "Nadam"}
+    for name, cls in classes.items():
+        keras_default = inspect.signature(
+            getattr(tf.keras.optimizers, cls)).parameters["learning_rate"].default
+        cfg = load_config(conf, overrides=["training.learning_rate=default",
+                                           f"training.optimizer={name}"])
+        assert cfg.training.learning_rate == "default"
+        assert cfg.training.rate == keras_default == KERAS_DEFAULT_RATES[name], name
+    fixed = load_config(conf, overrides=["training.learning_rate=0.02"])
+    assert fixed.training.rate == 0.02
+    with pytest.raises(ConfigError, match="learning_rate"):
+        load_config(conf, overrides=["training.learning_rate=fast"])

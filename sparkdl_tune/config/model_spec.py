@@ -13,7 +13,7 @@ batch 128, 3 epochs.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 Task = Literal["classification", "regression"]
 Architecture = Literal["mlp", "cnn1d", "cnn2d", "cnn3d"]
@@ -47,6 +47,10 @@ REGRESSION_METRICS = ("mae", "mse", "rmse", "mape")
 #: billions of widths (memory) or divide an integer too large for a float.
 MAX_LAYERS = 10_000
 MAX_UNITS = 2**31 - 1  # TensorFlow's shapes are int32
+#: ``learning_rate: default`` per optimizer: the ``learning_rate`` default of each
+#: ``tf.keras.optimizers`` class of the pinned Keras 2 (a test reads them from Keras itself).
+KERAS_DEFAULT_RATES = {"sgd": 0.01, "adagrad": 0.001, "adadelta": 0.001, "rmsprop": 0.001,
+                       "adam": 0.001, "adamax": 0.001, "nadam": 0.001}
 #: Optimizers that take ``momentum``; only ``sgd`` takes ``nesterov``.
 MOMENTUM_OPTIMIZERS = ("sgd", "rmsprop")
 
@@ -276,6 +280,8 @@ class TrainingSpec:
         optimizer: ``sgd``, ``adagrad``, ``adadelta``, ``rmsprop``, ``adam``, ``adamax`` or
             ``nadam``.
         learning_rate: Per-worker rate; the launcher may scale it by the number of workers.
+            ``default``: the optimizer's own Keras default (:data:`KERAS_DEFAULT_RATES`), so
+            optimizers compared in a search each run at their usual rate.
         momentum: For ``sgd`` and ``rmsprop`` only.
         nesterov: Nesterov momentum, ``sgd`` only.
         batch_size: Rows per step, per worker.
@@ -295,7 +301,7 @@ class TrainingSpec:
     """
 
     optimizer: Optimizer = "adam"
-    learning_rate: float = 1e-3
+    learning_rate: Union[float, Literal["default"]] = 1e-3
     momentum: float = 0.0
     nesterov: bool = False
     batch_size: int = 128
@@ -307,11 +313,19 @@ class TrainingSpec:
     early_stopping: EarlyStoppingSpec = field(default_factory=EarlyStoppingSpec)
     reduce_lr: ReduceLRSpec = field(default_factory=ReduceLRSpec)
 
+    @property
+    def rate(self) -> float:
+        """The learning rate as a number (``default`` resolved for the optimizer)."""
+        if self.learning_rate == "default":
+            return KERAS_DEFAULT_RATES[self.optimizer]
+        return float(self.learning_rate)
+
     def __post_init__(self) -> None:
         if isinstance(self.metrics, list):
             object.__setattr__(self, "metrics", tuple(self.metrics))
-        _check(self.learning_rate > 0,
-               f"learning_rate is {self.learning_rate}; use a positive rate, e.g. 0.001")
+        _check(self.learning_rate == "default" or self.learning_rate > 0,
+               f"learning_rate is {self.learning_rate}; use a positive rate, e.g. 0.001, or "
+               "default (the optimizer's own Keras default)")
         _check(0.0 <= self.momentum < 1.0,
                f"momentum is {self.momentum}; use a value in [0, 1), e.g. 0.9")
         _check(self.momentum == 0.0 or self.optimizer in MOMENTUM_OPTIMIZERS,

@@ -7,7 +7,7 @@ layers.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 from .model_spec import ModelSpec, TrainingSpec
 
@@ -125,6 +125,45 @@ class PruningSettings:
 
 
 @dataclass(frozen=True)
+class SweepSettings:
+    """Options of the ``sweep`` algorithm (see :mod:`sparkdl_tune.search.algorithms.sweep`).
+
+    ``points`` is how many values a continuous dimension (uniform, loguniform) is tried at:
+    evenly spaced over its range (in log space for loguniform), ends included. Choices, integer
+    ranges and quantised ranges are tried at every value.
+    """
+
+    points: int = 5
+
+    def __post_init__(self):
+        if self.points < 2:
+            raise ValueError(f"points is {self.points}; use 2 or more, e.g. 5")
+
+
+@dataclass(frozen=True)
+class PyramidSettings:
+    """Options of the ``pyramid`` algorithm (see :mod:`sparkdl_tune.search.algorithms.pyramid`).
+
+    A layer grows through ``start_units``, twice that, ... while the validation metric improves
+    by more than ``min_delta`` (absolute); a new layer is kept when its best size improves on
+    the network without it by more than ``min_delta``. ``max_layers`` caps the depth (null: no
+    cap but the output size).
+    """
+
+    min_delta: float = 0.002
+    start_units: int = 2
+    max_layers: Optional[int] = None
+
+    def __post_init__(self):
+        if self.min_delta < 0:
+            raise ValueError(f"min_delta is {self.min_delta}; use 0 or more, e.g. 0.002")
+        if self.start_units < 1:
+            raise ValueError(f"start_units is {self.start_units}; use 1 or more, e.g. 2")
+        if self.max_layers is not None and self.max_layers < 1:
+            raise ValueError(f"max_layers is {self.max_layers}; use 1 or more, or null")
+
+
+@dataclass(frozen=True)
 class SearchSettings:
     """A hyper-parameter search.
 
@@ -145,13 +184,24 @@ class SearchSettings:
     stop early (``fifo``: none; ``asha``, ``hyperband``, ``median``: see ``pruning``); a stopped
     trial is recorded as *pruned*, with the epoch and score it reached. ``report`` writes plots and
     an HTML page into ``<output_dir>/<name>/report`` at the end (see :mod:`sparkdl_tune.reporting`).
+
+    Study designs: ``algorithm: sweep`` tries one dimension at a time at ``trial_epochs`` with
+    the others at their best so far (options in ``sweep``); ``algorithm: pyramid`` grows a dense
+    network layer by layer (options in ``pyramid``); the retrain confirms the winner at
+    ``final_epochs``. ``objectives`` names the metric and a second objective to minimise
+    (``params``, ``epoch_seconds`` or ``latency_ms``): the search keeps the Pareto front and
+    retrains the model with the fewest of the second objective among those within
+    ``tolerance`` of the best metric; scalarising algorithms (tpe, anneal) minimise the loss plus
+    ``complexity_weight`` per decade of the second objective. ``baseline: true`` (or a mapping of
+    config keys, default batch 32 and learning rate 1e-3) trains that configuration first as a
+    recorded run; the summary gives the relative error drop of the result against it.
     """
 
     name: str = "search"
     resume: Literal["auto", "extend"] = "auto"
     space: Optional[dict[str, Any]] = None
     space_file: Optional[str] = None
-    algorithm: Literal["tpe", "random", "anneal", "grid", "genetic"] = "tpe"
+    algorithm: Literal["tpe", "random", "anneal", "grid", "genetic", "sweep", "pyramid"] = "tpe"
     scheduler: Literal["fifo", "asha", "hyperband", "median"] = "fifo"
     pruning: PruningSettings = field(default_factory=PruningSettings)
     max_trials: int = 20
@@ -170,8 +220,20 @@ class SearchSettings:
     seed: int = 42
     output_dir: str = "out/tune"
     genetic: GeneticSettings = field(default_factory=GeneticSettings)
+    sweep: SweepSettings = field(default_factory=SweepSettings)
+    pyramid: PyramidSettings = field(default_factory=PyramidSettings)
+    objectives: tuple[str, ...] = ()
+    tolerance: float = 0.005
+    complexity_weight: float = 0.01
+    baseline: Union[bool, dict[str, Any]] = False
 
     def __post_init__(self):
+        if isinstance(self.objectives, list):
+            object.__setattr__(self, "objectives", tuple(self.objectives))
+        if self.tolerance < 0:
+            raise ValueError(f"tolerance is {self.tolerance}; use 0 or more, e.g. 0.005")
+        if self.complexity_weight < 0:
+            raise ValueError(f"complexity_weight is {self.complexity_weight}; use 0 or more")
         if self.max_trials < 1:
             raise ValueError(f"max_trials is {self.max_trials}; use 1 or more")
         if self.final_minutes is not None and self.final_minutes <= 0:

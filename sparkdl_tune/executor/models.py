@@ -122,7 +122,7 @@ def make_optimizer(training: TrainingSpec, learning_rate: Optional[float] = None
     """
     import tensorflow as tf
 
-    rate = training.learning_rate if learning_rate is None else learning_rate
+    rate = training.rate if learning_rate is None else learning_rate
     if not rate > 0:
         raise ConfigError(f"learning rate is {rate}; set training.learning_rate > 0, e.g. 0.001")
     kwargs: dict[str, Any] = {"learning_rate": rate}

@@ -59,7 +59,7 @@ def _train(job: TrainJob) -> tuple[RankReport, Optional[TrainResult]]:
     from .models import build_model, make_callbacks
 
     training = job.training
-    lr = training.learning_rate * (size if job.scale_learning_rate else 1)
+    lr = training.rate * (size if job.scale_learning_rate else 1)
     train_rows = job.data.rows("train")
     steps = max(1, train_rows // (training.batch_size * size))
     model = build_model(job.model, training, job.data.input_dim, job.data.num_classes,
