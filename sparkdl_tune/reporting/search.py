@@ -62,6 +62,7 @@ class Search:
     trials: list[Trial]
     final: Optional[dict[str, Any]]
     curve_keys: list[str] = field(default_factory=list)
+    study: dict[str, Any] = field(default_factory=dict)  # the designs' record (study.json)
 
     @property
     def ok(self) -> list[Trial]:
@@ -155,6 +156,7 @@ def load_search(settings: MlflowSettings, search: str) -> Search:
     from mlflow import MlflowClient
 
     from ..search.tuner import mode_of
+    from ..tracking import store as tracking
 
     parent = find_parent(settings, search)
     client = MlflowClient()
@@ -190,7 +192,8 @@ def load_search(settings: MlflowSettings, search: str) -> Search:
     return Search(name=tags.get(TAG_SEARCH, parent.info.run_name), run_id=parent.info.run_id,
                   metric=metric, mode=mode, algorithm=p.get("search.algorithm", "?"),
                   execution_mode=tags.get(TAG_EXECUTION_MODE, "?"), kinds=kinds,
-                  trials=trials, final=final, curve_keys=curve_keys)
+                  trials=trials, final=final, curve_keys=curve_keys,
+                  study=tracking.read_study(parent.info.run_id))
 
 
 def varied_params(search: Search) -> list[Param]:

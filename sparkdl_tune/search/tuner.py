@@ -205,6 +205,10 @@ def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str,
         best = _best_or_fail(monitor)
         final = _retrain(cfg, prepared, space, best, parent_id) if s.retrain else None
         summary = _summary(cfg, monitor, best, final, exec_mode, metric, mode, started)
+        study = _study(cfg, space, monitor, best, final)
+        if study:  # the designs' own record: tables for the report, figures for the summary
+            tracking.log_study(study, parent_id)
+            summary.update(study)
         tracking.log_metrics({}, {f"best_{metric}": best.score,
                                   "trials_finished": len(monitor.finished),
                                   "trials_failed": len(monitor.failures)})
@@ -387,6 +391,13 @@ def _summary(cfg, monitor: Monitor, best: TrialRecord, final, exec_mode, metric,
         "parent_run_id": monitor.parent_run_id,
         "wall_seconds": round(time.monotonic() - started, 1),
     }
+
+
+def _study(cfg: Config, space: SearchSpace, monitor: Monitor, best: TrialRecord,
+           final: dict[str, Any] | None) -> dict[str, Any]:
+    """What the search's designs add to the summary and the report (``study.json``): one
+    key per design in use (``sweep``, ``pyramid``, ``pareto``, ``baseline``)."""
+    return {}
 
 
 def _finished_summary(cfg: Config, parent) -> dict[str, Any]:

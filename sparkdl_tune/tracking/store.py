@@ -235,6 +235,32 @@ def record_run(settings: MlflowSettings, run_name: str, parent_run_id: str,
     return run_id
 
 
+STUDY_FILE = "study.json"  # a search's design record on its parent run (see search.study)
+
+
+def log_study(study: Mapping[str, Any], run_id: str) -> None:
+    """Write ``study`` as the ``study.json`` artifact of the search's parent run."""
+    import mlflow
+
+    with _muted():
+        mlflow.MlflowClient().log_dict(run_id, dict(study), STUDY_FILE)
+
+
+def read_study(run_id: str) -> dict[str, Any]:
+    """The ``study.json`` of a parent run; ``{}`` when it has none."""
+    import json
+
+    import mlflow
+
+    try:
+        with _muted():
+            path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=STUDY_FILE)
+        with open(path) as f:
+            return json.load(f)
+    except Exception:  # none written (an older search, or no design to describe)
+        return {}
+
+
 def delete_run(run_id: str) -> None:
     """Mark a run deleted (MLflow keeps it in its trash; searches no longer see it)."""
     from mlflow import MlflowClient
