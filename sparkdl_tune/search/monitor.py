@@ -29,12 +29,15 @@ from ..tracking.layout import (
     TAG_VALS,
     TAG_WHERE,
 )
+from . import pareto
 from .live import trial_run_name
 from .space import to_python
 
 log = logs.get("tune")
 
 THROUGHPUT_KEYS = ("samples_per_second", "num_proc", "threads_per_proc")  # kept per trial
+COMPLEXITY_KEYS = tuple(pareto.SECOND_OBJECTIVES)  # params, epoch_seconds, latency_ms
+KEPT_KEYS = THROUGHPUT_KEYS + COMPLEXITY_KEYS  # logged as metrics, read back on resume
 
 
 @dataclass
@@ -62,6 +65,7 @@ class TrialRecord:
     curve: list[Optional[float]] = field(default_factory=list)  # the metric after each epoch
     rung: Optional[int] = None  # the highest scheduler rung (epochs) it reached
     logged: dict[str, int] = field(default_factory=dict, repr=False)  # epochs already in MLflow
+    objectives: Optional[list[float]] = None  # [metric as a loss, second] (search.objectives)
 
     @property
     def status(self) -> str:
@@ -83,6 +87,9 @@ class Monitor:
         self.space = space
         self.metric, self.mode = metric, mode
         self.records: dict[int, TrialRecord] = {r.number: r for r in restored}
+        for r in restored:  # MLflow holds the metric and the second objective, not the pair
+            if r.ok and r.score is not None and r.objectives is None:
+                r.objectives = pareto.trial_loss(search, r.score, mode, r.extra)[1]
         self.live, self.scheduler = live, scheduler  # sparkdl_tune.search.live / .schedulers
         self.total = total or search.max_trials  # trials the search can run (a grid: fewer)
         self.started = time.monotonic()
@@ -191,7 +198,9 @@ class Monitor:
         was judged on fewer epochs, and stopped for being behind)."""
         ok = [r for r in self.records.values() if r.ok and not r.pruned_epoch]
         ok = ok or [r for r in self.records.values() if r.ok]
-        return min(ok, key=lambda r: (r.loss, r.number)) if ok else None
+        # by the metric itself: the loss may carry a second objective (search.pareto)
+        sign = -1 if self.mode == "max" else 1
+        return min(ok, key=lambda r: (sign * r.score, r.number)) if ok else None
 
     @property
     def pruned(self) -> list[TrialRecord]:
@@ -262,7 +271,7 @@ def _record_of(doc: dict) -> TrialRecord:
         failure = (result.get("failure") or engine.error_of(doc)
                    or "cancelled (search timeout or early stop)")
     extra = {k: float(v) for k, v in (result.get("test_metrics") or {}).items()}
-    for key in THROUGHPUT_KEYS:
+    for key in KEPT_KEYS:
         if result.get(key):
             extra[key] = float(result[key])
     pruned = result.get("pruned") or (None, "")
@@ -274,7 +283,8 @@ def _record_of(doc: dict) -> TrialRecord:
         score=float(result["score"]) if ok else None, failure=failure,
         duration=float(result.get("duration") or 0.0), start=float(result.get("start") or 0.0),
         epochs_run=int(result.get("epochs_run") or 0), history=result.get("history") or {},
-        extra=extra, where=str(result.get("where") or ""))
+        extra=extra, where=str(result.get("where") or ""),
+        objectives=result.get("objectives") if ok else None)
 
 
 def _clock(seconds: float) -> str:

@@ -17,6 +17,7 @@ from typing import Any, Optional
 from ..config.schema import Config
 from ..driver.materialise import TrainingData
 from ..spec.report import ReportTo
+from . import pareto
 from .engines.hyperopt import STATUS_FAIL, STATUS_OK
 from .space import SearchSpace, to_python
 
@@ -54,7 +55,12 @@ def evaluate(spec: TrialSpec, point: Any) -> dict[str, Any]:
         if result.extra.get("nan_loss") or not series:
             raise FloatingPointError(f"NaN loss after {result.epochs_run} epochs")
         score = max(series) if spec.mode == "max" else min(series)
-        return {**base, "status": STATUS_OK, "loss": -score if spec.mode == "max" else score,
+        measured = {k: result.extra[k] for k in pareto.SECOND_OBJECTIVES
+                    if result.extra.get(k) is not None}
+        # the loss hyperopt learns from: the metric, plus a second objective when one is named
+        loss, pair = pareto.trial_loss(spec.base.search, score, spec.mode, measured)
+        return {**base, "status": STATUS_OK, "loss": loss, **measured,
+                **({"objectives": pair} if pair else {}),
                 "score": score, "history": history, "test_metrics": result.test_metrics,
                 "epochs_run": result.epochs_run, "samples_per_second": result.samples_per_second,
                 "learning_rate": result.learning_rate, "num_proc": result.num_proc,

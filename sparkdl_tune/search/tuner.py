@@ -36,6 +36,7 @@ from ..tracking.layout import (
     TAG_KIND,
     TAG_SEARCH,
 )
+from . import pareto
 from .live import LiveTrials
 from .monitor import Monitor, TrialRecord
 from .report_server import ReportServer, driver_host
@@ -149,6 +150,7 @@ def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str,
         options = {"n_startup_jobs": max(3, min(TPE_STARTUP_TRIALS, s.max_trials // 4))}
     algo = make_algo(s.algorithm, space, **options)
     metric, mode = objective_metric(cfg, space)
+    pareto.second_objective(s, metric)  # search.objectives: checked before any training
     tracking.setup(cfg.mlflow)
     from ..tracking.resume import count_trials, find_search, finished_trials
     from .definition import check, definition, to_tag
@@ -202,7 +204,7 @@ def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str,
             _search(trial_cfg, prepared, space, algo, monitor, exec_mode, parallelism, threads,
                     restored, server.address)
         live.close()
-        best = _best_or_fail(monitor)
+        best = pareto.for_retrain(s, monitor, _best_or_fail(monitor))  # 2 objectives: rule
         final = _retrain(cfg, prepared, space, best, parent_id) if s.retrain else None
         summary = _summary(cfg, monitor, best, final, exec_mode, metric, mode, started)
         study = _study(cfg, space, monitor, best, final)
@@ -397,7 +399,7 @@ def _study(cfg: Config, space: SearchSpace, monitor: Monitor, best: TrialRecord,
            final: dict[str, Any] | None) -> dict[str, Any]:
     """What the search's designs add to the summary and the report (``study.json``): one
     key per design in use (``sweep``, ``pyramid``, ``pareto``, ``baseline``)."""
-    return {}
+    return {**pareto.study_of(cfg.search, monitor)}
 
 
 def _finished_summary(cfg: Config, parent) -> dict[str, Any]:

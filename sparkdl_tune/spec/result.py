@@ -28,7 +28,10 @@ class TrainResult:
         input_dim: Features per row, the model's input width.
         model_json: ``model.to_json()`` of the trained network.
         weights: ``model.get_weights()`` (numpy arrays).
-        extra: Anything else worth recording (device placement, thread settings, ...).
+        extra: Anything else worth recording (device placement, thread settings, ...);
+            always ``params`` (the model's parameter count), ``epoch_seconds`` (mean seconds
+            per epoch, epochs 2+ when there were two) and ``latency_ms`` (prediction latency
+            per row on rank 0): a search's possible second objectives.
     """
 
     history: dict[str, list[float]]

@@ -9,7 +9,7 @@ TPE's history, the genetic population and the grid's visited set all continue fr
 
 from __future__ import annotations
 
-from ..search.monitor import THROUGHPUT_KEYS, TrialRecord
+from ..search.monitor import KEPT_KEYS, TrialRecord
 from .layout import KIND_SEARCH, KIND_TRIAL, TAG_KIND, TAG_SEARCH, TAG_TRIAL, TrialRun
 
 # KILLED: cancelled by the search's stop; RUNNING: the search died while the trial ran (its
@@ -50,7 +50,7 @@ def finished_trials(settings, parent_run_id: str, space) -> list[TrialRecord]:
             number=t.number, ok=t.ok, vals=t.vals, params=space.decode(t.vals), loss=t.loss,
             score=t.objective, failure=t.failure, duration=t.seconds, start=t.start,
             epochs_run=t.epochs, extra={k: v for k, v in t.metrics.items()
-                                        if k.startswith("test_") or k in THROUGHPUT_KEYS},
+                                        if k.startswith("test_") or k in KEPT_KEYS},
             run_id=t.run_id, pruned_epoch=t.pruned_epoch, pruned_reason=t.pruned_reason,
             curve=t.curve, rung=t.rung))
     records.sort(key=lambda r: r.number)

@@ -6,7 +6,8 @@ successful trials (failed trials and NaN losses are never parents):
 * the *breeding pool* is the latest ``population`` successful trials (the current generation)
   plus the ``elitism`` best trials ever, so elites always stay eligible parents; nobody is
   re-evaluated to "carry them forward";
-* each parent is the best of ``tournament_size`` pool members drawn at random;
+* each parent is the best of ``tournament_size`` pool members drawn at random (with two
+  objectives: the one on the earlier non-dominated front, then the less crowded: NSGA-II);
 * with probability ``crossover_rate`` the child takes each dimension from either parent
   (uniform crossover), else it copies the first parent;
 * each dimension then mutates with probability ``mutation_rate``: a choice switches to another
@@ -36,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import ConfigError
+from .. import pareto
 from ..engines.hyperopt import new_trial_docs, ok_loss
 from ..engines.hyperopt import trial_docs as all_trials
 from ..space import Choice, Dimension, Fixed, IntRange, QUniform, SearchSpace, Uniform
@@ -119,10 +121,16 @@ def suggest(new_ids: Sequence[int], domain: Any, trials: Any, seed: int, *,
 
 
 def breeding_pool(space: SearchSpace, docs: Sequence[Mapping[str, Any]], population: int,
-                  elitism: int) -> list[tuple[float, int, dict[str, Any]]]:
-    """``(loss, tid, vals)`` of the latest ``population`` successful trials plus the
-    ``elitism`` best ones, in trial order; failed trials and foreign points are left out."""
-    scored = []
+                  elitism: int) -> list[tuple[Any, int, dict[str, Any]]]:
+    """``(fitness, tid, vals)`` of the latest ``population`` successful trials plus the
+    ``elitism`` fittest ones, in trial order; failed trials and foreign points are left out.
+
+    The fitness is the loss; when every successful trial's result carries two ``objectives``
+    (``search.objectives``, see :mod:`sparkdl_tune.search.pareto`) it is NSGA-II's
+    ``(front rank, -crowding distance)`` over all of them instead, so tournaments prefer the
+    earlier front and, within a front, the less crowded point, and the elites come from the
+    first fronts."""
+    scored, pairs = [], []
     for doc in sorted(docs, key=lambda t: t["tid"]):
         loss, vals = ok_loss(doc), trial_vals(doc)
         try:
@@ -131,9 +139,24 @@ def breeding_pool(space: SearchSpace, docs: Sequence[Mapping[str, Any]], populat
             continue  # a point of another space, from an older search under the same name
         if loss is not None:
             scored.append((loss, doc["tid"], vals))
+            pairs.append(_objectives(doc))
+    if scored and all(p is not None for p in pairs):
+        ranked = pareto.ranks(pairs)
+        scored = [((rank, -distance), tid, vals)
+                  for (rank, distance), (_, tid, vals) in zip(ranked, scored)]
     pool = {tid: (loss, tid, vals) for loss, tid, vals in scored[-population:]}
     pool.update((p[1], p) for p in sorted(scored)[:elitism])
     return sorted(pool.values(), key=lambda p: p[1])
+
+
+def _objectives(doc: Mapping[str, Any]) -> tuple[float, float] | None:
+    """The ``(metric as a loss, second objective)`` a trial's result carries, if finite."""
+    pair = (doc.get("result") or {}).get("objectives")
+    try:
+        a, b = (float(v) for v in pair)
+    except (TypeError, ValueError):
+        return None
+    return (a, b) if np.isfinite(a) and np.isfinite(b) else None
 
 
 def _fresh(space: SearchSpace, rng: np.random.Generator, seen: set) -> dict[str, Any]:

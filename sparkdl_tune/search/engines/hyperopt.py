@@ -146,7 +146,9 @@ def restore(trials: Any, records: Sequence[Any]) -> None:
     for tid, r in zip(tids, records):
         specs.append(None)
         results.append({"status": STATUS_OK, "loss": r.loss, "score": r.score,
-                        "params": r.params, "restored": True} if r.ok else
+                        "params": r.params, "restored": True,
+                        **({"objectives": r.objectives} if getattr(r, "objectives", None)
+                           else {})} if r.ok else
                        {"status": STATUS_FAIL, "failure": r.failure, "params": r.params,
                         "restored": True})
         miscs.append({"tid": tid, "cmd": ("domain_attachment", "FMinIter_Domain"),
