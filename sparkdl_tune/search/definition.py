@@ -44,6 +44,9 @@ def definition(cfg, space, metric: str, mode: str) -> dict[str, str]:
     items.update({k: getattr(s, k.split(".", 1)[1]) for k in BUDGET_KEYS})
     if s.algorithm == "genetic":
         items.update({f"search.genetic.{k}": v for k, v in dataclasses.asdict(s.genetic).items()})
+    if s.algorithm in ("sweep", "pyramid"):
+        items.update({f"search.{s.algorithm}.{k}": v
+                      for k, v in dataclasses.asdict(getattr(s, s.algorithm)).items()})
     if s.scheduler != "fifo":  # (fifo: as recorded before schedulers existed)
         items["search.scheduler"] = s.scheduler
         items.update({f"search.pruning.{k}": v for k, v in dataclasses.asdict(s.pruning).items()})

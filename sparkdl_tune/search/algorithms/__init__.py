@@ -18,9 +18,21 @@ from typing import Any
 
 from ...errors import ConfigError
 
-ALGORITHMS = ("tpe", "random", "anneal", "grid", "genetic")
+ALGORITHMS = ("tpe", "random", "anneal", "grid", "genetic", "sweep", "pyramid")
+DESIGNS = ("sweep", "pyramid")  # staged designs (see sparkdl_tune.search.algorithms.staged)
 
-__all__ = ["ALGORITHMS", "make_algo"]
+__all__ = ["ALGORITHMS", "DESIGNS", "make_algo", "make_design"]
+
+
+def make_design(name: str, space: Any, **options: Any) -> Any:
+    """The staged design ``sweep`` or ``pyramid`` on ``space``, with its options."""
+    if name == "sweep":
+        from .sweep import Sweep
+
+        return Sweep(space, **options)
+    from .pyramid import Pyramid
+
+    return Pyramid(space, **options)
 
 
 def make_algo(name: str, space: Any = None, **options: Any) -> Callable[..., list]:
@@ -33,6 +45,12 @@ def make_algo(name: str, space: Any = None, **options: Any) -> Callable[..., lis
         **options: Passed to the algorithm, e.g. ``n_startup_jobs`` for ``tpe`` or
             ``population`` for ``genetic``.
     """
+    if name in DESIGNS:
+        if space is None:
+            raise ConfigError(f"algorithm '{name}' needs the search space; pass space=...")
+        from .staged import make_suggest
+
+        return make_suggest(make_design(name, space, **options), space)
     if name in ("grid", "genetic"):
         if space is None:
             raise ConfigError(f"algorithm '{name}' needs the search space; pass space=...")

@@ -129,6 +129,15 @@ def ok_loss(doc: Mapping[str, Any]) -> float | None:
         return None
 
 
+def stopping(trials: Any) -> bool:
+    """True once nothing more will finish on its own: SparkTrials is stopping (timeout, early
+    stop, cancel), or the store is driver-side ``Trials``, whose queued trials run only after
+    the suggest function returns."""
+    if not getattr(trials, "asynchronous", False):
+        return True
+    return bool(getattr(trials, "_fmin_cancelled", False))
+
+
 def error_of(doc: Mapping[str, Any]) -> Optional[str]:
     """``type: message`` of an errored or cancelled document, if hyperopt stored one."""
     error = doc["misc"].get("error")

@@ -1,0 +1,216 @@
+"""Study designs' decisions (sweep, pyramid), scripted without Spark; then on local[2]."""
+
+from __future__ import annotations
+
+import pytest
+
+from sparkdl_tune.config.schema import PyramidSettings
+from sparkdl_tune.errors import ConfigError
+from sparkdl_tune.search.algorithms import make_algo, make_design
+from sparkdl_tune.search.algorithms import pyramid as pyr
+from sparkdl_tune.search.algorithms.staged import PENDING, Outcome
+from sparkdl_tune.search.space import SearchSpace
+
+SPACE = {"model.kernel_initializer": {"choice": ["glorot_uniform", "he_normal", "zeros"]},
+         "model.activation": {"choice": ["relu", "tanh"]},
+         "training.optimizer": {"choice": ["adam", "sgd", "adadelta"]}}
+
+
+FAILED = "failed"
+
+
+def scripted(space, loss_of, ran=None):
+    """result(vals) from a loss function of the decoded point; records what was asked."""
+    def result(vals):
+        point = space.decode(vals)
+        if ran is not None:
+            ran.append(point)
+        loss = loss_of(point)
+        if loss is FAILED:
+            return Outcome(None, status="failed")
+        return loss if loss is None or loss is PENDING else Outcome(loss, trial=0, score=-loss)
+    return result
+
+
+# -- sweep ---------------------------------------------------------------------------------
+def sweep_losses(p):
+    return ({"glorot_uniform": 0.3, "he_normal": 0.2, "zeros": 0.9}[p["model.kernel_initializer"]]
+            + {"relu": 0.0, "tanh": -0.05}[p["model.activation"]]
+            + {"adam": 0.0, "sgd": 0.1, "adadelta": 0.2}[p["training.optimizer"]])
+
+
+def test_sweep_tries_each_dimension_in_order_with_the_others_at_their_best():
+    space = SearchSpace(SPACE)
+    sweep = make_design("sweep", space, start={"model.activation": "relu",
+                                               "training.optimizer": "sgd"})
+    assert sweep.planned() == 3 + 2 + 3 - 2
+    # nothing ran: the first step's three candidates, the others at their configured values
+    plan = sweep.walk(lambda vals: None)
+    assert not plan.done and [space.decode(v) for v in plan.todo] == [
+        {"model.kernel_initializer": k, "model.activation": "relu", "training.optimizer": "sgd"}
+        for k in ("glorot_uniform", "he_normal", "zeros")]
+    # one candidate still running: the next dimension waits for it
+    pending = lambda p: PENDING if p["model.kernel_initializer"] == "zeros" else sweep_losses(p)  # noqa: E731
+    plan = sweep.walk(scripted(space, pending))
+    assert len(plan.steps) == 1 and plan.steps[0].chosen is None
+    plan = sweep.walk(scripted(space, sweep_losses))
+    assert plan.done
+    assert [s.name for s in plan.steps] == list(SPACE)
+    assert [s.labels[s.chosen] for s in plan.steps] == ["he_normal", "tanh", "adam"]
+    # step 2 holds the kernel initializer at its winner, step 3 both winners
+    assert all(space.decode(c)["model.kernel_initializer"] == "he_normal"
+               for c in plan.steps[1].candidates)
+    assert all(space.decode(c)["model.activation"] == "tanh" for c in plan.steps[2].candidates)
+    assert space.decode(plan.result) == {"model.kernel_initializer": "he_normal",
+                                         "model.activation": "tanh", "training.optimizer": "adam"}
+    # the winner carried into the next step is the same point: 6 distinct trials, not 8
+    keys = {space.vals_key(c) for s in plan.steps for c in s.candidates}
+    assert len(keys) == sweep.planned() == 6
+
+
+def test_sweep_keeps_the_current_value_when_every_candidate_fails_and_prefers_full_trials():
+    space = SearchSpace(SPACE)
+    sweep = make_design("sweep", space)
+    # tanh always fails: relu (the configured default) wins the activation step
+    plan = sweep.walk(scripted(space, lambda p: FAILED if p["model.activation"] == "tanh"
+                               else sweep_losses(p)))
+    assert plan.done and plan.steps[1].labels[plan.steps[1].chosen] == "relu"
+    # a pruned candidate loses to one that trained its full epochs, whatever its loss
+    from sparkdl_tune.search.algorithms.staged import winner
+    assert winner([Outcome(0.1, pruned=True), Outcome(0.5), None]) == 1
+    assert winner([Outcome(None), Outcome(0.3, pruned=True)]) == 1
+    assert winner([Outcome(None), None]) is None
+    one = make_design("sweep", SearchSpace({"model.activation": {"choice": ["relu", "tanh"]}}))
+    plan = one.walk(lambda vals: Outcome(None))
+    assert plan.done and plan.steps[0].chosen is None
+    assert "every value failed" in plan.steps[0].note and plan.result == one.start
+
+
+def test_sweep_values_of_numeric_dimensions_and_its_bad_input():
+    space = SearchSpace({"training.learning_rate": {"loguniform": [1e-4, 1e-2]},
+                         "model.dropout": {"uniform": [0.0, 0.4]},
+                         "training.batch_size": {"int": [16, 64, 16]},
+                         "model.l2": {"fixed": 0.0}})
+    sweep = make_design("sweep", space, points=3, start={"training.batch_size": 32})
+    plan = sweep.walk(lambda vals: None)
+    assert [space.decode(c)["training.learning_rate"] for c in plan.todo] == \
+        pytest.approx([1e-4, 1e-3, 1e-2])
+    steps = sweep.walk(lambda vals: Outcome(1.0)).steps
+    assert [s.labels for s in steps] == [pytest.approx([1e-4, 1e-3, 1e-2]), [0.0, 0.2, 0.4],
+                                         [16, 32, 48, 64]]
+    assert space.decode(sweep.start)["training.batch_size"] == 32  # the configured value
+    assert space.decode(sweep.start)["model.dropout"] == 0.2  # none configured: the middle
+    with pytest.raises(ConfigError, match="conditional"):
+        make_design("sweep", SearchSpace({"model.architecture": {"choice": [
+            {"value": "mlp", "model.units": {"choice": [[8], [16]]}}, "cnn1d"]}}))
+    with pytest.raises(ConfigError, match="at least one dimension"):
+        make_design("sweep", SearchSpace({"model.l2": {"fixed": 0.0}}))
+
+
+def test_sweep_through_hyperopt_ends_its_search_by_itself():
+    """The real engine, driver-side Trials: the trials run in sweep order, then fmin stops
+    although the budget is larger."""
+    from hyperopt import Trials, fmin
+
+    from sparkdl_tune.search.engines.hyperopt import space_expression
+
+    space = SearchSpace(SPACE)
+    seen = []
+
+    def objective(point):
+        p = space.decode(point)
+        seen.append((p["model.kernel_initializer"], p["model.activation"],
+                     p["training.optimizer"]))
+        return {"status": "ok", "loss": sweep_losses(p)}
+
+    trials = Trials()
+    fmin(objective, space_expression(space), algo=make_algo("sweep", space), max_evals=50,
+         trials=trials, show_progressbar=False)
+    assert seen == [("glorot_uniform", "relu", "adam"), ("he_normal", "relu", "adam"),
+                    ("zeros", "relu", "adam"), ("he_normal", "tanh", "adam"),
+                    ("he_normal", "tanh", "sgd"), ("he_normal", "tanh", "adadelta")]
+    assert len(trials.trials) == 6
+
+
+# -- pyramid -------------------------------------------------------------------------------
+def pyramid_for(input_dim=64, output_size=4, min_delta=0.01, max_layers=None, start=2):
+    settings = PyramidSettings(min_delta=min_delta, start_units=start, max_layers=max_layers)
+    space = SearchSpace(pyr.space_entries(None, input_dim, output_size, settings))
+    return space, make_design("pyramid", space, input_dim=input_dim, output_size=output_size,
+                              min_delta=min_delta, start_units=start, max_layers=max_layers)
+
+
+def growth_loss(p):
+    """Better up to 16 units in the first layer, a second layer helps at 8, a third not."""
+    units = p["model.units"]
+    first = {2: 0.9, 4: 0.7, 8: 0.5, 16: 0.4, 32: 0.395, 64: 0.39}[units[0]]
+    if len(units) >= 2:
+        first -= {2: 0.0, 4: 0.05, 8: 0.08, 16: 0.081}.get(units[1], 0.0)
+    if len(units) >= 3:
+        first -= 0.001
+    return first
+
+
+def test_pyramid_grows_a_layer_while_it_helps_then_adds_narrower_layers():
+    space, design = pyramid_for()
+    ran = []
+    plan = design.walk(scripted(space, growth_loss, ran))
+    assert plan.done
+    layers = [(s.name, s.labels, s.labels[s.chosen] if s.chosen is not None else None)
+              for s in plan.steps]
+    # layer 1: 2..32 (32 improves on 16 by 0.005 < 0.01: growth stops there), keeps 16;
+    # 64 had run too (side by side): shown, deciding nothing
+    assert layers[0] == ("layer 1", [2, 4, 8, 16, 32, 64], 16)
+    # layer 2 (narrower than 16): 2, 4, 8 improve; 8 is the last size below 16; keeps 8
+    assert layers[1] == ("layer 2", [2, 4, 8], 8)
+    # layer 3 (below 8): its best, 4, improves by only 0.001: not added, the search ends
+    assert layers[2][0] == "layer 3" and "not added" in plan.steps[2].note
+    assert space.decode(plan.result)["model.units"] == [16, 8]
+    assert "did not help" in plan.note
+
+
+def test_pyramid_decisions_do_not_depend_on_how_many_trials_run_at_once():
+    space, design = pyramid_for()
+    for width in (1, 2, 4):
+        tried: set = set()
+
+        def result(vals, tried=tried):
+            return scripted(space, growth_loss)(vals) if space.vals_key(vals) in tried else None
+
+        while True:  # run each plan's todo, as the suggest function would, until done
+            plan = design.walk(result, width=width)
+            if plan.done:
+                break
+            assert 1 <= len(plan.todo) <= width
+            tried |= {space.vals_key(v) for v in plan.todo}
+        assert space.decode(plan.result)["model.units"] == [16, 8], width
+    # one at a time, the growth tries nothing past where it stops
+    assert len(tried) >= 10
+
+
+def test_pyramid_stops_at_the_output_width_and_at_max_layers():
+    space, design = pyramid_for(input_dim=16, output_size=8, min_delta=0.0)
+    plan = design.walk(scripted(space, lambda p: -sum(p["model.units"]) / 100))
+    # each wider first layer is better: 16 is the cap (the input width); then 8 (<16); 8 is no
+    # wider than the output, so no third layer
+    assert space.decode(plan.result)["model.units"] == [16, 8]
+    assert "no wider than the output" in plan.note
+    space, design = pyramid_for(max_layers=1)
+    plan = design.walk(scripted(space, growth_loss))
+    assert space.decode(plan.result)["model.units"] == [16] and "max_layers" in plan.note
+    # the option list: strictly narrowing powers of two, only the last at or below the output
+    nets = pyr.networks([2, 4, 8, 16], output_size=4, max_layers=None)
+    assert [16, 8, 4] in nets and [16, 8, 2] in nets and [4, 2] not in nets and [8, 8] not in nets
+    assert all(all(a > b for a, b in zip(n, n[1:])) for n in nets)
+
+
+def test_pyramid_refuses_a_space_that_varies_something_else():
+    settings = PyramidSettings()
+    with pytest.raises(ConfigError, match="pyramid varies only model.units"):
+        pyr.space_entries(SearchSpace({"model.dropout": {"uniform": [0, 0.5]}}), 64, 4, settings)
+    with pytest.raises(ConfigError, match="grows model.units itself"):
+        pyr.space_entries(SearchSpace({"model.units": {"choice": [[8]]}}), 64, 4, settings)
+    entries = pyr.space_entries(SearchSpace({"model.dropout": 0.1}), 64, 4, settings)
+    assert set(entries) == {"model.dropout", "model.units"}
+    with pytest.raises(ConfigError, match="start_units"):
+        pyr.space_entries(None, 4, 2, PyramidSettings(start_units=8))
