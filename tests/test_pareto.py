@@ -175,3 +175,83 @@ def test_genetic_with_two_objectives_spreads_along_the_front():
     assert sizes[-1] / sizes[0] > 100  # spread over at least two decades
     ys = [t["misc"]["vals"]["model.y"][0] for t in trials.trials]
     assert np.mean(ys[8:]) < np.mean(ys[:8])  # y only costs accuracy: selection pushes it down
+
+
+# -- a real search on local[2] -------------------------------------------------------------------
+SIZES_SPACE = {"model.units": {"choice": [[4], [8], [32], [64, 32]]},
+               "training.learning_rate": {"loguniform": [3e-3, 3e-2]}}
+
+
+def test_tune_keeps_the_front_and_retrains_the_smallest_model_within_tolerance(
+        spark, tiny_tabular, tmp_path):
+    from conftest import tune_overrides
+    from mlflow.tracking import MlflowClient
+
+    from sparkdl_tune.config.loader import load_config
+    from sparkdl_tune.search.tuner import tune
+    from sparkdl_tune.tracking.resume import finished_trials
+
+    cfg = load_config(None, overrides=tune_overrides(
+        tiny_tabular, tmp_path, SIZES_SPACE, search__name="pareto", search__algorithm="tpe",
+        search__objectives="[val_accuracy, params]", search__tolerance=0.02,
+        search__max_trials=4, search__execution_mode="parallel"))
+    summary = tune(cfg, spark)
+    assert summary["trials"] == 4 and summary["failed"] == 0
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    exp = client.get_experiment_by_name("tests")
+    runs = client.search_runs([exp.experiment_id],
+                              f"tags.`mlflow.parentRunId` = '{summary['parent_run_id']}' and "
+                              "tags.`sparkdl_tune.kind` = 'trial'")
+    assert len(runs) == 4
+    for run in runs:  # every trial measured all three second objectives
+        m = run.data.metrics
+        assert m["params"] >= 8 * 4 + 4 + 4 * 3 + 3 and m["params"] == int(m["params"])
+        assert m["epoch_seconds"] > 0 and 0 < m["latency_ms"] < 50
+
+    pareto_out = summary["pareto"]
+    pts = {p["trial"]: p for p in pareto_out["points"]}
+    assert len(pts) == 4 and pareto_out["objectives"] == ["val_accuracy", "params"]
+    best = max(p["metric"] for p in pts.values())
+    within = [p for p in pts.values() if p["metric"] >= best - 0.02 - 1e-12]
+    chosen = pareto_out["chosen"]
+    assert chosen["second"] == min(p["second"] for p in within)
+    assert pareto_out["chosen_trial"] == summary["best_trial"] == chosen["trial"]
+    assert pareto_out["most_accurate"]["metric"] == best
+    assert "within 0.02 of the best" in pareto_out["rule"]
+    assert chosen["trial"] in [p["trial"] for p in pareto_out["front"]]
+    assert "log10(params)" in pareto_out["learned_from"]
+    on_disk = json.loads((tmp_path / "out" / "pareto" / "summary.json").read_text())
+    assert on_disk["pareto"]["chosen_trial"] == chosen["trial"]
+
+    html = (tmp_path / "out" / "pareto" / "report" / "report.html").read_text()
+    assert "pareto.png" in html and "Accuracy and complexity" in html
+    assert (tmp_path / "out" / "pareto" / "report" / "pareto.png").stat().st_size > 10_000
+
+    # a resumed search reads the measures back, and the pair genetic ranks by
+    from sparkdl_tune.search.monitor import Monitor
+
+    restored = finished_trials(cfg.mlflow, summary["parent_run_id"], _space())
+    assert all(r.extra["params"] == pts[r.number + 1]["second"] for r in restored)
+    Monitor(cfg.mlflow, summary["parent_run_id"], cfg.search, None, "val_accuracy", "max",
+            restored)
+    assert all(r.objectives == [-pts[r.number + 1]["metric"], pts[r.number + 1]["second"]]
+               for r in restored)
+
+
+def _space():
+    return SearchSpace.from_dict(SIZES_SPACE)
+
+
+def test_bad_objectives_exit_2_before_training(spark, tiny_tabular, tmp_path, capsys):
+    from conftest import tune_overrides
+
+    from sparkdl_tune.cli import main
+
+    args = ["tune", "conf/jobs/fashion_tune.yaml",
+            *tune_overrides(tiny_tabular, tmp_path, SIZES_SPACE, search__name="bad",
+                            search__objectives="[val_accuracy, flops]")]
+    assert main(args) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("sparkdl-tune")]
+    assert len(err) == 1 and "unknown second objective 'flops'" in err[0], err
+    assert not (tmp_path / "out").exists()

@@ -11,6 +11,8 @@ search's parent run (by name or run id), reads its trials and final retrain
   objective (an association from few points, not a causal effect);
 - ``heatmap_<a>__<b>.png``: the mean objective over bins of two parameters, for the pairs
   asked for, else every pair among the three most important;
+- ``pareto.png``: with ``search.objectives``, each trial's metric against its second
+  objective, the Pareto front and the model chosen for retraining;
 - ``report.html``: all of them inlined, the top trials, the failures, the best parameters and
   the final model's test metrics; it opens offline.
 
@@ -76,6 +78,7 @@ def report(settings: MlflowSettings, search: str, out_dir: str,
             "best_so_far.png": lambda path: plots.best_so_far(data, path),
             "learning_curves.png": lambda path: plots.learning_curves(data, path),
             "time_vs_test.png": lambda path: plots.time_vs_test(data, path),
+            "pareto.png": lambda path: plots.pareto_front(data, path),
             "importance.png": lambda path: plots.importance(scores, data.metric,
                                                             len(data.ok), path),
             **{f"heatmap_{_slug(a)}__{_slug(b)}.png":

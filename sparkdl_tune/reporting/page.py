@@ -23,6 +23,10 @@ CAPTIONS = {
     "importance.png": "How strongly each hyper-parameter goes with {metric}: |Spearman ρ| "
                       "for numeric ones (monotone relations only), η² (variance explained by "
                       "the category means) for categorical ones. With few trials it is rough.",
+    "pareto.png": "Accuracy and complexity: each trial's {metric} against its second "
+                  "objective (log scale); the orange step line joins the Pareto front (no "
+                  "other trial is both better and smaller); the red star is the model chosen "
+                  "for retraining, the dashed line the tolerance under the best.",
     "heatmap": "Mean {metric} of the trials in each cell of two hyper-parameters; dots are "
                "the trials, grey cells had none.",
 }
@@ -69,6 +73,7 @@ def page(search: Search, params: list[Param], scores: list[tuple[str, float, str
             [[_e(k), _e(_fmt(v))] for k, v in sorted(best.params.items())])]
         parts += [f"<h2>Top {min(top, len(ok))} of {len(ok)} finished trials</h2>",
                   _top_table(search, params, top)]
+    parts += _pareto(search)  # search.objectives: the front and the chosen model
     rungs = search.rung_table()
     if rungs:
         parts += ["<h2>Scheduler rungs</h2>", _table(
@@ -134,6 +139,31 @@ def _top_table(search: Search, params: list[Param], top: int) -> str:
         cells += [_e(_fmt(t.params.get(n, "—"))) for n in names]
         rows.append(cells)
     return _table(head, rows, highlight_first=True)
+
+
+def _pareto(search: Search) -> list[str]:
+    """The ``pareto`` record of ``study.json``: the rule, the choice and the front."""
+    study = search.study.get("pareto") or {}
+    if not study:
+        return []
+    metric, second = (study.get("objectives") or [search.metric, "?"])[:2]
+    out = ["<h2>Accuracy and complexity</h2>"]
+    chosen, top = study.get("chosen"), study.get("most_accurate")
+    if chosen and top:
+        out.append(f"<p>Retrained: <b>trial {_e(chosen['trial'])}</b> ({_e(metric)} "
+                   f"{chosen['metric']:.4g}, {_e(second)} {chosen['second']:.4g}); the most "
+                   f"accurate is trial {_e(top['trial'])} ({top['metric']:.4g}, "
+                   f"{top['second']:.4g}). Rule: {_e(study.get('rule', ''))}.</p>")
+    if study.get("reason"):
+        out.append(f"<p class=sub>{_e(study['reason'])}.</p>")
+    if study.get("learned_from"):
+        out.append(f"<p class=sub>The search learned from: {_e(study['learned_from'])}.</p>")
+    front = study.get("front") or []
+    if front:
+        out.append(_table(["Pareto front: trial", metric, second], [
+            [_num(p["trial"]), _num(f"{p['metric']:.4g}"), _num(f"{p['second']:.4g}")]
+            for p in front]))
+    return out
 
 
 def _failures(search: Search) -> str:

@@ -382,3 +382,61 @@ def _figure(width: float = 8.0, height: float = 5.0, ncols: int = 1, rows: int =
 def _save(fig, path: str) -> str:
     fig.savefig(path, dpi=DPI)
     return path
+
+
+def pareto_front(search: Search, path: str) -> Optional[str]:
+    """Accuracy and complexity (``search.objectives``): every successful trial's second
+    objective (log axis) against its metric, the Pareto front joined as a step line, the model
+    chosen for retraining marked and labelled. Drawn from the ``pareto`` record of
+    ``study.json``; None when the search has none."""
+    study = search.study.get("pareto") or {}
+    pts = study.get("points") or []
+    if not pts:
+        return None
+    from ..search.pareto import SECOND_OBJECTIVES
+
+    metric, second = (study.get("objectives") or [search.metric, "second objective"])[:2]
+    unit = SECOND_OBJECTIVES.get(second, second)
+    fig, (ax,) = _figure()
+    full = [p for p in pts if not p.get("pruned")]
+    pruned = [p for p in pts if p.get("pruned")]
+    ax.scatter([p["second"] for p in full], [p["metric"] for p in full], s=32, color="C0",
+               alpha=0.75, zorder=3, label="trial")
+    if pruned:
+        ax.scatter([p["second"] for p in pruned], [p["metric"] for p in pruned], s=32,
+                   facecolor="none", edgecolor="0.5", zorder=3, label="pruned trial")
+    front = study.get("front") or []
+    if front:
+        ax.step([p["second"] for p in front], [p["metric"] for p in front], where="post",
+                color="C1", lw=2, zorder=2)
+        ax.scatter([p["second"] for p in front], [p["metric"] for p in front], s=70,
+                   color="C1", edgecolor="black", linewidth=0.6, zorder=4,
+                   label=f"Pareto front ({len(front)} trials)")
+    top = study.get("most_accurate")
+    tolerance = study.get("tolerance")
+    if top and tolerance is not None:
+        edge = top["metric"] - tolerance if search.mode == "max" else top["metric"] + tolerance
+        ax.axhline(edge, color="0.45", lw=1, ls="--", zorder=1,
+                   label=f"tolerance: {tolerance:g} from the best {metric}")
+    chosen = study.get("chosen")
+    if chosen:
+        ax.scatter([chosen["second"]], [chosen["metric"]], marker="*", s=320,
+                   color=BEST_COLOR, edgecolor="black", linewidth=0.8, zorder=5,
+                   label=f"chosen for retraining: trial {chosen['trial']}")
+        ax.annotate(f"chosen: trial {chosen['trial']}\n{chosen['second']:.4g} {unit}, "
+                    f"{metric} {chosen['metric']:.4g}", (chosen["second"], chosen["metric"]),
+                    xytext=(12, -26), textcoords="offset points", fontsize=8.5,
+                    arrowprops={"arrowstyle": "-", "color": "0.4"})
+    if len(pts) <= ANNOTATE_UP_TO:
+        for p in pts:
+            ax.annotate(str(p["trial"]), (p["second"], p["metric"]), xytext=(5, 4),
+                        textcoords="offset points", fontsize=8, color="0.35")
+    if min(p["second"] for p in pts) > 0:
+        ax.set_xscale("log")
+    ax.margins(x=0.1, y=0.15)
+    ax.set_xlabel(f"{second}: {unit} (lower is better" +
+                  (", log scale)" if ax.get_xscale() == "log" else ")"))
+    ax.set_ylabel(f"{metric} ({better(search.mode)})")
+    ax.set_title(f"{metric} vs {second}: {len(pts)} trials, Pareto front in orange")
+    fig.legend(loc="outside lower center", ncols=3, frameon=False)
+    return _save(fig, path)

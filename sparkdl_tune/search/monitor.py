@@ -271,9 +271,12 @@ def _record_of(doc: dict) -> TrialRecord:
         failure = (result.get("failure") or engine.error_of(doc)
                    or "cancelled (search timeout or early stop)")
     extra = {k: float(v) for k, v in (result.get("test_metrics") or {}).items()}
-    for key in KEPT_KEYS:
+    for key in THROUGHPUT_KEYS:
         if result.get(key):
             extra[key] = float(result[key])
+    for key, value in (result.get("measures") or {}).items():  # params, epoch_seconds, ...
+        if key in COMPLEXITY_KEYS and value is not None:
+            extra[key] = float(value)
     pruned = result.get("pruned") or (None, "")
     return TrialRecord(
         number=doc["tid"], ok=ok, vals=vals, params=result.get("params") or {},

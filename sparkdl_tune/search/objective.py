@@ -59,7 +59,7 @@ def evaluate(spec: TrialSpec, point: Any) -> dict[str, Any]:
                     if result.extra.get(k) is not None}
         # the loss hyperopt learns from: the metric, plus a second objective when one is named
         loss, pair = pareto.trial_loss(spec.base.search, score, spec.mode, measured)
-        return {**base, "status": STATUS_OK, "loss": loss, **measured,
+        return {**base, "status": STATUS_OK, "loss": loss, "measures": measured,
                 **({"objectives": pair} if pair else {}),
                 "score": score, "history": history, "test_metrics": result.test_metrics,
                 "epochs_run": result.epochs_run, "samples_per_second": result.samples_per_second,
