@@ -63,9 +63,11 @@ def load_space(cfg: Config, space: SearchSpace | None = None) -> SearchSpace:
         if not os.path.isfile(s.space_file):
             raise ConfigError(f"search.space_file {s.space_file} does not exist; check the path")
         space = SearchSpace.from_yaml(s.space_file)
-    else:
+    elif s.algorithm != "pyramid":  # pyramid makes its own
         raise ConfigError("no search space: set search.space_file (e.g. conf/spaces/mlp.yaml) "
                           "or search.space")
+    if s.algorithm == "pyramid":
+        space = _pyramid_space(cfg, space)
     import numpy as np
 
     rng = np.random.default_rng(s.seed)
@@ -74,6 +76,50 @@ def load_space(cfg: Config, space: SearchSpace | None = None) -> SearchSpace:
     for point in points:
         with_values(cfg, point, where=f"{space.source}")
     return space
+
+
+def _pyramid_space(cfg: Config, space: SearchSpace | None) -> SearchSpace:
+    """The pyramid's space: ``model.units`` over every network it can grow, up to the input
+    width read from the dataset's manifest (no Spark needed)."""
+    from ..driver.dataset import read_manifest
+    from .algorithms.pyramid import space_entries
+
+    if cfg.model.architecture != "mlp":
+        raise ConfigError(f"search.algorithm pyramid grows a dense network, but "
+                          f"model.architecture is {cfg.model.architecture!r}; set it to mlp")
+    width, out = data_widths(cfg, read_manifest(cfg.data.path))
+    return SearchSpace(space_entries(space, width, out, cfg.search.pyramid),
+                       source=space.source if space is not None else "search.pyramid")
+
+
+def data_widths(cfg: Config, manifest) -> tuple[int, int]:
+    """(input width, output width) of the models the search trains."""
+    layout = manifest.layout
+    if layout.feature_kind == "array":
+        width = manifest.num_features
+    else:
+        width = len(cfg.data.feature_columns or layout.features)
+    if layout.task != "classification":
+        return width, 1
+    counts = manifest.class_counts.get("train") or {}
+    return width, int(layout.num_classes or len(counts) or 2)
+
+
+def design_options(cfg: Config, space: SearchSpace) -> dict[str, Any]:
+    """The options of a staged design (sweep: where each dimension starts; pyramid: the
+    widths it grows between)."""
+    from ..config.loader import as_flat_dict
+
+    s = cfg.search
+    if s.algorithm == "sweep":
+        flat = {f"{section}.{k}": v for section in ("model", "training", "data", "execution")
+                for k, v in as_flat_dict(getattr(cfg, section)).items()}
+        return {"points": s.sweep.points, "start": flat}
+    from ..driver.dataset import read_manifest
+
+    width, out = data_widths(cfg, read_manifest(cfg.data.path))
+    return {"input_dim": width, "output_size": out, "min_delta": s.pyramid.min_delta,
+            "start_units": s.pyramid.start_units, "max_layers": s.pyramid.max_layers}
 
 
 LOWER_IS_BETTER = ("loss", "mae", "mse", "error")  # in a metric's name
@@ -139,7 +185,8 @@ def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str,
     """
     from ..driver.train import prepare_inputs
     from ..tracking import store as tracking
-    from .algorithms import make_algo
+    from .algorithms import DESIGNS, make_algo, make_design
+    from .algorithms.staged import make_suggest as make_staged
 
     started = time.monotonic()
     s = cfg.search
@@ -148,7 +195,15 @@ def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str,
     if s.algorithm == "tpe":
         # hyperopt's default is 20 random starts; a budget of a few dozen trials needs fewer
         options = {"n_startup_jobs": max(3, min(TPE_STARTUP_TRIALS, s.max_trials // 4))}
-    algo = make_algo(s.algorithm, space, **options)
+    design = None
+    if s.algorithm in DESIGNS:
+        design = make_design(s.algorithm, space, **design_options(cfg, space))
+        planned = design.planned()
+        if planned and planned > s.max_trials:
+            raise ConfigError(f"search.algorithm {s.algorithm} runs {planned} trials here but "
+                              f"search.max_trials is {s.max_trials}; raise max_trials to "
+                              f"{planned}")
+    algo = make_staged(design, space) if design else make_algo(s.algorithm, space, **options)
     metric, mode = objective_metric(cfg, space)
     pareto.second_objective(s, metric)  # search.objectives: checked before any training
     tracking.setup(cfg.mlflow)
@@ -197,7 +252,8 @@ def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str,
                                  "search.space": json.dumps(space_description(space))})
         scheduler = _scheduler(cfg, metric, mode, trial_epochs, restored)
         live = LiveTrials(cfg.mlflow, parent_id, s.name, space, scheduler, metric)
-        total = min(s.max_trials, len(space.grid_vals())) if s.algorithm == "grid" else None
+        total = min(s.max_trials, len(space.grid_vals())) if s.algorithm == "grid" else (
+            design.planned() if design else None)
         monitor = Monitor(cfg.mlflow, parent_id, s, space, metric, mode, restored, live=live,
                           scheduler=scheduler if s.scheduler != "fifo" else None, total=total)
         with ReportServer(live.handle, driver_host(prepared.spark)) as server:
@@ -207,7 +263,7 @@ def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str,
         best = pareto.for_retrain(s, monitor, _best_or_fail(monitor))  # 2 objectives: rule
         final = _retrain(cfg, prepared, space, best, parent_id) if s.retrain else None
         summary = _summary(cfg, monitor, best, final, exec_mode, metric, mode, started)
-        study = _study(cfg, space, monitor, best, final)
+        study = _study(cfg, space, monitor, best, final, design)
         if study:  # the designs' own record: tables for the report, figures for the summary
             tracking.log_study(study, parent_id)
             summary.update(study)
@@ -396,10 +452,22 @@ def _summary(cfg, monitor: Monitor, best: TrialRecord, final, exec_mode, metric,
 
 
 def _study(cfg: Config, space: SearchSpace, monitor: Monitor, best: TrialRecord,
-           final: dict[str, Any] | None) -> dict[str, Any]:
+           final: dict[str, Any] | None, design=None) -> dict[str, Any]:
     """What the search's designs add to the summary and the report (``study.json``): one
     key per design in use (``sweep``, ``pyramid``, ``pareto``, ``baseline``)."""
-    return {**pareto.study_of(cfg.search, monitor)}
+    study: dict[str, Any] = {**pareto.study_of(cfg.search, monitor)}
+    if design is not None:
+        from .algorithms.staged import describe
+
+        record = describe(design, space, list(monitor.records.values()),
+                          label_name="units" if design.name == "pyramid" else "value")
+        record["metric"] = monitor.metric
+        record["trial_epochs"] = trial_epoch_budget(cfg)
+        if final:
+            record["confirmed"] = {"trial": best.number + 1, "epochs": final.get("epochs"),
+                                   "test_metrics": final.get("test_metrics")}
+        study[design.name] = record
+    return study
 
 
 def _finished_summary(cfg: Config, parent) -> dict[str, Any]:
