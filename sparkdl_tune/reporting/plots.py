@@ -423,14 +423,24 @@ def pareto_front(search: Search, path: str) -> Optional[str]:
         ax.scatter([chosen["second"]], [chosen["metric"]], marker="*", s=320,
                    color=BEST_COLOR, edgecolor="black", linewidth=0.8, zorder=5,
                    label=f"chosen for retraining: trial {chosen['trial']}")
-        ax.annotate(f"chosen: trial {chosen['trial']}\n{chosen['second']:.4g} {unit}, "
+        seconds = [p["second"] for p in pts]
+        right = chosen["second"] >= (min(seconds) * max(seconds)) ** 0.5 if min(seconds) > 0 \
+            else chosen["second"] >= (min(seconds) + max(seconds)) / 2
+        amount = (f"{chosen['second']:,.0f}" if second == "params"
+                  else f"{chosen['second']:.4g}")
+        ax.annotate(f"chosen: trial {chosen['trial']}\n{amount} {unit}, "
                     f"{metric} {chosen['metric']:.4g}", (chosen["second"], chosen["metric"]),
-                    xytext=(12, -26), textcoords="offset points", fontsize=8.5,
-                    arrowprops={"arrowstyle": "-", "color": "0.4"})
-    if len(pts) <= ANNOTATE_UP_TO:
+                    xytext=(-14 if right else 14, -30), textcoords="offset points",
+                    ha="right" if right else "left", fontsize=8.5,
+                    bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": "0.7", "alpha": 0.9},
+                    arrowprops={"arrowstyle": "-", "color": "0.4"}, zorder=6)
+    if len(pts) <= ANNOTATE_UP_TO:  # trials on the same spot share one label: "1, 4"
+        spots: dict[tuple[float, float], list[str]] = {}
         for p in pts:
-            ax.annotate(str(p["trial"]), (p["second"], p["metric"]), xytext=(5, 4),
-                        textcoords="offset points", fontsize=8, color="0.35")
+            spots.setdefault((p["second"], p["metric"]), []).append(str(p["trial"]))
+        for xy, numbers in spots.items():
+            ax.annotate(", ".join(numbers), xy, xytext=(5, 4), textcoords="offset points",
+                        fontsize=8, color="0.35")
     if min(p["second"] for p in pts) > 0:
         ax.set_xscale("log")
     ax.margins(x=0.1, y=0.15)
