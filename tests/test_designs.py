@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+import json
 
+import pytest
+from conftest import tune_overrides
+
+from sparkdl_tune.config.loader import load_config
 from sparkdl_tune.config.schema import PyramidSettings
 from sparkdl_tune.errors import ConfigError
 from sparkdl_tune.search.algorithms import make_algo, make_design
@@ -214,3 +218,83 @@ def test_pyramid_refuses_a_space_that_varies_something_else():
     assert set(entries) == {"model.dropout", "model.units"}
     with pytest.raises(ConfigError, match="start_units"):
         pyr.space_entries(None, 4, 2, PyramidSettings(start_units=8))
+
+
+# -- on local[2] -----------------------------------------------------------------------------
+def _trial_runs(tmp_path, parent_run_id):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    exp = client.get_experiment_by_name("tests")
+    runs = client.search_runs([exp.experiment_id],
+                              f"tags.`mlflow.parentRunId` = '{parent_run_id}' and "
+                              "tags.`sparkdl_tune.kind` = 'trial'")
+    return sorted(runs, key=lambda r: int(r.data.tags["sparkdl_tune.trial"]))
+
+
+@pytest.mark.parametrize("mode", ["parallel", "distributed"])
+def test_a_sweep_runs_step_by_step_and_reports_each_dimension(spark, tiny_tabular, tmp_path,
+                                                              mode):
+    from sparkdl_tune.search.tuner import tune
+
+    space = {"model.activation": {"choice": ["relu", "tanh"]},
+             "training.optimizer": {"choice": ["adam", "sgd", "rmsprop"]}}
+    cfg = load_config(None, overrides=tune_overrides(
+        tiny_tabular, tmp_path, space, search__name=f"sweep-{mode}", search__algorithm="sweep",
+        search__execution_mode=mode, search__parallelism=2, search__max_trials=10,
+        training__learning_rate="default", search__trial_epochs=2, training__epochs=3))
+    summary = tune(cfg, spark)
+    sweep = summary["sweep"]
+    assert [s["name"] for s in sweep["steps"]] == ["model.activation", "training.optimizer"]
+    assert [len(s["rows"]) for s in sweep["steps"]] == [2, 3]
+    assert summary["trials"] == 4  # 2 + 3, the carried winner once
+    first, second = sweep["steps"]
+    kept = first["chosen"]
+    runs = _trial_runs(tmp_path, summary["parent_run_id"])
+    assert len(runs) == 4
+    # the second step holds the activation at the first step's winner ...
+    by_trial = {int(r.data.tags["sparkdl_tune.trial"]) + 1: r for r in runs}
+    for row in second["rows"]:
+        assert by_trial[row["trial"]].data.params["model.activation"] == kept
+    # ... and its new trials started only once the first step's had ended
+    step1 = [by_trial[row["trial"]] for row in first["rows"]]
+    new = [by_trial[row["trial"]] for row in second["rows"] if row["trial"] not in
+           {row1["trial"] for row1 in first["rows"]}]
+    assert len(new) == 2
+    assert min(r.info.start_time for r in new) >= max(r.info.end_time for r in step1) - 1000 \
+        or min(float(r.data.tags["sparkdl_tune.start"]) for r in new) >= \
+        max(float(r.data.tags["sparkdl_tune.start"]) + r.data.metrics["trial_seconds"]
+            for r in step1) - 1
+    scores = {row["value"]: row["score"] for row in second["rows"]}
+    assert second["chosen"] == max(scores, key=scores.get)
+    assert sweep["result"] == summary["best_params"]
+    assert sweep["confirmed"]["epochs"] == 3 and "test_accuracy" in \
+        sweep["confirmed"]["test_metrics"]
+    html = open(summary["report"]).read()
+    assert "One-at-a-time sweep" in html and "training.optimizer" in html
+    stored = json.loads((tmp_path / "out" / f"sweep-{mode}" / "summary.json").read_text())
+    assert stored["sweep"]["steps"] == sweep["steps"]
+
+
+def test_a_pyramid_grows_the_network_on_local2(spark, tiny_tabular, tmp_path):
+    from sparkdl_tune.search.tuner import tune
+
+    cfg = load_config(None, overrides=[o for o in tune_overrides(
+        tiny_tabular, tmp_path, {}, search__name="pyramid", search__algorithm="pyramid",
+        search__execution_mode="parallel", search__parallelism=2, search__max_trials=20,
+        search__pyramid__min_delta=0.0, search__pyramid__max_layers=2, search__trial_epochs=2,
+        training__epochs=2) if not o.startswith("search.space=")])
+    summary = tune(cfg, spark)
+    grown = summary["pyramid"]
+    layers = grown["steps"]
+    assert layers[0]["name"] == "layer 1" and layers[0]["rows"][0]["units"] == 2
+    widths = [r["units"] for r in layers[0]["rows"]]
+    assert widths == sorted(widths) and set(widths) <= {2, 4, 8}  # up to the input width, 8
+    chosen = grown["result"]["model.units"]
+    assert chosen == summary["best_params"]["model.units"]
+    assert chosen[0] == layers[0]["chosen"]
+    assert all(a > b for a, b in zip(chosen, chosen[1:])) and len(chosen) <= 2
+    assert "stopped because" in grown["note"]
+    runs = _trial_runs(tmp_path, summary["parent_run_id"])
+    assert len(runs) == summary["trials"] == sum(len(s["rows"]) for s in layers)
+    assert "Pyramid growth" in open(summary["report"]).read()

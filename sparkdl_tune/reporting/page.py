@@ -73,6 +73,7 @@ def page(search: Search, params: list[Param], scores: list[tuple[str, float, str
             [[_e(k), _e(_fmt(v))] for k, v in sorted(best.params.items())])]
         parts += [f"<h2>Top {min(top, len(ok))} of {len(ok)} finished trials</h2>",
                   _top_table(search, params, top)]
+    parts += _designs(search)  # sweep / pyramid: one table per step
     parts += _pareto(search)  # search.objectives: the front and the chosen model
     rungs = search.rung_table()
     if rungs:
@@ -139,6 +140,46 @@ def _top_table(search: Search, params: list[Param], top: int) -> str:
         cells += [_e(_fmt(t.params.get(n, "—"))) for n in names]
         rows.append(cells)
     return _table(head, rows, highlight_first=True)
+
+
+def _designs(search: Search) -> list[str]:
+    """The ``sweep`` and ``pyramid`` records of ``study.json``: each step's table in order,
+    then the result and its confirmation at the full budget."""
+    out = []
+    for name, title in (("sweep", "One-at-a-time sweep"), ("pyramid", "Pyramid growth")):
+        study = search.study.get(name)
+        if not study:
+            continue
+        label = "units" if name == "pyramid" else "value"
+        out.append(f"<h2>{title}</h2><p class=sub>each step at {_e(study.get('trial_epochs'))}"
+                   f" epochs per trial; {_e(study.get('metric', search.metric))} on the "
+                   "validation split decides</p>")
+        for i, step in enumerate(study.get("steps") or [], 1):
+            chosen = step.get("chosen")
+            head = f"<h3>{i}. {_e(step['name'])}" + (
+                f": kept <code>{_e(_fmt(chosen))}</code>" if chosen is not None else "") + "</h3>"
+            rows = [[_e(_fmt(r[label])), _num("—" if r["score"] is None else f"{r['score']:.4g}"),
+                     _num("—" if r["seconds"] is None else f"{r['seconds']:.1f}"),
+                     _num("—" if r["trial"] is None else r["trial"]), _e(r["status"])]
+                    for r in step.get("rows") or []]
+            out += [head, _table([label, study.get("metric", search.metric), "seconds",
+                                  "trial", "status"], rows)]
+            if step.get("note"):
+                out.append(f"<p class=sub>{_e(step['note'])}</p>")
+        if study.get("note"):
+            out.append(f"<p>{_e(study['note'])}</p>")
+        result = study.get("result")
+        if result:
+            out.append("<p>Result: " + ", ".join(f"<code>{_e(k)}</code> = {_e(_fmt(v))}"
+                                                 for k, v in sorted(result.items())) + "</p>")
+        confirmed = study.get("confirmed")
+        if confirmed and confirmed.get("test_metrics"):
+            metrics = ", ".join(f"{_e(k)} <b>{v:.4f}</b>"
+                                for k, v in sorted(confirmed["test_metrics"].items()))
+            out.append(f"<p>Confirmed at the full budget: trial {_e(confirmed['trial'])}'s "
+                       f"parameters retrained for {_e(confirmed.get('epochs'))} epochs on "
+                       f"train+validation: {metrics}.</p>")
+    return out
 
 
 def _pareto(search: Search) -> list[str]:
