@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 
 import pytest
 from conftest import tune_overrides
@@ -128,7 +129,8 @@ def test_sweep_through_hyperopt_ends_its_search_by_itself():
         return {"status": "ok", "loss": sweep_losses(p)}
 
     trials = Trials()
-    fmin(objective, space_expression(space), algo=make_algo("sweep", space), max_evals=50,
+    algo = pickle.loads(pickle.dumps(make_algo("sweep", space)))  # as SparkTrials ships it
+    fmin(objective, space_expression(space), algo=algo, max_evals=50,
          trials=trials, show_progressbar=False)
     assert seen == [("glorot_uniform", "relu", "adam"), ("he_normal", "relu", "adam"),
                     ("zeros", "relu", "adam"), ("he_normal", "tanh", "adam"),

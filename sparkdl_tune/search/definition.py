@@ -44,6 +44,9 @@ def definition(cfg, space, metric: str, mode: str) -> dict[str, str]:
     items.update({k: getattr(s, k.split(".", 1)[1]) for k in BUDGET_KEYS})
     if s.algorithm == "genetic":
         items.update({f"search.genetic.{k}": v for k, v in dataclasses.asdict(s.genetic).items()})
+    if s.objectives:  # the loss hyperopt learned from depends on them
+        items["search.objectives"] = list(s.objectives)
+        items["search.complexity_weight"] = s.complexity_weight
     if s.algorithm in ("sweep", "pyramid"):
         items.update({f"search.{s.algorithm}.{k}": v
                       for k, v in dataclasses.asdict(getattr(s, s.algorithm)).items()})
