@@ -300,3 +300,54 @@ def test_a_pyramid_grows_the_network_on_local2(spark, tiny_tabular, tmp_path):
     runs = _trial_runs(tmp_path, summary["parent_run_id"])
     assert len(runs) == summary["trials"] == sum(len(s["rows"]) for s in layers)
     assert "Pyramid growth" in open(summary["report"]).read()
+
+
+# -- baseline ----------------------------------------------------------------------------------
+def test_relative_error_drop_for_an_accuracy_and_for_a_loss():
+    from sparkdl_tune.search.baseline import overrides, relative_error_drop
+
+    assert relative_error_drop(0.80, 0.90, "max") == pytest.approx(0.5)  # half the error gone
+    assert relative_error_drop(0.90, 0.85, "max") == pytest.approx(-0.5)  # worse: negative
+    assert relative_error_drop(1.0, 1.0, "max") is None
+    assert relative_error_drop(0.40, 0.30, "min") == pytest.approx(0.25)
+    assert relative_error_drop(0.0, 0.1, "min") is None
+    assert overrides(True) == {"training.batch_size": 32, "training.learning_rate": 1e-3}
+    assert overrides(False) is None
+    assert overrides({"training.batch_size": 64}) == {"training.batch_size": 64}
+    with pytest.raises(ConfigError, match="search.baseline"):
+        overrides("yes please")
+
+
+def test_a_search_with_a_baseline_reports_its_relative_error_drop(spark, tiny_tabular, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from sparkdl_tune.search import baseline
+    from sparkdl_tune.search.tuner import tune
+
+    space = {"training.learning_rate": {"loguniform": [3e-3, 3e-2]}}
+    cfg = load_config(None, overrides=tune_overrides(
+        tiny_tabular, tmp_path, space, search__name="gain", search__baseline="true",
+        search__max_trials=2, search__algorithm="random", search__trial_epochs=2,
+        training__epochs=3))
+    summary = tune(cfg, spark)
+    b = summary["baseline"]
+    assert b["config"] == {"training.batch_size": 32, "training.learning_rate": 1e-3}
+    drops = b["relative_error_drop"]
+    assert drops["validation"] == pytest.approx(
+        (b["best_score"] - b["score"]) / (1 - b["score"]), abs=1e-4)
+    final_test = summary["final"]["test_metrics"]["test_accuracy"]
+    assert b["final_test"] == final_test
+    assert drops["test"] == pytest.approx((final_test - b["test"]) / (1 - b["test"]), abs=1e-4)
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    run = client.get_run(b["run_id"])
+    assert run.info.status == "FINISHED" and run.data.tags["sparkdl_tune.kind"] == "baseline"
+    assert run.data.params["training.batch_size"] == "32"
+    assert run.data.params["training.epochs"] == "2"  # the trial budget, like a trial
+    assert run.data.metrics["objective"] == b["score"]
+    assert "Gain over the baseline" in open(summary["report"]).read()
+    stored = json.loads((tmp_path / "out" / "gain" / "summary.json").read_text())
+    assert stored["baseline"]["relative_error_drop"] == drops
+    # a resumed search reuses the finished baseline: no second training (no data needed)
+    again = baseline.run(baseline.check(cfg), None, summary["parent_run_id"], "val_accuracy",
+                         "max", 2)
+    assert again["run_id"] == b["run_id"] and again["score"] == b["score"]

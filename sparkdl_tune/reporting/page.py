@@ -73,6 +73,7 @@ def page(search: Search, params: list[Param], scores: list[tuple[str, float, str
             [[_e(k), _e(_fmt(v))] for k, v in sorted(best.params.items())])]
         parts += [f"<h2>Top {min(top, len(ok))} of {len(ok)} finished trials</h2>",
                   _top_table(search, params, top)]
+    parts += _baseline(search)  # search.baseline: the gain
     parts += _designs(search)  # sweep / pyramid: one table per step
     parts += _pareto(search)  # search.objectives: the front and the chosen model
     rungs = search.rung_table()
@@ -140,6 +141,29 @@ def _top_table(search: Search, params: list[Param], top: int) -> str:
         cells += [_e(_fmt(t.params.get(n, "—"))) for n in names]
         rows.append(cells)
     return _table(head, rows, highlight_first=True)
+
+
+def _baseline(search: Search) -> list[str]:
+    """The ``baseline`` record of ``study.json``: the relative error drop, both ways."""
+    b = search.study.get("baseline")
+    if not b:
+        return []
+    drops = b.get("relative_error_drop") or {}
+    pct = lambda x: "—" if x is None else f"{x:.1%}"  # noqa: E731
+    num = lambda x: "—" if x is None else f"{x:.4f}"  # noqa: E731
+    rows = [[_e(f"best trial vs baseline ({b['metric']}, same epochs and splits)"),
+             _num(num(b.get("score"))), _num(num(b.get("best_score"))),
+             _num(pct(drops.get("validation")))]]
+    if "test" in drops:
+        rows.append([_e(f"final model vs baseline ({b['test_metric']})"),
+                     _num(num(b.get("test"))), _num(num(b.get("final_test"))),
+                     _num(pct(drops.get("test")))])
+    config = ", ".join(f"{k}={v}" for k, v in (b.get("config") or {}).items())
+    return ["<h2>Gain over the baseline</h2>",
+            f"<p class=sub>baseline: the job's configuration with {_e(config)}, trained like a "
+            f"trial (MLflow run <code>{_e(b.get('run_id'))}</code>); relative error drop = "
+            f"{_e(b.get('formula'))}</p>",
+            _table(["comparison", "baseline", "search", "relative error drop"], rows)]
 
 
 def _designs(search: Search) -> list[str]:

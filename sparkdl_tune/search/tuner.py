@@ -36,7 +36,7 @@ from ..tracking.layout import (
     TAG_KIND,
     TAG_SEARCH,
 )
-from . import pareto
+from . import baseline, pareto
 from .live import LiveTrials
 from .monitor import Monitor, TrialRecord
 from .report_server import ReportServer, driver_host
@@ -206,6 +206,7 @@ def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str,
     algo = make_staged(design, space) if design else make_algo(s.algorithm, space, **options)
     metric, mode = objective_metric(cfg, space)
     pareto.second_objective(s, metric)  # search.objectives: checked before any training
+    baseline.check(cfg)  # search.baseline: its keys and values, before any training
     tracking.setup(cfg.mlflow)
     from ..tracking.resume import count_trials, find_search, finished_trials
     from .definition import check, definition, to_tag
@@ -250,6 +251,9 @@ def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str,
                                  "search.max_trials": s.max_trials,
                                  "search.metric": metric, "search.mode": mode,
                                  "search.space": json.dumps(space_description(space))})
+        base = baseline.check(trial_cfg)
+        base = baseline.run(base, prepared, parent_id, metric, mode, trial_epochs) if base \
+            else None
         scheduler = _scheduler(cfg, metric, mode, trial_epochs, restored)
         live = LiveTrials(cfg.mlflow, parent_id, s.name, space, scheduler, metric)
         total = min(s.max_trials, len(space.grid_vals())) if s.algorithm == "grid" else (
@@ -263,7 +267,7 @@ def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str,
         best = pareto.for_retrain(s, monitor, _best_or_fail(monitor))  # 2 objectives: rule
         final = _retrain(cfg, prepared, space, best, parent_id) if s.retrain else None
         summary = _summary(cfg, monitor, best, final, exec_mode, metric, mode, started)
-        study = _study(cfg, space, monitor, best, final, design)
+        study = _study(cfg, space, monitor, best, final, design, base)
         if study:  # the designs' own record: tables for the report, figures for the summary
             tracking.log_study(study, parent_id)
             summary.update(study)
@@ -452,7 +456,8 @@ def _summary(cfg, monitor: Monitor, best: TrialRecord, final, exec_mode, metric,
 
 
 def _study(cfg: Config, space: SearchSpace, monitor: Monitor, best: TrialRecord,
-           final: dict[str, Any] | None, design=None) -> dict[str, Any]:
+           final: dict[str, Any] | None, design=None,
+           base: dict[str, Any] | None = None) -> dict[str, Any]:
     """What the search's designs add to the summary and the report (``study.json``): one
     key per design in use (``sweep``, ``pyramid``, ``pareto``, ``baseline``)."""
     study: dict[str, Any] = {**pareto.study_of(cfg.search, monitor)}
@@ -467,6 +472,14 @@ def _study(cfg: Config, space: SearchSpace, monitor: Monitor, best: TrialRecord,
             record["confirmed"] = {"trial": best.number + 1, "epochs": final.get("epochs"),
                                    "test_metrics": final.get("test_metrics")}
         study[design.name] = record
+    if base is not None:
+        gain = baseline.study_of(base, baseline.overrides(cfg.search.baseline), best.score,
+                                 final, monitor.metric, monitor.mode)
+        drops = gain["relative_error_drop"]
+        log.info("tune: relative error drop against the baseline (%s %s): %s",
+                 monitor.metric, logs.number(base["score"]),
+                 ", ".join(f"{k} {v:.1%}" for k, v in drops.items() if v is not None) or "n/a")
+        study["baseline"] = gain
     return study
 
 
