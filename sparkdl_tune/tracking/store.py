@@ -359,6 +359,8 @@ def _artifact_location(uri: str, settings: MlflowSettings) -> Optional[str]:
 def _quiet_mlflow() -> None:
     """Hide schema-migration INFO lines and SQLAlchemy deprecations a user cannot act on."""
     logs.quiet_libraries()
+    # a progress bar per artifact read (the report's study.json): nothing to act on
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     for name in ("mlflow", "alembic", "sqlalchemy"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", module=r"sqlalchemy(\.|$)")
