@@ -139,9 +139,19 @@ def stopping(trials: Any) -> bool:
 
 
 def error_of(doc: Mapping[str, Any]) -> Optional[str]:
-    """``type: message`` of an errored or cancelled document, if hyperopt stored one."""
+    """``type: message`` of an errored or cancelled document, if hyperopt stored one; a
+    parallel trial whose Spark task failed (a lost worker or executor): one line saying so."""
+    if doc["misc"].get("spark_error") or _java_error(doc["misc"].get("error")):
+        from .task_failure import reason
+
+        return reason(doc["misc"].get("spark_error"))
     error = doc["misc"].get("error")
     return f"{error[0]}: {error[1]}" if error else None
+
+
+def _java_error(error) -> bool:
+    """SparkTrials' record of a failed Spark job: the Java error's type, no message."""
+    return bool(error) and "Py4JJavaError" in str(error[0]) and not error[1]
 
 
 def restore(trials: Any, records: Sequence[Any]) -> None:
@@ -185,6 +195,8 @@ def run(objective: Callable[[Any], dict], space, algo: Callable[..., list], *, m
     from hyperopt import SparkTrials, Trials, fmin
     from hyperopt.exceptions import AllTrialsFailed
 
+    from . import task_failure
+
     trials = (SparkTrials(parallelism=parallelism, spark_session=spark) if parallel
               else Trials())
     restore(trials, restored)
@@ -195,9 +207,11 @@ def run(objective: Callable[[Any], dict], space, algo: Callable[..., list], *, m
         return (bool(early_stop(trials)) if early_stop else False), args
 
     try:
-        fmin(fn=objective, space=space_expression(space), algo=algo, max_evals=max_trials,
-             trials=trials, timeout=timeout_seconds, early_stop_fn=stop_fn,
-             show_progressbar=False, rstate=np.random.default_rng(seed), return_argmin=False)
+        with task_failure.capture(trials):  # a lost worker's reason, not its Java stack
+            fmin(fn=objective, space=space_expression(space), algo=algo,
+                 max_evals=max_trials, trials=trials, timeout=timeout_seconds,
+                 early_stop_fn=stop_fn, show_progressbar=False,
+                 rstate=np.random.default_rng(seed), return_argmin=False)
     except AllTrialsFailed:
         pass
     finally:
