@@ -351,3 +351,23 @@ def test_a_search_with_a_baseline_reports_its_relative_error_drop(spark, tiny_ta
     again = baseline.run(baseline.check(cfg), None, summary["parent_run_id"], "val_accuracy",
                          "max", 2)
     assert again["run_id"] == b["run_id"] and again["score"] == b["score"]
+
+
+def test_the_retrain_takes_the_designs_answer_not_the_best_trial_seen_on_the_way():
+    from types import SimpleNamespace
+
+    from sparkdl_tune.search.monitor import TrialRecord
+    from sparkdl_tune.search.tuner import _design_choice
+
+    space, design = pyramid_for()
+    units = next(d for d in space.dimensions if d.name == "model.units")
+    records = {}
+    for i, net in enumerate(units.spec.values):  # every network ran (as speculative trials may)
+        loss = growth_loss({"model.units": net})
+        records[i] = TrialRecord(number=i, ok=True, vals={units.label: [i]},
+                                 params={"model.units": net}, loss=loss, score=-loss)
+    monitor = SimpleNamespace(records=records)
+    best_seen = min(records.values(), key=lambda r: r.loss)
+    chosen = _design_choice(design, space, monitor)
+    assert chosen.params["model.units"] == [16, 8]  # what the growth decided
+    assert best_seen.params["model.units"] != [16, 8]  # a deeper, wider net scored better

@@ -54,6 +54,7 @@ class LiveTrials:
         self._store = None
         self._lock = threading.Lock()
         self._writes: queue.Queue = queue.Queue()
+        self._failing = False
         self._writer = threading.Thread(target=self._write_loop, name="sparkdl-tune-live",
                                         daemon=True)
         self._writer.start()
@@ -158,9 +159,13 @@ class LiveTrials:
                 return
             try:
                 task()
+                self._failing = False
             except Exception as exc:  # the trial's final record writes it all again
-                log.warning("tune: could not write a running trial's progress to MLflow "
-                            "(%s: %s)", type(exc).__name__, exc)
+                if not self._failing:  # once per spell of failures, not once per epoch
+                    log.warning("tune: could not write a running trial's progress to MLflow "
+                                "(%s: %s)", type(exc).__name__, str(exc).splitlines()[0][:300]
+                                if str(exc) else "")
+                self._failing = True
 
     def _open_run(self, trial: LiveTrial) -> None:
         from ..tracking import store as tracking

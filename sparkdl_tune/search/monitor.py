@@ -8,6 +8,7 @@ that finished. The engine calls :meth:`Monitor.early_stop_fn` between trials; it
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -82,7 +83,7 @@ class Monitor:
 
     def __init__(self, settings, parent_run_id: str, search, space, metric: str, mode: str,
                  restored: list[TrialRecord] = (), live=None, scheduler=None,
-                 total: Optional[int] = None):
+                 total: Optional[int] = None, journal=None):
         self.settings, self.parent_run_id, self.search = settings, parent_run_id, search
         self.space = space
         self.metric, self.mode = metric, mode
@@ -91,6 +92,7 @@ class Monitor:
             if r.ok and r.score is not None and r.objectives is None:
                 r.objectives = pareto.trial_loss(search, r.score, mode, r.extra)[1]
         self.live, self.scheduler = live, scheduler  # sparkdl_tune.search.live / .schedulers
+        self.journal = journal  # sparkdl_tune.tracking.journal.Journal
         self.total = total or search.max_trials  # trials the search can run (a grid: fewer)
         self.started = time.monotonic()
         self.finished_here = 0
@@ -186,10 +188,15 @@ class Monitor:
             tags[TAG_PRUNED] = f"epoch {r.pruned_epoch}: {r.pruned_reason}"
         if r.rung is not None:
             tags[TAG_RUNG] = r.rung
-        r.run_id = tracking.record_run(
-            self.settings, trial_run_name(r.number), self.parent_run_id, r.params, r.history,
-            summary, tags, failure=r.failure, status="KILLED" if r.cancelled else None,
-            run_id=r.run_id, logged=r.logged)
+        record = dict(run_name=trial_run_name(r.number), parent_run_id=self.parent_run_id,
+                      params=r.params, history=r.history, summary=summary, tags=tags,
+                      failure=r.failure, status="KILLED" if r.cancelled else None,
+                      run_id=r.run_id, logged=r.logged)
+        write = functools.partial(tracking.record_run, self.settings)
+        if self.journal is None:
+            r.run_id = write(**record)
+        else:  # kept on local disk while the tracking server is away
+            r.run_id = self.journal.record(r.number, write, **record)
 
     # -- progress and stop rules ------------------------------------------------------
     @property

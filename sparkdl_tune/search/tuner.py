@@ -26,6 +26,7 @@ from .. import logs
 from ..config.loader import with_values
 from ..config.schema import Config
 from ..errors import ConfigError, FatalError
+from ..tracking.journal import Journal
 from ..tracking.layout import (
     KIND_FINAL,
     KIND_SEARCH,
@@ -230,6 +231,9 @@ def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str,
     log.info("tune: search %r, %s over %d dimensions, budget %d trials; %s mode (%s)%s",
              s.name, s.algorithm, len(space.dimensions), s.max_trials, exec_mode, why,
              f", {parallelism} at a time" if exec_mode == "parallel" else "")
+    journal = Journal.of_search(s.output_dir, s.name)
+    if previous and journal.pending():  # kept while MLflow was away: recorded before resuming
+        _replay_or_fail(cfg, journal, previous.info.run_id)
     restored = finished_trials(cfg.mlflow, previous.info.run_id, space) if previous else []
     if restored:
         log.info("tune: resuming %r with %d finished trials from MLflow", s.name, len(restored))
@@ -259,12 +263,17 @@ def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str,
         total = min(s.max_trials, len(space.grid_vals())) if s.algorithm == "grid" else (
             design.planned() if design else None)
         monitor = Monitor(cfg.mlflow, parent_id, s, space, metric, mode, restored, live=live,
+                          journal=journal,
                           scheduler=scheduler if s.scheduler != "fifo" else None, total=total)
         with ReportServer(live.handle, driver_host(prepared.spark)) as server:
             _search(trial_cfg, prepared, space, algo, monitor, exec_mode, parallelism, threads,
                     restored, server.address)
         live.close()
+        if journal.pending():  # the server was away: nothing more happens before they are in
+            _replay_or_fail(cfg, journal, parent_id)
         best = pareto.for_retrain(s, monitor, _best_or_fail(monitor))  # 2 objectives: rule
+        if design is not None:  # a design's own answer, not the best trial seen on the way
+            best = _design_choice(design, space, monitor) or best
         final = _retrain(cfg, prepared, space, best, parent_id) if s.retrain else None
         summary = _summary(cfg, monitor, best, final, exec_mode, metric, mode, started)
         study = _study(cfg, space, monitor, best, final, design, base)
@@ -331,6 +340,36 @@ def _scheduler(cfg: Config, metric: str, mode: str, max_epochs: int,
     return scheduler
 
 
+def _design_choice(design, space: SearchSpace, monitor: Monitor) -> TrialRecord | None:
+    """The trial of the design's result (pyramid: the network it kept, which need not be the
+    best trial it ran); None while the design is unfinished."""
+    from .algorithms.staged import outcomes_of_records
+
+    results = outcomes_of_records(space, list(monitor.records.values()))
+    plan = design.walk(lambda vals: results.get(space.vals_key(vals)))
+    if not plan.done or plan.result is None:
+        return None
+    outcome = results.get(space.vals_key(plan.result))
+    if outcome is None or outcome.trial is None or outcome.loss is None:
+        return None
+    log.info("tune: %s chose trial %d (%s)", design.name, outcome.trial + 1,
+             plan.note or "its winner")
+    return monitor.records[outcome.trial]
+
+
+def _replay_or_fail(cfg: Config, journal: Journal, parent_id: str) -> None:
+    """Write the trial records kept while MLflow was away; a server still away ends the run
+    (exit 1) with where they are and how to go on."""
+    from ..tracking.uri import redact, tracking_uri
+
+    left = journal.replay(cfg.mlflow, parent_id)
+    if left:
+        raise FatalError(
+            f"the MLflow tracking server at {redact(tracking_uri(cfg.mlflow))} is unreachable: "
+            f"{left} finished trial(s) are kept in {journal.folder}; run the same command "
+            "again once the server is back: it records them, then finishes the search")
+
+
 def _report(cfg: Config, parent_id: str) -> str | None:
     """The report's HTML path; a failure to draw it never fails a finished search."""
     from ..reporting import report
@@ -365,7 +404,12 @@ def _retrain(cfg: Config, prepared, space: SearchSpace, best: TrialRecord,
     from ..config.loader import as_flat_dict
     from ..driver.train import fit
     from ..tracking import store as tracking
+    from .final import earlier_final
 
+    # a driver killed during an earlier retrain: its final run is reused, or removed first
+    reused = earlier_final(cfg.mlflow, cfg.search.name, parent_id, best.number)
+    if reused is not None:
+        return reused
     data = prepared.data
     train, val = data.converters["train"], data.converters["validation"]
     both = SparkDatasetConverter(train.cache_dir_url, list(train.file_urls) + list(val.file_urls),

@@ -52,6 +52,9 @@ def setup(settings: MlflowSettings) -> str:
     Returns:
         The tracking URI with any credentials redacted.
     """
+    from .journal import bound_mlflow_retries
+
+    bound_mlflow_retries()  # retries here, then trial records kept locally (tracking.journal)
     redacted = redact(tracking_uri(settings))
     check_reachable(settings)
     _prepare(settings)
@@ -91,7 +94,14 @@ def start_run(settings: MlflowSettings, run_name: str, parent_run_id: Optional[s
     finally:
         active = mlflow.active_run()
         if active is not None and active.info.run_id == run.info.run_id:
-            mlflow.end_run(status)
+            try:
+                mlflow.end_run(status)
+            except Exception as exc:
+                if status == "FINISHED":
+                    raise
+                # the block's own error says more (e.g. the tracking server went away)
+                log.warning("MLflow: could not mark run %s %s (%s)", run.info.run_id, status,
+                            str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
 
 
 def log_params(params: Mapping[str, Any], run_id: Optional[str] = None) -> None:
