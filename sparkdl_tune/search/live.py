@@ -27,6 +27,8 @@ from ..tracking.layout import KIND_TRIAL, TAG_KIND, TAG_SEARCH, TAG_START, TAG_S
 
 log = logs.get("tune")
 
+RETRY_SECONDS = 10.0  # while MLflow writes fail, progress writes are tried this often
+
 
 @dataclass
 class LiveTrial:
@@ -54,7 +56,7 @@ class LiveTrials:
         self._store = None
         self._lock = threading.Lock()
         self._writes: queue.Queue = queue.Queue()
-        self._failing = False
+        self._failing, self._retry_at = False, 0.0
         self._writer = threading.Thread(target=self._write_loop, name="sparkdl-tune-live",
                                         daemon=True)
         self._writer.start()
@@ -78,7 +80,7 @@ class LiveTrials:
             if trial.tid is None:
                 trial.tid = self._match(trial)
                 if trial.tid is not None:
-                    self._writes.put(lambda t=trial: self._open_run(t))
+                    self._writes.put((True, lambda t=trial: self._open_run(t)))
         if message.get("event") != "epoch":
             return {}
         epoch = int(message.get("epoch") or 0)
@@ -94,7 +96,7 @@ class LiveTrials:
             trial.curve.append(value if math.isfinite(value) else None)
             for k, v in metrics.items():
                 trial.history.setdefault(k, []).append(v)
-        self._writes.put(lambda: self._log_epochs(trial))
+        self._writes.put((True, lambda: self._log_epochs(trial)))
         if self.metric not in metrics:
             return {}
         decision = self.scheduler.report(key, epoch, value)
@@ -144,7 +146,7 @@ class LiveTrials:
 
     def flush(self, timeout: float = 60.0) -> None:
         done = threading.Event()
-        self._writes.put(done.set)
+        self._writes.put((False, done.set))
         done.wait(timeout)
 
     def close(self) -> None:
@@ -154,18 +156,23 @@ class LiveTrials:
     # -- MLflow writes (one thread) ----------------------------------------------------
     def _write_loop(self) -> None:
         while True:
-            task = self._writes.get()
-            if task is None:
+            item = self._writes.get()
+            if item is None:
                 return
+            writes, task = item
+            if writes and self._failing and time.monotonic() < self._retry_at:
+                continue  # MLflow is failing: skip progress (the final record has it all)
             try:
                 task()
                 self._failing = False
             except Exception as exc:  # the trial's final record writes it all again
                 if not self._failing:  # once per spell of failures, not once per epoch
                     log.warning("tune: could not write a running trial's progress to MLflow "
-                                "(%s: %s)", type(exc).__name__, str(exc).splitlines()[0][:300]
-                                if str(exc) else "")
+                                "(%s: %s); trying again every %.0f s", type(exc).__name__,
+                                str(exc).splitlines()[0][:300] if str(exc) else "",
+                                RETRY_SECONDS)
                 self._failing = True
+                self._retry_at = time.monotonic() + RETRY_SECONDS
 
     def _open_run(self, trial: LiveTrial) -> None:
         from ..tracking import store as tracking
