@@ -4,11 +4,16 @@ rerun finishes it with exactly one registered model version, no run left RUNNING
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import sqlite3
+import subprocess
+import sys
 import threading
 import time
 
+import pytest
 from conftest import tune_overrides
 
 SPACE = {"training.learning_rate": {"loguniform": [1e-3, 1e-1]}}
@@ -102,3 +107,108 @@ def test_a_killed_python_worker_fails_its_trial_and_the_search_spends_its_budget
     print(f"\nkilled worker {killed}; trial {failed[0].data.tags['sparkdl_tune.trial']} "
           f"recorded FAILED: {reason}\nsummary: {summary['trials']} trials, "
           f"{summary['failed']} failed")
+
+
+# -- the driver killed during the final retrain ---------------------------------------------
+MODEL = "faults-model"
+FINAL_RUNNING = ("SELECT r.run_uuid FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
+                 "WHERE t.key = 'sparkdl_tune.kind' AND t.value = 'final' "
+                 "AND r.status = 'RUNNING'")
+VERSION_REGISTERED = f"SELECT version FROM model_versions WHERE name = '{MODEL}'"
+
+
+def hold_when(db: str, query: str, proc, deadline: float) -> sqlite3.Connection:
+    """Poll ``query`` in short read transactions until it returns a row; return the connection
+    with that read transaction still open. Its shared lock on the store makes the driver's next
+    MLflow write wait, so a kill sent now lands exactly at this point of the retrain."""
+    con = sqlite3.connect(db, timeout=60, isolation_level=None)
+    while True:
+        assert proc.poll() is None, "the first run ended before the point to kill it at"
+        assert time.monotonic() < deadline, "the retrain never reached the point to kill at"
+        try:
+            con.execute("BEGIN")
+            if con.execute(query).fetchone():
+                return con
+            con.execute("COMMIT")
+        except sqlite3.OperationalError:  # the store is being created
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("kill_at", ["training",
+                                     pytest.param("registered", marks=pytest.mark.slow)])
+def test_driver_killed_during_the_retrain_then_rerun_registers_one_version(
+        tiny_tabular, tmp_path, kill_at):
+    from mlflow.entities import ViewType
+
+    exe = os.path.join(os.path.dirname(sys.executable), "sparkdl-tune")
+    cmd = [exe, "tune", "conf/jobs/fashion_tune.yaml",
+           *tune_overrides(tiny_tabular, tmp_path, SPACE, search__name="retrain-kill",
+                           search__max_trials=1, search__algorithm="random",
+                           search__trial_epochs=1, search__final_minutes="null",
+                           search__timeout_minutes="null", search__report="false",
+                           training__epochs=3, mlflow__registered_model_name=MODEL),
+           "spark.master=local[2]", "spark.conf.spark.ui.enabled=false"]
+    db = str(tmp_path / "mlflow.db")
+    log_file = open(tmp_path / "first.log", "w")
+    proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    con = None
+    try:
+        query = FINAL_RUNNING if kill_at == "training" else VERSION_REGISTERED
+        con = hold_when(db, query, proc, time.monotonic() + 300)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the CLI, its Spark JVM and Python workers
+        proc.wait()
+        if con is not None:
+            con.execute("ROLLBACK")
+            con.close()
+    client = _client(tmp_path)
+    versions_before = client.search_model_versions(f"name = '{MODEL}'")
+    assert len(versions_before) == (1 if kill_at == "registered" else 0)
+    parent = _runs(tmp_path, "search")[0]
+    assert parent.info.status == "RUNNING" and not parent.data.tags["sparkdl_tune.final_run_id"]
+    dead_final = _runs(tmp_path, "final")[0]
+    assert dead_final.info.status == "RUNNING"
+
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "removed the unfinished final run" in second.stderr
+
+    versions = client.search_model_versions(f"name = '{MODEL}'")
+    assert len(versions) == 1, [(v.version, v.run_id) for v in versions]
+    parent = client.get_run(parent.info.run_id)
+    assert parent.info.status == "FINISHED"
+    final_id = parent.data.tags["sparkdl_tune.final_run_id"]
+    assert final_id and final_id != dead_final.info.run_id
+    assert client.get_run(final_id).info.status == "FINISHED"
+    assert versions[0].run_id == final_id
+    everything = client.search_runs([parent.info.experiment_id], "",
+                                    run_view_type=ViewType.ALL)
+    assert not [r.info.run_name for r in everything if r.info.status == "RUNNING"]
+    assert client.get_run(dead_final.info.run_id).info.lifecycle_stage == "deleted"
+    assert [r.info.run_id for r in _runs(tmp_path, "final")] == [final_id]
+    summary = json.loads((tmp_path / "out" / "retrain-kill" / "summary.json").read_text())
+    assert summary["final"]["run_id"] == final_id
+    assert summary["final"]["registered_version"] == int(versions[0].version)
+    assert summary["trials"] == 1
+    print(f"\nkilled at {kill_at}: {len(versions_before)} version before the kill; rerun: "
+          f"version {versions[0].version} of run {final_id[:8]}, parent FINISHED")
+    if kill_at != "registered":
+        return
+    # a driver killed after the final run ended, before the parent was marked finished: the
+    # next run reuses that final run (no training, no second version)
+    client.set_tag(parent.info.run_id, "sparkdl_tune.final_run_id", "")
+    third = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert "is already trained" in third.stderr and "retraining trial" not in third.stderr
+    versions = client.search_model_versions(f"name = '{MODEL}'")
+    assert [(v.version, v.run_id) for v in versions] == [(versions[0].version, final_id)]
+    parent = client.get_run(parent.info.run_id)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["sparkdl_tune.final_run_id"] == final_id
+    assert [r.info.run_id for r in _runs(tmp_path, "final")] == [final_id]
+    summary = json.loads((tmp_path / "out" / "retrain-kill" / "summary.json").read_text())
+    assert summary["final"]["run_id"] == final_id and summary["final"]["reused"] is True
+    print(f"third run: reused final run {final_id[:8]} and version {versions[0].version}")
