@@ -32,6 +32,32 @@ def redact(text: str) -> str:
     return _USERINFO.sub("***@", text)
 
 
+def credentials_to_env(uri: str) -> str:
+    """``http(s)://user:secret@host`` -> ``http(s)://host``, the credentials moved to
+    ``MLFLOW_TRACKING_USERNAME``/``MLFLOW_TRACKING_PASSWORD`` (where MLflow reads them) unless
+    the environment already holds both (which MLflow uses before the URI's anyway).
+    A URI with a user but no password is returned unchanged.
+
+    MLflow writes its tracking URI into its messages (the "View run at" links it prints, the
+    artifact URLs and failed requests it logs): given a URI without credentials, it cannot
+    leak them. Any other URI is returned unchanged.
+    """
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    if parts.scheme.lower() not in ("http", "https") or "@" not in parts.netloc:
+        return uri
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    if not (user and password):  # MLflow sends basic auth from the environment only in pairs
+        return uri
+    env = os.environ
+    if not (env.get("MLFLOW_TRACKING_USERNAME") and env.get("MLFLOW_TRACKING_PASSWORD")):
+        env["MLFLOW_TRACKING_USERNAME"] = unquote(user)
+        env["MLFLOW_TRACKING_PASSWORD"] = unquote(password)
+    return urlunsplit((parts.scheme, hostport, parts.path, parts.query, parts.fragment))
+
+
 def check_reachable(settings: MlflowSettings) -> None:
     """One quick request to an http(s) tracking server, so a wrong URI fails in seconds.
 
