@@ -164,12 +164,17 @@ class LiveTrials:
                 continue  # MLflow is failing: skip progress (the final record has it all)
             try:
                 task()
-                self._failing = False
+                if writes:
+                    self._failing = False
             except Exception as exc:  # the trial's final record writes it all again
                 if not self._failing:  # once per spell of failures, not once per epoch
-                    log.warning("tune: could not write a running trial's progress to MLflow "
-                                "(%s: %s); trying again every %.0f s", type(exc).__name__,
-                                str(exc).splitlines()[0][:300] if str(exc) else "",
+                    from ..tracking.journal import is_outage
+
+                    why = ("the tracking server is unreachable" if is_outage(exc) else
+                           f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+                           if str(exc) else type(exc).__name__)
+                    log.warning("tune: could not write running trials' progress to MLflow (%s); "
+                                "trying again every %.0f s, the trials go on", why,
                                 RETRY_SECONDS)
                 self._failing = True
                 self._retry_at = time.monotonic() + RETRY_SECONDS
