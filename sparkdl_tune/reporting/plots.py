@@ -448,5 +448,5 @@ def pareto_front(search: Search, path: str) -> Optional[str]:
                   (", log scale)" if ax.get_xscale() == "log" else ")"))
     ax.set_ylabel(f"{metric} ({better(search.mode)})")
     ax.set_title(f"{metric} vs {second}: {len(pts)} trials, Pareto front in orange")
-    fig.legend(loc="outside lower center", ncols=3, frameon=False)
+    fig.legend(loc="outside lower center", ncols=2, frameon=False)
     return _save(fig, path)
