@@ -246,8 +246,10 @@ _LINE_BREAKS = {ord(c): repr(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u
 
 def _one_line(exc: Exception) -> str:
     """The message on one line: a key or value the user wrote may hold a line break (of any
-    kind str.splitlines() knows)."""
-    return str(exc).translate(_LINE_BREAKS)
+    kind str.splitlines() knows), or a URI's credentials (``user:secret@``: redacted)."""
+    from .tracking.uri import redact
+
+    return redact(str(exc)).translate(_LINE_BREAKS)
 
 
 if __name__ == "__main__":

@@ -48,6 +48,23 @@ def test_credentials_leave_the_uri_for_the_environment(monkeypatch, uri, env, ml
     assert os.environ.get("MLFLOW_TRACKING_PASSWORD") == password
 
 
+@pytest.mark.parametrize("override", [
+    f"mlflow.tracking_uri={{bad: http://u:{URI_SECRET}@h}}",  # a value echoed in the error
+    f"mlflow.experiment=[http://u:{URI_SECRET}@h]",
+    f"mlflow.tracking_uri=http://u:{URI_SECRET}@127.0.0.1:1",  # nothing listens there
+])
+def test_a_refused_config_names_no_secret(tmp_path, capsys, override):
+    from sparkdl_tune.cli import main
+    from sparkdl_tune.errors import EXIT_BAD_INPUT
+
+    job = tmp_path / "job.yaml"
+    job.write_text("{}\n")
+    assert main(["train", str(job), override]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "sparkdl-tune: error:" in err and "***@" in err
+    assert URI_SECRET not in err
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
