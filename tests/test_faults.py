@@ -33,13 +33,14 @@ def _runs(tmp_path, kind: str) -> list:
     return client.search_runs([exp.experiment_id], f"tags.`sparkdl_tune.kind` = '{kind}'")
 
 
-def reporting_workers() -> list[int]:
-    """Spark Python workers (children of a ``pyspark.daemon``, below this process) holding an
-    open connection to a port this process listens on: the driver's report server, which a
-    trial stays connected to from its first to its last epoch — so each is running a trial."""
+def reporting_workers(driver_pid: int | None = None) -> list[int]:
+    """Spark Python workers (children of a ``pyspark.daemon``, below the driver: this process
+    unless told) holding an open connection to a port the driver listens on: its report
+    server, which a trial stays connected to from its first to its last epoch — so each is
+    running a trial."""
     import psutil
 
-    me = psutil.Process()
+    me = psutil.Process(driver_pid)
     listening = {c.laddr.port for c in me.net_connections(kind="tcp")
                  if c.status == psutil.CONN_LISTEN}
     found = []
@@ -212,3 +213,51 @@ def test_driver_killed_during_the_retrain_then_rerun_registers_one_version(
     summary = json.loads((tmp_path / "out" / "retrain-kill" / "summary.json").read_text())
     assert summary["final"]["run_id"] == final_id and summary["final"]["reused"] is True
     print(f"third run: reused final run {final_id[:8]} and version {versions[0].version}")
+
+
+@pytest.mark.slow
+def test_a_retried_task_reruns_the_same_trial_in_one_run(tiny_tabular, tmp_path):
+    """``local[2,2]``: Spark retries a failed task once, as a cluster does (maxFailures 4):
+    the same trial runs again, and it keeps one run (the lost attempt's run is dropped)."""
+    exe = os.path.join(os.path.dirname(sys.executable), "sparkdl-tune")
+    budget = 3
+    cmd = [exe, "tune", "conf/jobs/fashion_tune.yaml",
+           *tune_overrides(tiny_tabular, tmp_path, SPACE, search__name="retried",
+                           search__max_trials=budget, search__algorithm="random",
+                           search__execution_mode="parallel", search__parallelism=2,
+                           search__trial_epochs=30, search__final_minutes="null",
+                           search__timeout_minutes="null", search__report="false",
+                           search__retrain="false", search__metric="val_loss",
+                           search__stop_after_no_improvement="null",
+                           training__early_stopping__enabled="false"),
+           "spark.master=local[2,2]", "spark.conf.spark.ui.enabled=false"]
+    log_file = open(tmp_path / "tune.log", "w")
+    proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    killed = None
+    try:
+        deadline = time.monotonic() + 300  # a hang guard only
+        while killed is None:
+            assert proc.poll() is None, (tmp_path / "tune.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "no trial was seen training"
+            workers = reporting_workers(proc.pid)
+            if workers:
+                killed = workers[0]
+                os.kill(killed, signal.SIGKILL)
+            else:
+                time.sleep(0.05)
+        assert proc.wait(timeout=600) == 0, (tmp_path / "tune.log").read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    text = (tmp_path / "tune.log").read_text()
+    trials = _runs(tmp_path, "trial")
+    seen = [(r.info.run_name, r.info.status, r.data.tags.get("failure_reason")) for r in trials]
+    print(f"\nkilled {killed}; trial runs: {seen}")
+    assert sorted(r.info.run_name for r in trials) == [f"trial-{i:03d}" for i in
+                                                       range(1, budget + 1)]
+    assert all(r.info.status == "FINISHED" for r in trials)  # the retry finished it
+    summary = json.loads((tmp_path / "out" / "retried" / "summary.json").read_text())
+    assert summary["trials"] == budget and summary["failed"] == 0
+    assert "runs again: Spark retried its task" in text

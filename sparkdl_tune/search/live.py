@@ -79,6 +79,8 @@ class LiveTrials:
                 self.scheduler.milestones(key)
             if trial.tid is None:
                 trial.tid = self._match(trial)
+                if trial.tid is None:  # Spark retried a lost task: the same trial again
+                    trial.tid = self._retry_of(trial)
                 if trial.tid is not None:
                     self._writes.put((True, lambda t=trial: self._open_run(t)))
         if message.get("event") != "epoch":
@@ -125,6 +127,33 @@ class LiveTrials:
             except Exception:
                 continue
         return None
+
+    def _retry_of(self, trial: LiveTrial) -> Optional[int]:
+        """The trial id of an earlier attempt with this point whose trial is still running:
+        Spark retries a task whose worker or executor was lost (``spark.task.maxFailures``)
+        with the same point. The retry takes the trial over; the attempt's run is deleted (the
+        retry opens one and logs its epochs from the first)."""
+        from .engines import hyperopt as engine
+
+        if self._store is None:
+            return None
+        running = {d["tid"] for d in engine.trial_docs(self._store) if engine.running(d)}
+        want = _canonical(trial.params)
+        for old in list(self.trials.values()):
+            if old is trial or old.tid not in running or _canonical(old.params) != want:
+                continue
+            self.trials.pop(old.key, None)
+            self._writes.put((True, lambda o=old: self._drop_run(o)))
+            log.info("tune: trial %d runs again: Spark retried its task (the worker or "
+                     "executor running it was lost)", old.tid + 1)
+            return old.tid
+        return None
+
+    def _drop_run(self, trial: LiveTrial) -> None:
+        from ..tracking import store as tracking
+
+        if trial.run_id is not None:
+            tracking.delete_run(trial.run_id)
 
     # -- handing over to the monitor ------------------------------------------------------
     def finish(self, key: str, tid: int) -> Optional[LiveTrial]:
