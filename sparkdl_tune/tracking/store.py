@@ -33,7 +33,12 @@ from .. import logs
 from ..config.schema import MlflowSettings
 from ..spec.result import TrainResult
 from .layout import TAG_FAILURE
-from .uri import check_reachable, redact, tracking_uri  # noqa: F401 (the store's API)
+from .uri import (  # noqa: F401 (the store's API)
+    check_reachable,
+    credentials_to_env,
+    redact,
+    tracking_uri,
+)
 
 MODEL_NAME = "model"
 EXAMPLE_ROWS = 4
@@ -100,7 +105,10 @@ def start_run(settings: MlflowSettings, run_name: str, parent_run_id: Optional[s
                 if status == "FINISHED":
                     raise
                 # the block's own error says more (e.g. the tracking server went away)
+                from .journal import is_outage
+
                 log.warning("MLflow: could not mark run %s %s (%s)", run.info.run_id, status,
+                            "the tracking server is unreachable" if is_outage(exc) else
                             str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
 
 
@@ -335,7 +343,7 @@ def _prepare(settings: MlflowSettings) -> str:
     uri = tracking_uri(settings)
     if "://" not in uri or uri.startswith("file:"):
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # the user chose it; honour it
-    mlflow.set_tracking_uri(uri)
+    mlflow.set_tracking_uri(credentials_to_env(uri))  # no secret in what MLflow prints
     client = mlflow.MlflowClient()
     experiment = client.get_experiment_by_name(settings.experiment)
     if experiment is None:
@@ -371,6 +379,8 @@ def _quiet_mlflow() -> None:
     logs.quiet_libraries()
     # a progress bar per artifact read (the report's study.json): nothing to act on
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # "View run <name> at: <url>" for every trial run that ends (the report links the runs)
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     for name in ("mlflow", "alembic", "sqlalchemy"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", module=r"sqlalchemy(\.|$)")
