@@ -164,7 +164,9 @@ def test_no_secret_in_anything_the_run_wrote(tiny_tabular, tmp_path, mlflow_serv
            "search.name=secrets", "search.space_file=null", "search.algorithm=random",
            "search.execution_mode=parallel", "search.parallelism=2", "search.max_trials=3",
            "search.report=true", f"search.output_dir={out}", "model.units=[8]",
-           "training.epochs=1", "training.batch_size=64", "spark.master=local[2]",
+           "training.epochs=1", "training.batch_size=64",
+           "execution.num_proc=2",  # trials in Spark tasks, the retrain a Horovod job
+           "spark.master=local[2]",
            "spark.conf.spark.ui.enabled=false", "spark.conf.spark.eventLog.enabled=true",
            f"spark.conf.spark.eventLog.dir={work / 'events'}",
            f"spark.conf.spark.local.dir={work / 'spark-local'}"]
@@ -176,6 +178,7 @@ def test_no_secret_in_anything_the_run_wrote(tiny_tabular, tmp_path, mlflow_serv
     summary = json.loads(proc.stdout)
     assert summary["trials"] == 3 and summary["final"]["registered_version"] == 1
     assert os.path.isfile(summary["report"])
+    assert "Horovod job on 2 Spark tasks" in proc.stderr  # the ranks' output is checked too
     assert os.listdir(work / "events"), "no Spark event log: nothing checked there"
 
     # MLflow's metadata, read back through the API with plain credentials
