@@ -3,9 +3,11 @@
 Each split is materialised once as Parquet that Petastorm reads directly: features assembled
 into one ``float32`` array column, label cast for the task, rows shuffled once, row groups
 sized for sharding. The copy lives under ``data.cache_url`` in a folder named by a hash of
-everything it depends on (manifest, split files, selected columns, format version), so runs and
-trials on unchanged data reuse it; a changed dataset gets a new folder. The driver never
-collects rows.
+everything it depends on (manifest, split files, format version), so runs and trials on
+unchanged data reuse it; a changed dataset gets a new folder. The copy always holds every
+feature column: ``data.feature_columns`` (fixed, or a subset dimension of a search) is applied
+when batches are built (:meth:`TrainingData.select`), so no selection makes a copy of its own.
+The driver never collects rows.
 """
 
 from __future__ import annotations
@@ -44,17 +46,21 @@ def training_data(spark, settings: DataSettings, manifest: Manifest,
     """
     from petastorm.spark.spark_dataset_converter import SparkDatasetConverter
 
-    features = _selected_features(settings, manifest)
+    _selected_features(settings, manifest)  # a bad selection fails here, before any copy
+    layout = manifest.layout
+    features = layout.features  # one copy of every feature: trials select their columns
     cache = cache_root(settings)
     converters = {}
     for split in SPLITS:
         url, files, rows = _materialise(spark, settings, manifest, split, features, cache,
                                         min_files)
         converters[split] = SparkDatasetConverter(url, files, rows)
-    layout = manifest.layout
-    input_dim = manifest.num_features if layout.feature_kind == "array" else len(features)
-    return TrainingData(converters=converters, input_dim=input_dim,
-                        num_classes=layout.num_classes, task=layout.task)
+    named = layout.feature_kind != "array"
+    input_dim = len(features) if named else manifest.num_features
+    data = TrainingData(converters=converters, input_dim=input_dim,
+                        num_classes=layout.num_classes, task=layout.task,
+                        feature_names=tuple(features) if named else ())
+    return data.select(settings.feature_columns)
 
 
 def cache_root(settings: DataSettings) -> str:

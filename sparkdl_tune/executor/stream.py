@@ -52,6 +52,8 @@ class stream:
             cur_shard=self.rank if self.size > 1 else None,
             shard_count=self.size if self.size > 1 else None)
         ds = self.reader.dataset()
+        if getattr(job.data, "columns", None) is not None:
+            ds = ds.map(_columns(job.data.columns))  # this training's features, from the copy
         if cached:
             ds = ds.cache()
             if shuffle:  # pass 1 as read (already in a random group order), then reshuffled
@@ -74,6 +76,18 @@ def _permute_rows(x, y):
 
     idx = tf.random.shuffle(tf.range(tf.shape(y)[0]))
     return tf.gather(x, idx), tf.gather(y, idx)
+
+
+def _columns(positions):
+    """A ``tf.data`` map keeping the feature columns at ``positions`` of each row group."""
+    import tensorflow as tf
+
+    keep = tf.constant(list(positions), dtype=tf.int32)
+
+    def pick(x, y):
+        return tf.gather(x, keep, axis=1), y
+
+    return pick
 
 
 def _use_memory_cache(job: TrainJob, shard_bytes: float) -> bool:

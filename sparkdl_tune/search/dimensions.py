@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import ConfigError
 
-KINDS = ("choice", "uniform", "loguniform", "quniform", "int", "fixed")
+KINDS = ("choice", "uniform", "loguniform", "quniform", "int", "fixed", "subset")
 EDGE = 1e-6  # keeps hyperopt's rounded int index off the half-way points at the range ends
 #: Most steps a dimension may have: hyperopt keeps a step index as a float, exact to 2**53.
 MAX_STEPS = 2**53
@@ -316,6 +316,8 @@ def parse_spec(raw: Any) -> Spec:
     if isinstance(raw, list):
         raise ConfigError("a bare list is ambiguous; write {choice: [...]} to search among its "
                           "items or {fixed: [...]} for a constant list")
+    if isinstance(raw, Mapping) and "subset" in raw:
+        return _parse_subset(raw)
     if not isinstance(raw, Mapping) or len(raw) != 1:
         known = [k for k in raw if k in KINDS] if isinstance(raw, Mapping) else []
         if known:
@@ -342,6 +344,14 @@ def parse_spec(raw: Any) -> Spec:
     return cls[kind](*args)
 
 
+def _parse_subset(raw: Mapping) -> Subset:
+    extra = sorted(str(k) for k in raw if k not in ("subset", "min", "max"))
+    if extra:
+        raise ConfigError(f"subset has unknown key '{extra[0]}'; write "
+                          "{subset: [x1, x2, ...], min: 1, max: 2} (min and max optional)")
+    return Subset(raw["subset"], raw.get("min", 1), raw.get("max"))
+
+
 def _parse_option(option: Any) -> Any:
     if not isinstance(option, Mapping):
         return option
@@ -357,3 +367,135 @@ def _lists(x: Any) -> Any:
     if isinstance(x, (list, tuple)):
         return [_lists(v) for v in x]
     return {k: _lists(v) for k, v in x.items()} if isinstance(x, Mapping) else x
+
+
+@dataclasses.dataclass(frozen=True)
+class Subset(Spec):
+    """A subset of the named ``columns`` with ``min`` to ``max`` members (YAML
+    ``{subset: [x1, x2, ...], min: 1, max: 3}``); its real value is a tuple of names in the
+    listed order (list the columns in the dataset's order).
+
+    Its vals value is the subset's index among all allowed subsets, ordered by size, then
+    lexicographically by column position (so ``grid`` lists the smallest subsets first); to
+    hyperopt it is one categorical (``randint``), so tpe, random and anneal search it, grid
+    enumerates it and genetic mutates it column by column (:meth:`flip`, :meth:`cross`).
+    """
+
+    columns: Sequence[str]
+    min: int = 1
+    max: Any = None
+    kind = "subset"
+
+    def __post_init__(self) -> None:
+        cols = self.columns
+        if not isinstance(cols, (list, tuple)) or not cols:
+            raise ConfigError(f"subset takes a non-empty list of column names, got {cols!r}")
+        bad = [c for c in cols if not isinstance(c, str) or not c]
+        if bad:
+            raise ConfigError(f"subset column {bad[0]!r} is not a column name; list names "
+                              "such as [x1, x2]")
+        dup = [c for i, c in enumerate(cols) if c in cols[:i]]
+        if dup:
+            raise ConfigError(f"subset lists column '{dup[0]}' twice; list each column once")
+        object.__setattr__(self, "columns", tuple(cols))
+        n = len(cols)
+        if self.max is None:
+            object.__setattr__(self, "max", n)
+        _numbers(self, ("min", "max"), integer=True)
+        if not 1 <= self.min <= n:
+            raise ConfigError(f"subset min is {self.min} but there are {n} columns; use a min "
+                              f"between 1 and {n}")
+        if not self.min <= self.max <= n:
+            raise ConfigError(f"subset max is {self.max}; use a max between min ({self.min}) "
+                              f"and the number of columns ({n})")
+        if self.size > MAX_STEPS:
+            raise ConfigError(f"subset of {n} columns has more than 2**53 subsets; list fewer "
+                              "columns or narrow min/max")
+
+    @property
+    def size(self) -> int:
+        n = len(self.columns)
+        return sum(math.comb(n, k) for k in range(self.min, self.max + 1))
+
+    def key(self, v: Any) -> int:
+        return min(max(int(round(float(v))), 0), self.size - 1)
+
+    def real(self, v: Any) -> tuple[str, ...]:
+        return tuple(self.columns[i] for i in self.positions(v))
+
+    def to_val(self, x: Any) -> float:
+        if isinstance(x, (list, tuple)):
+            return float(self.index_of(x))
+        return float(x)  # hyperopt's point holds the index
+
+    def grid(self) -> list[float]:
+        return [float(k) for k in range(self.size)]
+
+    def count(self) -> int:
+        return self.size
+
+    def sample(self, rng: np.random.Generator) -> float:
+        return float(rng.integers(self.size))
+
+    def positions(self, v: Any) -> tuple[int, ...]:
+        """The chosen columns' positions (ascending) of a vals value."""
+        n, r = len(self.columns), self.key(v)
+        k = self.min
+        while r >= math.comb(n, k):
+            r -= math.comb(n, k)
+            k += 1
+        out, start = [], 0
+        for i in range(k):  # the r-th combination of k positions, lexicographically
+            for p in range(start, n):
+                below = math.comb(n - 1 - p, k - 1 - i)
+                if r < below:
+                    out.append(p)
+                    start = p + 1
+                    break
+                r -= below
+        return tuple(out)
+
+    def index_of(self, chosen: Any) -> int:
+        """The vals value of a subset given by names or by ascending positions."""
+        pos = sorted(self.columns.index(c) if isinstance(c, str) else int(c) for c in chosen)
+        n, k = len(self.columns), len(pos)
+        if not self.min <= k <= self.max or len(set(pos)) != k:
+            raise ValueError(f"{list(chosen)} is not a subset of {self.min}..{self.max} of "
+                             f"{list(self.columns)}")
+        r = sum(math.comb(n, j) for j in range(self.min, k))
+        start = 0
+        for i, p in enumerate(pos):
+            r += sum(math.comb(n - 1 - q, k - 1 - i) for q in range(start, p))
+            start = p + 1
+        return r
+
+    def flip(self, v: Any, rng: np.random.Generator) -> float:
+        """A neighbour: one column added or dropped (swapped for another at a size bound)."""
+        n, chosen = len(self.columns), set(self.positions(v))
+        if self.size == 1:
+            return float(self.key(v))
+        while True:
+            p = int(rng.integers(n))
+            new = chosen ^ {p}
+            if not self.min <= len(new) <= self.max:  # swap: drop/add one more the other way
+                others = [q for q in range(n) if (q in chosen) != (p in chosen)]
+                if not others:
+                    continue
+                new ^= {others[int(rng.integers(len(others)))]}
+            if self.min <= len(new) <= self.max and new != chosen:
+                return float(self.index_of(new))
+
+    def cross(self, a: Any, b: Any, rng: np.random.Generator) -> float:
+        """Uniform crossover: each column from either parent, repaired to ``min``..``max``."""
+        pa, pb = set(self.positions(a)), set(self.positions(b))
+        chosen = {p for p in range(len(self.columns))
+                  if (p in pa if rng.random() < 0.5 else p in pb)}
+        union, common = sorted(pa | pb), pa & pb
+        while len(chosen) < self.min:
+            pool = [p for p in union if p not in chosen] or \
+                [p for p in range(len(self.columns)) if p not in chosen]
+            chosen.add(pool[int(rng.integers(len(pool)))])
+        while len(chosen) > self.max:
+            pool = [p for p in chosen if p not in common] or sorted(chosen)
+            chosen.discard(pool[int(rng.integers(len(pool)))])
+        return float(self.index_of(chosen))

@@ -11,6 +11,7 @@ A space file has one top-level key, ``space``, mapping dotted config keys to dim
       model.kernel_size: {int: [3, 7, 2]}             # with a step: 3, 5, 7
       model.task: classification                      # a bare scalar is fixed
       model.input_shape: {fixed: [28, 28, 1]}         # a fixed list or mapping needs `fixed`
+      data.feature_columns: {subset: [x1, x2, d1], min: 1}  # a subset of named columns
       model.architecture:                             # a nested (conditional) choice
         choice:
           - value: mlp                                # an option with `value` is a branch: its
@@ -58,6 +59,7 @@ from .dimensions import (  # noqa: F401
     LogUniform,
     QUniform,
     Spec,
+    Subset,
     Uniform,
     parse_spec,
 )

@@ -13,7 +13,8 @@ successful trials (failed trials and NaN losses are never parents):
 * each dimension then mutates with probability ``mutation_rate``: a choice switches to another
   option; a number either re-samples (1 time in 4) or takes a gaussian step of
   ``mutation_scale`` times its range (in log space for loguniform), clipped to the bounds;
-  int and quniform move by at least one step;
+  int and quniform move by at least one step; a feature subset gains or loses one column
+  (or swaps one at its size bound), and crossover mixes two subsets column by column;
 * a child equal to a point already in the trials (or bred in the same call) is bred again;
   after 10 such tries the mutation rate rises to 0.5, after 20 the child is a random point,
   so no evaluation is wasted on a known point while new ones can still be found.
@@ -40,7 +41,16 @@ from ...errors import ConfigError
 from .. import pareto
 from ..engines.hyperopt import new_trial_docs, ok_loss
 from ..engines.hyperopt import trial_docs as all_trials
-from ..space import Choice, Dimension, Fixed, IntRange, QUniform, SearchSpace, Uniform
+from ..space import (
+    Choice,
+    Dimension,
+    Fixed,
+    IntRange,
+    QUniform,
+    SearchSpace,
+    Subset,
+    Uniform,
+)
 from . import check_domain, seen_keys, trial_vals
 
 _RETRIES = 10
@@ -197,6 +207,8 @@ def _crossover(dims: Sequence[Dimension], a: Mapping, b: Mapping,
             continue
         src = a if rng.random() < 0.5 else b
         out[d.label] = src[d.label]
+        if isinstance(d.spec, Subset):  # column by column
+            out[d.label] = d.spec.cross(a[d.label], b[d.label], rng)
         if d.children:
             i = d.spec.key(src[d.label])
             if d.spec.key(a[d.label]) == d.spec.key(b[d.label]):
@@ -239,6 +251,8 @@ def mutate_value(spec: Any, v: Any, rng: np.random.Generator, scale: float) -> A
     if isinstance(spec, Choice):
         n, i = len(spec.options), spec.key(v)
         return i if n == 1 else int((i + rng.integers(1, n)) % n)
+    if isinstance(spec, Subset):  # one column in or out
+        return spec.flip(v, rng)
     if isinstance(spec, Uniform):  # LogUniform too: warp/unwarp map to log space
         if rng.random() < _RESAMPLE:
             return spec.sample(rng)

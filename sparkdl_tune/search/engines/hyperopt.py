@@ -36,7 +36,7 @@ def space_expression(space) -> dict[str, Any]:
     from hyperopt import hp
     from hyperopt.pyll import scope
 
-    from ..dimensions import EDGE, Choice, Fixed, IntRange, QUniform, Uniform
+    from ..dimensions import EDGE, Choice, Fixed, IntRange, QUniform, Subset, Uniform
     from ..space import nest
 
     def expr(spec, label: str, options: Optional[list] = None):
@@ -51,6 +51,8 @@ def space_expression(space) -> dict[str, Any]:
             # hyperopt searches the step index; the point gets the integer itself
             k = hp.quniform(label, -0.5 + EDGE, spec.size - 0.5 - EDGE, 1)
             return scope.int(k * spec.step + spec.low)
+        if isinstance(spec, Subset):  # one categorical over the allowed subsets' indices
+            return hp.randint(label, spec.size)
         raise TypeError(f"no hyperopt expression for {type(spec).__name__}")
 
     def exprs(dims) -> dict[str, Any]:
