@@ -12,8 +12,9 @@ batch 128, 3 epochs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal, Optional, Union
+from typing import Any, Literal, Optional, Union
 
 Task = Literal["classification", "regression"]
 Architecture = Literal["mlp", "cnn1d", "cnn2d", "cnn3d"]
@@ -152,6 +153,14 @@ class ModelSpec:
             ``[28, 28, 1]`` (cnn2d) or ``[784, 1]`` (cnn1d); ``null`` uses
             ``[input_dim, 1]``, a square or a cube with one channel.
         conv_blocks: CNN only: the convolution blocks, in order.
+        builder: Your own network instead of ``architecture``: ``"package.module:function"``
+            (or, from Python, the function itself), called with a
+            :class:`~sparkdl_tune.executor.builder.BuildContext`; it returns an uncompiled
+            ``tf.keras.Model`` that the package compiles with ``training``'s optimizer, loss
+            and metrics (a function with ``compiled = True`` returns a compiled one). See
+            ``examples/builders.py``.
+        params: The builder's own hyper-parameters (``ctx.params``); searchable as
+            ``model.params.<name>``.
     """
 
     task: Task = "classification"
@@ -169,6 +178,9 @@ class ModelSpec:
     layer_dropouts: Optional[tuple[float, ...]] = None
     input_shape: Optional[tuple[int, ...]] = None
     conv_blocks: tuple[ConvBlock, ...] = (ConvBlock(filters=32), ConvBlock(filters=64))
+    builder: Optional[Union[str, Callable[..., Any]]] = None
+    # hash=False: a dict cannot be hashed, and specs are compared, not hashed, by content
+    params: dict[str, Any] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         # Lists from Python callers become tuples, so specs stay hashable and comparable.
@@ -177,6 +189,7 @@ class ModelSpec:
             value = getattr(self, name)
             if isinstance(value, list):
                 object.__setattr__(self, name, tuple(value))
+        _check_builder(self.builder)
         _check(self.num_classes is None or self.num_classes >= 2,
                f"num_classes is {self.num_classes}; use at least 2, or null to take it from "
                "the dataset")
@@ -217,6 +230,17 @@ class ModelSpec:
     def conv_rank(self) -> int:
         """Number of spatial axes: 0 for ``mlp``, 1-3 for ``cnn1d``-``cnn3d``."""
         return CONV_RANK.get(self.architecture, 0)
+
+
+def _check_builder(builder: Any) -> None:
+    """The form of ``model.builder`` only; whether it imports is checked on the driver
+    (:mod:`sparkdl_tune.driver.builder`), where the user's module may import TensorFlow."""
+    if builder is None or callable(builder):
+        return
+    module, sep, name = str(builder).partition(":")
+    _check(bool(sep and module.strip() and name.strip()) and " " not in str(builder),
+           f"builder is {builder!r}; use 'package.module:function', e.g. "
+           "'examples.builders:residual_mlp'")
 
 
 def _example_shape(rank: int) -> list[int]:

@@ -81,6 +81,14 @@ def build_model(
     head = resolve_head(model, training, classes)
     metrics = resolve_metrics(model, training, head)
     seeds = itertools.count(seed) if seed is not None else itertools.repeat(None)
+    if model.builder is not None:  # the user's own network (model.builder)
+        from .builder import build_user_model
+
+        optimizer = make_optimizer(training, learning_rate, legacy=legacy_optimizer,
+                                   total_steps=total_steps)
+        return build_user_model(model, training, input_dim, classes, head, metrics,
+                                wrap_optimizer(optimizer) if wrap_optimizer else optimizer,
+                                wrap_optimizer, seed)
 
     inputs = tf.keras.Input(shape=(input_dim,), name="features", dtype="float32")
     x = inputs

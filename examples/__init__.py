@@ -1,0 +1,1 @@
+"""Examples to copy: your own Keras model for ``model.builder`` (see builders.py)."""
