@@ -91,10 +91,12 @@ def _train(job: TrainJob) -> tuple[RankReport, Optional[TrainResult]]:
     if rank != 0:
         return report, None
     pruned = reports.pruned if reports is not None else None
-    scores = {}
+    scores, evaluation = {}, None
     if pruned is None:  # a pruned trial's test score would tell nobody anything
         with stream(job, "test", 0, 1, finite=True) as (test_ds, _):
             scores = model.evaluate(test_ds, verbose=0, return_dict=True)
+        if job.report_to is None:  # a train run or the final model, not a trial: the details
+            scores, evaluation = _evaluate(job, model, scores)
     wall = time.monotonic() - started
     per_epoch = timer.seconds[1:] or timer.seconds
     samples = steps * training.batch_size * size
@@ -116,8 +118,24 @@ def _train(job: TrainJob) -> tuple[RankReport, Optional[TrainResult]]:
                "epoch_seconds": sum(per_epoch) / len(per_epoch) if per_epoch else None,
                "latency_ms": _latency_ms(model),
                "nan_loss": not all(math.isfinite(v) for v in hist.get("loss", [])),
-               "cached_in_memory": cached, "pruned": list(pruned) if pruned else None},
+               "cached_in_memory": cached, "pruned": list(pruned) if pruned else None,
+               "evaluation": evaluation},
     )
+
+
+def _evaluate(job: TrainJob, model, scores: dict) -> tuple[dict, dict]:
+    """Keras' test scores plus those of :mod:`sparkdl_tune.executor.evaluation` (R², RMSE and a
+    mean-prediction baseline; per-class scores), and the details (confusion matrix...)."""
+    from . import evaluation
+    from .models import resolve_num_classes
+
+    task = job.model.task
+    classes = None if task == "regression" else resolve_num_classes(job.model,
+                                                                    job.data.num_classes)
+    with stream(job, "test", 0, 1, finite=True) as (test_ds, _):
+        extra, details = evaluation.evaluate(model, test_ds, task, classes,
+                                             job.data.converters["train"].file_urls)
+    return {**extra, **scores}, details  # Keras' own values win where both have a name
 
 
 class _EpochTimer:

@@ -186,6 +186,7 @@ def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str,
     """
     from ..driver.train import prepare_inputs
     from ..tracking import store as tracking
+    from ..tracking.results import usage_of
     from .algorithms import DESIGNS, make_algo, make_design
     from .algorithms.staged import make_suggest as make_staged
 
@@ -276,6 +277,7 @@ def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str,
             best = _design_choice(design, space, monitor) or best
         final = _retrain(cfg, prepared, space, best, parent_id) if s.retrain else None
         summary = _summary(cfg, monitor, best, final, exec_mode, metric, mode, started)
+        summary["model"] = usage_of(cfg.mlflow, final)  # registered name, URI, load snippet
         study = _study(cfg, space, monitor, best, final, design, base)
         if study:  # the designs' own record: tables for the report, figures for the summary
             tracking.log_study(study, parent_id)
@@ -440,7 +442,8 @@ def _retrain(cfg: Config, prepared, space: SearchSpace, best: TrialRecord,
                                                for k, v in result.test_metrics.items()))
     return {"run_id": run.info.run_id, "model_uri": info["model_uri"],
             "registered_version": info.get("registered_version"),
-            "test_metrics": result.test_metrics, "epochs": result.epochs_run}
+            "test_metrics": result.test_metrics, "epochs": result.epochs_run,
+            "evaluation": result.extra.get("evaluation")}  # per-class scores, baseline...
 
 
 BUDGET_SHARE = 0.9  # of search.final_minutes planned for epochs; the rest: test, logging

@@ -157,7 +157,9 @@ def log_training(result: TrainResult, params: Mapping[str, Any],
                "samples_per_second": result.samples_per_second, "epochs_run": result.epochs_run,
                "num_proc": result.num_proc, "learning_rate": result.learning_rate}
     last = log_metrics(result.history, summary, run_id)
+    from .results import log_evaluation
 
+    log_evaluation(result.extra.get("evaluation"), run_id, last)  # per-class, confusion matrix
     from ..executor.models import rebuild
 
     model = rebuild(result)

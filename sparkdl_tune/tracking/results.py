@@ -1,0 +1,115 @@
+"""What a finished model's record tells its reader: the test split's details in MLflow, and how
+to load the model (driver side).
+
+:func:`log_evaluation` writes :mod:`sparkdl_tune.executor.evaluation`'s details into a run:
+classification's per-class precision/recall/F1 as metrics (``test_precision_<class>``...) and
+the confusion matrix as ``confusion_matrix.json`` (+ ``confusion_matrix.png``), every task's
+details as ``evaluation.json``. :func:`usage` is the ``model`` block of a summary: the
+registered model (``name/version``), the tracking URI (credentials redacted) and a two-line
+load snippet for pyfunc and for a Spark UDF.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional
+
+EVALUATION_FILE = "evaluation.json"
+CONFUSION_FILE = "confusion_matrix.json"
+CONFUSION_PNG = "confusion_matrix.png"
+
+
+def log_evaluation(details: Optional[Mapping[str, Any]], run_id: str, step: int = 0) -> None:
+    """Record ``details`` (see the module docstring) in run ``run_id``; nothing when None."""
+    if not details:
+        return
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    client.log_dict(run_id, dict(details), EVALUATION_FILE)
+    if "confusion_matrix" not in details:
+        return
+    from .store import log_steps
+
+    log_steps(run_id, {f"test_{name}_{c}": (step, [float(scores[name])])
+                       for c, scores in details["per_class"].items()
+                       for name in ("precision", "recall", "f1")})
+    client.log_dict(run_id, {"classes": details["classes"],
+                             "rows_true_columns_predicted": details["confusion_matrix"]},
+                    CONFUSION_FILE)
+    figure = confusion_figure(details["classes"], details["confusion_matrix"])
+    if figure is not None:
+        client.log_figure(run_id, figure, CONFUSION_PNG)
+        import matplotlib.pyplot as plt
+
+        plt.close(figure)
+
+
+def confusion_figure(classes, matrix):
+    """A matplotlib figure of the confusion matrix (counts in the cells); None without
+    matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    size = max(3.0, 0.45 * len(classes) + 1.5)
+    fig, ax = plt.subplots(figsize=(size + 0.8, size))
+    image = ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(classes)), classes)
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    top = max((max(row) for row in matrix), default=0)
+    for i, row in enumerate(matrix):
+        for j, n in enumerate(row):
+            ax.text(j, i, str(n), ha="center", va="center", fontsize=8,
+                    color="white" if top and n > top / 2 else "black")
+    fig.colorbar(image, ax=ax)
+    ax.set_title("Final model on the test split")
+    fig.tight_layout()
+    return fig
+
+
+def usage(model_uri: Optional[str], run_id: Optional[str], registered_name: Optional[str],
+          version: Optional[int], tracking_uri: Optional[str]) -> dict[str, Any]:
+    """The ``model`` block of a summary: which model, where, and how to load it.
+
+    The load URI is ``models:/name/version`` when the model was registered, else
+    ``runs:/<run id>/model``. ``load`` holds two snippets of two lines each (run them with
+    ``MLFLOW_TRACKING_URI`` set to the tracking URI): ``pyfunc`` predicts on ``x``, a float32
+    array of shape ``(rows, input_dim)``; ``spark_udf`` scores a DataFrame ``df`` whose
+    ``features`` column is an array of ``input_dim`` floats (one column, the model's single
+    tensor input) into a ``prediction`` column of arrays.
+    """
+    from .store import MODEL_NAME
+
+    registered = f"{registered_name}/{version}" if registered_name and version else None
+    uri = f"models:/{registered}" if registered else (
+        f"runs:/{run_id}/{MODEL_NAME}" if run_id else model_uri)
+    return {
+        "registered_model": registered,
+        "model_uri": uri,
+        "tracking_uri": tracking_uri,
+        "load": {
+            "pyfunc": ("import mlflow\n"
+                       f"model = mlflow.pyfunc.load_model({uri!r}); "
+                       "predictions = model.predict(x)"),
+            "spark_udf": ("import mlflow, pyspark.sql.functions as F\n"
+                          f"score = mlflow.pyfunc.spark_udf(spark, {uri!r}); "
+                          "scored = df.withColumn('prediction', score(F.col('features')))"),
+        },
+    }
+
+
+def usage_of(settings, trained: Optional[Mapping[str, Any]]) -> Optional[dict[str, Any]]:
+    """:func:`usage` for a training's record (``run_id``, ``model_uri``,
+    ``registered_version``) under the config's ``mlflow`` settings; None without one."""
+    if not trained:
+        return None
+    from .uri import redact, tracking_uri
+
+    return usage(trained.get("model_uri"), trained.get("run_id"),
+                 settings.registered_model_name, trained.get("registered_version"),
+                 redact(tracking_uri(settings)))
