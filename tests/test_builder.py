@@ -1,0 +1,110 @@
+"""model.builder: the user's own Keras model, tuned with its own model.params.* dimension, on
+real Spark (SparkTrials), Keras, hyperopt and MLflow."""
+
+from __future__ import annotations
+
+import numpy as np
+from conftest import tune_overrides
+
+from sparkdl_tune.cli import main
+from sparkdl_tune.config.loader import load_config
+from sparkdl_tune.search.tuner import tune
+
+RESIDUAL = "examples.builders:residual_mlp"
+
+
+def _trials(tmp_path, parent_run_id):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    exp = client.get_experiment_by_name("tests")
+    return client.search_runs([exp.experiment_id],
+                              f"tags.`mlflow.parentRunId` = '{parent_run_id}' and "
+                              "tags.`sparkdl_tune.kind` = 'trial'")
+
+
+def test_example_builder_is_tuned_in_parallel_and_its_final_model_loads(spark, tiny_dataset,
+                                                                         tmp_path):
+    import sparkdl_tune as sdt
+
+    space = {"model.params.width": {"choice": [8, 16]}}
+    cfg = load_config(None, overrides=tune_overrides(
+        tiny_dataset, tmp_path, space, search__name="own-model", search__algorithm="grid",
+        search__max_trials=2, search__execution_mode="parallel", search__parallelism=2,
+        search__report="false", training__epochs=1, model__builder=RESIDUAL,
+        model__params__blocks=1))
+    summary = tune(cfg, spark)
+    assert summary["trials"] == 2 and summary["failed"] == 0
+    assert summary["execution_mode"] == "parallel"
+    assert summary["best_params"]["model.params.width"] in (8, 16)
+    widths = {r.data.params["model.params.width"] for r in _trials(tmp_path,
+                                                                   summary["parent_run_id"])}
+    assert widths == {"8", "16"}
+    model = sdt.load_model(summary["final"]["model_uri"], cfg.mlflow)
+    assert model.name == "residual_mlp"  # the user's network, not the package's MLP
+    best = summary["best_params"]["model.params.width"]
+    assert model.get_layer("block_0_a").units == best
+    probs = np.asarray(model.predict(np.random.default_rng(0).random((3, 784), "float32"),
+                                     verbose=0))
+    assert probs.shape == (3, 10) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-4)
+
+
+def test_a_failing_builder_fails_its_trial_only(spark, tiny_tabular, tmp_path):
+    space = {"model.params.width": {"choice": [8, 16, 4]}}
+    cfg = load_config(None, overrides=tune_overrides(
+        tiny_tabular, tmp_path, space, search__name="picky", search__algorithm="grid",
+        search__max_trials=3, search__retrain="false", search__report="false",
+        training__epochs=1, model__builder="custom_builders:picky"))
+    summary = tune(cfg, spark)
+    assert summary["trials"] == 3 and summary["failed"] == 2
+    assert summary["best_params"] == {"model.params.width": 8}
+    reasons = {r.data.params["model.params.width"]: r.data.tags.get("failure_reason", "")
+               for r in _trials(tmp_path, summary["parent_run_id"])}
+    assert "model.builder custom_builders:picky raised ValueError: width 16" in reasons["16"]
+    assert "output (None, 3)" in reasons["4"] and "ctx.head(x)" in reasons["4"]
+    assert reasons["8"] == ""
+
+
+def test_an_unimportable_builder_exits_2_before_training(spark, tiny_tabular, tmp_path, capsys):
+    args = ["tune", "examples/fashion_custom.yaml",
+            *tune_overrides(tiny_tabular, tmp_path, {"model.params.width": {"choice": [8]}},
+                            search__name="nope", model__builder="no_such_pkg.builders:mlp")]
+    assert main(args) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("sparkdl-tune")]
+    assert len(err) == 1, err
+    assert "model.builder no_such_pkg.builders:mlp cannot be imported" in err[0]
+    assert "ModuleNotFoundError" in err[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_builder_from_python_and_its_checks():
+    from sparkdl_tune.errors import ConfigError, TrialFailed
+    from sparkdl_tune.executor.models import build_model
+
+    def wrong(ctx):
+        import tensorflow as tf
+
+        inputs = ctx.inputs()
+        return tf.keras.Model(inputs, tf.keras.layers.Dense(ctx.output_units + 1)(inputs))
+
+    cfg = load_config(None, overrides=["model.params.width=4", "model.params.blocks=1"])
+    from sparkdl_tune.config.loader import with_values
+
+    try:
+        load_config(None, overrides=["model.builder=examples.builders"])
+    except ConfigError as exc:
+        assert "use 'package.module:function'" in str(exc)
+    else:
+        raise AssertionError("a builder without ':function' was accepted")
+    from examples.builders import residual_mlp
+
+    own = with_values(cfg, {"model.builder": residual_mlp})
+    net = build_model(own.model, own.training, 12, 3)
+    assert net.output_shape == (None, 3) and net.optimizer is not None
+    bad = with_values(cfg, {"model.builder": wrong})
+    try:
+        build_model(bad.model, bad.training, 12, 3)
+    except TrialFailed as exc:
+        assert "test_builder:" in str(exc) and "needs (None, 3)" in str(exc)
+    else:
+        raise AssertionError("a model with the wrong output was accepted")
