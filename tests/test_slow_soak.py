@@ -10,7 +10,8 @@ import sys
 
 import pytest
 
-pytestmark = pytest.mark.slow
+# ~6 min on 2 idle cores; allow for a loaded machine (25 min seen at load 10)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3000)]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRIALS = 100
 MAX_RSS_GROWTH_MB = 100  # issue 13's bound, trial 10 -> 100
@@ -24,7 +25,7 @@ def test_driver_stays_flat_over_100_trials(tmp_path):
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "soak.py"),
                            "--trials", str(TRIALS), "--work", str(tmp_path / "work"),
                            "--json", str(out)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=3600)
+                          timeout=2700)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     print(proc.stdout)
     samples = {int(k): v for k, v in json.loads(out.read_text())["samples"].items()}
