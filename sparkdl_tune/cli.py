@@ -27,7 +27,8 @@ def _common() -> argparse.ArgumentParser:
     common.add_argument("--env", default=None,
                         help="overlay folder under --conf-dir, layered over base/; it must "
                              "exist (default: no overlay)")
-    common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    common.add_argument("-v", "--verbose", action="store_true",
+                        help="debug logging (default: off)")
     return common
 
 
@@ -42,25 +43,37 @@ def _prepare_parser(sub, common) -> None:
     prepare = sub.add_parser("prepare", help="turn a source into a validated Parquet dataset")
     kinds = prepare.add_subparsers(dest="source", required=True, metavar="SOURCE")
     shared = argparse.ArgumentParser(add_help=False)
-    shared.add_argument("--out", required=True, help="destination folder")
-    shared.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    shared.add_argument("--seed", type=int, default=42)
-    shared.add_argument("--validation-fraction", type=float, default=0.1)
+    shared.add_argument("--out", required=True, help="destination folder (required)")
+    shared.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --out (default: refuse)")
+    shared.add_argument("--seed", type=int, default=42,
+                        help="seed of the split assignment (default: 42)")
+    shared.add_argument("--validation-fraction", type=float, default=0.1,
+                        help="share of rows for validation (default: 0.1)")
     parents = [common, shared]
 
     fm = kinds.add_parser("fashion-mnist", parents=parents, help="Fashion-MNIST IDX files")
     fm.add_argument("--source", dest="source_dir", default="/usr/share/datasets/fashion-mnist",
                     help="folder with the four IDX files")
 
-    tab = kinds.add_parser("tabular", parents=parents, help="CSV or Parquet table")
-    tab.add_argument("--input", required=True, help="CSV file or Parquet path")
-    tab.add_argument("--label", required=True, help="label column")
-    tab.add_argument("--features", help="comma-separated feature columns (default: all others)")
+    tab = kinds.add_parser("tabular", parents=parents, help="CSV or Parquet table",
+                           description="A CSV file (with a header) or a Parquet path -> a "
+                           "validated Parquet dataset with train/validation/test splits.")
+    tab.add_argument("--input", required=True, help="CSV file or Parquet path (required)")
+    tab.add_argument("--label", required=True, help="label column (required)")
+    tab.add_argument("--features", help="comma-separated numeric feature columns, or one "
+                     "array column (default: every column but the label and split column)")
     tab.add_argument("--task", choices=["classification", "regression"],
-                     default="classification")
+                     default="classification", help="classification needs integer labels "
+                     "0..K-1 (default: classification)")
     tab.add_argument("--num-classes", type=int, help="classes (default: max label + 1)")
-    tab.add_argument("--format", choices=["auto", "csv", "parquet"], default="auto")
-    tab.add_argument("--test-fraction", type=float, default=0.1)
+    tab.add_argument("--format", choices=["auto", "csv", "parquet"], default="auto",
+                     help="auto: csv for a .csv/.csv.gz path, else parquet (default: auto)")
+    tab.add_argument("--test-fraction", type=float, default=0.1,
+                     help="share of rows for test, unused with --split-column (default: 0.1)")
+    tab.add_argument("--split-column", help="keep the table's own splits: a column holding "
+                     "train/validation/test, or train/test with validation carved from train "
+                     "by --validation-fraction (default: none, a seeded random split)")
 
     reg = kinds.add_parser("synthetic-regression", parents=parents, help="y = x1 * x2 + noise")
     reg.add_argument("--rows", type=int, default=100_000)
@@ -124,7 +137,7 @@ def _source(args):
             path=args.input, label=args.label, features=features, task=args.task,
             num_classes=args.num_classes, format=args.format,
             validation_fraction=args.validation_fraction, test_fraction=args.test_fraction,
-            seed=args.seed)
+            seed=args.seed, split_column=args.split_column)
     if args.source == "synthetic-regression":
         return datasets.SyntheticRegressionSource(
             rows=args.rows, distractors=args.distractors, noise=args.noise, seed=args.seed,

@@ -14,9 +14,12 @@ from .splits import assign_splits, check_fractions
 
 @dataclass(frozen=True)
 class TabularSource:
-    """A table; ``features=None`` takes every column but the label.
+    """A table; ``features=None`` takes every column but the label (and the split column).
 
     A single array column as ``features`` gives an array layout; otherwise named columns.
+    ``split_column`` keeps the table's own splits: its values are ``train``/``validation``/
+    ``test``, or ``train``/``test`` with validation carved from train
+    (``validation_fraction``, seeded); ``test_fraction`` is then unused.
     """
 
     path: str
@@ -28,6 +31,7 @@ class TabularSource:
     validation_fraction: float = 0.1
     test_fraction: float = 0.1
     seed: int = 42
+    split_column: Optional[str] = None
 
     def read(self, spark):
         from py4j.protocol import Py4JJavaError
@@ -51,7 +55,8 @@ class TabularSource:
 
     def layout(self, spark) -> Layout:
         df = self.read(spark)
-        features = self.features or tuple(c for c in df.columns if c != self.label)
+        features = self.features or tuple(c for c in df.columns
+                                          if c not in (self.label, self.split_column))
         kind = "columns"
         if len(features) == 1 and features[0] in df.columns:
             from pyspark.sql.types import ArrayType
@@ -66,14 +71,43 @@ class TabularSource:
         df = self.read(spark)
         layout = self.layout(spark)
         check_schema(df, layout, f"source {self.path}")
+        if self.split_column:
+            return self._given_splits(df, layout)
         df = df.select(*layout.columns)
         return assign_splits(df, df.columns, self.seed, self.validation_fraction,
                              self.test_fraction)
 
+    def _given_splits(self, df, layout) -> dict:
+        """The table's own splits (``split_column``); only its distinct values reach the
+        driver."""
+        from pyspark.sql import functions as F
+
+        col = self.split_column
+        if col not in df.columns:
+            raise DataError(f"source {self.path}: split column '{col}' is missing (columns: "
+                            f"{', '.join(df.columns)}); fix --split-column")
+        if col in layout.columns:
+            raise DataError(f"--split-column {col} is also a feature or the label; name "
+                            "--features without it")
+        split = F.lower(F.trim(F.col(col).cast("string")))
+        seen = {r[0] for r in df.select(split.alias("s")).distinct().limit(10).collect()}
+        if seen not in ({"train", "validation", "test"}, {"train", "test"}):
+            found = ", ".join(sorted(str(v) for v in seen))
+            raise DataError(f"source {self.path}: split column '{col}' holds {found}; use "
+                            "train/validation/test, or train/test (validation is then carved "
+                            "from train with --validation-fraction)")
+        parts = {name: df.where(split == name).select(*layout.columns) for name in seen}
+        if "validation" not in parts:
+            carved = assign_splits(parts["train"], layout.columns, self.seed,
+                                   self.validation_fraction, 0.0)
+            parts.update(train=carved["train"], validation=carved["validation"])
+        return parts
+
     def describe(self) -> dict:
         return {"kind": "tabular", "path": self.path, "format": self.format,
                 "validation_fraction": self.validation_fraction,
-                "test_fraction": self.test_fraction, "seed": self.seed}
+                "test_fraction": None if self.split_column else self.test_fraction,
+                "split_column": self.split_column, "seed": self.seed}
 
 
 def _first_line(exc: Exception) -> str:
