@@ -163,3 +163,15 @@ def test_grid_over_one_or_two_columns_finds_x1_x2_and_beats_all_columns(spark, t
 def test_tpe_over_all_subsets_finds_x1_x2_and_beats_all_columns(spark, tmp_path):
     """The acceptance run: all 63 subsets of the six columns, tpe."""
     _check(*_tune_and_compare(spark, tmp_path, {"subset": COLS, "min": 1}, "tpe", 40))
+
+
+def test_a_subset_column_the_dataset_lacks_is_one_line_before_any_trial():
+    from sparkdl_tune.search.dimensions import check_subsets
+
+    space = SearchSpace({"data.feature_columns": {"subset": ["x1", "x9"]}})
+    check_subsets(space.dimensions, ["x1", "x9", "d1"])
+    with pytest.raises(ConfigError, match="subset column 'x9' is not among the dataset's") as e:
+        check_subsets(space.dimensions, COLS)
+    assert "\n" not in str(e.value)
+    with pytest.raises(ConfigError, match="named features"):  # an array-column dataset
+        check_subsets(space.dimensions, ())

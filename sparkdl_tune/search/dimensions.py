@@ -499,3 +499,16 @@ class Subset(Spec):
             pool = [p for p in chosen if p not in common] or sorted(chosen)
             chosen.discard(pool[int(rng.integers(len(pool)))])
         return float(self.index_of(chosen))
+
+
+def check_subsets(dimensions: Sequence[Dimension], feature_names: Sequence[str]) -> None:
+    """Refuse a ``data.feature_columns`` subset naming a column the dataset lacks (one line,
+    before any trial), rather than a search whose every trial fails on it."""
+    for d in dimensions:
+        if isinstance(d.spec, Subset):
+            unknown = [c for c in d.spec.columns if c not in feature_names]
+            if unknown or not feature_names:
+                raise ConfigError(
+                    f"space entry '{d.label}': subset column '{(unknown or d.spec.columns)[0]}' "
+                    f"is not among the dataset's named features {list(feature_names)}; "
+                    "pick from those")
