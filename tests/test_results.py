@@ -5,7 +5,6 @@ edge-of-range warnings, and trials compared on validation only. Real Spark, Kera
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -49,3 +48,92 @@ def test_regression_final_model_has_r2_rmse_and_a_mean_baseline(regression_tune)
     assert test["test_baseline_r2"] <= 0.0  # the train mean explains nothing of the test rows
     assert written["final"]["evaluation"]["train_mean"] is not None
     print("regression final:", {k: round(v, 4) for k, v in test.items()})
+
+
+def test_regression_report_shows_r2_rmse_baseline_and_the_model(regression_tune):
+    summary, tmp = regression_tune
+    page = (tmp / "out" / "reg" / "report" / "report.html").read_text()
+    assert "Final model (test split)" in page
+    assert "R²" in page and "RMSE" in page and "mean baseline" in page
+    assert "reg_model/1" in page and "mlflow.pyfunc.spark_udf" in page
+    # trials are compared on validation only: no test column in the trial table
+    top = page.split("finished trials</h2>", 1)[1].split("</table>", 1)[0]
+    assert "test_" not in top and "val_" in top
+
+
+def test_summary_names_the_registered_model_and_its_pyfunc_snippet_runs(regression_tune,
+                                                                       monkeypatch):
+    summary, tmp = regression_tune
+    model = json.loads((tmp / "out" / "reg" / "summary.json").read_text())["model"]
+    assert model["registered_model"] == "reg_model/1"
+    assert model["model_uri"] == "models:/reg_model/1"
+    assert model["tracking_uri"] == f"sqlite:///{tmp}/mlflow.db"
+    snippet = model["load"]["pyfunc"]
+    assert len(snippet.splitlines()) == 2
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", model["tracking_uri"])
+    x = np.random.default_rng(0).uniform(-1, 1, (5, 4)).astype("float32")
+    scope = {"x": x}
+    exec(snippet, scope)  # the text as a user would paste it
+    assert np.asarray(scope["predictions"]).reshape(-1).shape == (5,)
+
+
+def test_summary_spark_udf_snippet_scores_a_dataframe(regression_tune, spark, monkeypatch):
+    summary, tmp = regression_tune
+    model = summary["model"]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", model["tracking_uri"])
+    import mlflow
+
+    mlflow.set_tracking_uri(model["tracking_uri"])
+    rows = np.random.default_rng(1).uniform(-1, 1, (6, 4)).astype("float32")
+    df = spark.createDataFrame([(r.tolist(),) for r in rows], "features array<float>")
+    scope = {"spark": spark, "df": df}
+    exec(model["load"]["spark_udf"], scope)
+    got = scope["scored"].select("prediction").collect()
+    assert len(got) == 6
+    first = got[0]["prediction"]
+    assert np.isfinite(np.asarray(first, dtype="float64")).all()
+
+
+def test_classification_tune_reports_per_class_scores_and_the_confusion_matrix(
+        spark, tiny_tabular, tmp_path):
+    import mlflow
+
+    cfg = load_config(None, overrides=tune_overrides(
+        tiny_tabular, tmp_path, {"training.learning_rate": {"loguniform": [1e-3, 3e-2]}},
+        search__name="cls", search__max_trials=2))
+    summary = tune(cfg, spark)
+    final = summary["final"]
+    details = final["evaluation"]
+    matrix = np.array(details["confusion_matrix"])
+    from sparkdl_tune.driver.dataset import read_manifest
+
+    assert matrix.shape == (3, 3)
+    assert matrix.sum() == details["rows"] == read_manifest(str(tiny_tabular)).rows["test"]
+    assert set(details["per_class"]) == {"0", "1", "2"}
+    assert summary["model"]["registered_model"] is None
+    assert summary["model"]["model_uri"] == f"runs:/{final['run_id']}/model"
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    run = client.get_run(final["run_id"])
+    assert {"test_precision_0", "test_recall_2", "test_f1_1"} <= set(run.data.metrics)
+    names = {a.path for a in client.list_artifacts(final["run_id"])}
+    assert {"confusion_matrix.json", "confusion_matrix.png", "evaluation.json"} <= names
+    page = (tmp_path / "out" / "cls" / "report" / "report.html").read_text()
+    assert "Confusion matrix" in page and "precision" in page
+    print("classification final:", final["test_metrics"], matrix.tolist())
+
+
+def test_edge_warnings_name_the_dimension_side_and_scale():
+    from sparkdl_tune.reporting.results import edge_warnings
+
+    bounds = {"training.learning_rate": {"kind": "loguniform", "low": 1e-4, "high": 3e-3},
+              "model.dropout": {"kind": "uniform", "low": 0.0, "high": 0.5},
+              "model.layers": {"kind": "int", "low": 1, "high": 8}}
+    lines = edge_warnings(bounds, {"training.learning_rate": "0.0029",
+                                   "model.dropout": "0.01", "model.layers": "4"})
+    assert lines == [
+        "model.dropout: the best trial's 0.01 is at the bottom of [0, 0.5]; widen the range "
+        "downward",
+        "training.learning_rate: the best trial's 0.0029 is at the top of [0.0001, 0.003] "
+        "(log scale); widen the range upward"]
+    # 2e-4 is 20% up the log range (1e-4..3e-3), though only 3% up the linear one
+    assert edge_warnings(bounds, {"training.learning_rate": 2e-4}) == []

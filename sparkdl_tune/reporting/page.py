@@ -11,6 +11,7 @@ import os
 import time
 from typing import Any
 
+from .results import PER_CLASS, edges_html, final_html
 from .search import Param, Search
 
 CAPTIONS = {
@@ -18,8 +19,9 @@ CAPTIONS = {
                        "best found up to that trial; crosses along the bottom are failed trials.",
     "learning_curves.png": "{metric} per epoch for every finished trial (and a loss beside "
                            "it); the best trial is the thick red line.",
-    "time_vs_test.png": "Training time of each trial against its metric on the test split; "
-                        "the diamond is the final model retrained on train+validation.",
+    "time_vs_test.png": "Training time of each trial against its {metric} (validation "
+                        "split: trials are compared on validation only; the final model's "
+                        "test metrics are in its own section).",
     "importance.png": "How strongly each hyper-parameter goes with {metric}: |Spearman ρ| "
                       "for numeric ones (monotone relations only), η² (variance explained by "
                       "the category means) for categorical ones. With few trials it is rough.",
@@ -71,8 +73,10 @@ def page(search: Search, params: list[Param], scores: list[tuple[str, float, str
         parts += ["<h2>Best parameters</h2>", _table(
             ["hyper-parameter", "value"],
             [[_e(k), _e(_fmt(v))] for k, v in sorted(best.params.items())])]
+        parts += edges_html(search)  # a best value on the edge of its range
         parts += [f"<h2>Top {min(top, len(ok))} of {len(ok)} finished trials</h2>",
                   _top_table(search, params, top)]
+    parts += final_html(search)  # test details, registered model, load snippet
     parts += _baseline(search)  # search.baseline: the gain
     parts += _designs(search)  # sweep / pyramid: one table per step
     parts += _pareto(search)  # search.objectives: the front and the chosen model
@@ -113,6 +117,8 @@ def _cards(search: Search) -> str:
         cards.append((f"{best.objective:.4g}", f"best {search.metric} (trial {best.number + 1})"))
     if final and final["test"]:
         for k, v in sorted(final["test"].items()):
+            if PER_CLASS.match(k) or k.startswith("test_baseline_"):
+                continue  # in the final model's section
             cards.append((f"{v:.4g}", f"final model {k}"))
     elif best is not None:
         cards.append(("—", "no final model (search.retrain: false, or not finished)"))
@@ -124,7 +130,7 @@ def _cards(search: Search) -> str:
 def _top_table(search: Search, params: list[Param], top: int) -> str:
     sign = -1 if search.mode == "max" else 1
     ranked = sorted(search.ok, key=lambda t: (sign * t.objective, t.number))[:top]
-    key = search.test_key
+    key = search.val_key  # validation only: nobody picks a trial by its test score
     names = [p.name for p in params]
     staged = any(t.status == "pruned" or t.rung is not None for t in search.trials)
     head = ["rank", "trial", search.metric, *([key] if key else []), "seconds", "epochs",
@@ -133,7 +139,7 @@ def _top_table(search: Search, params: list[Param], top: int) -> str:
     for rank, t in enumerate(ranked, 1):
         cells = [_num(rank), _num(t.number + 1), _num(f"{t.objective:.4g}")]
         if key:
-            cells.append(_num(f"{t.test[key]:.4g}" if key in t.test else "—"))
+            cells.append(_num(f"{t.validation[key]:.4g}" if key in t.validation else "—"))
         cells += [_num(f"{t.seconds:.1f}"), _num(t.epochs)]
         if staged:
             cells += [_e(f"pruned after epoch {t.pruned_epoch}" if t.status == "pruned"

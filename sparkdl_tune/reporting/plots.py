@@ -171,35 +171,32 @@ def _robust_limits(curves: list[list[float]]) -> Optional[tuple[float, float]]:
 
 
 def time_vs_test(search: Search, path: str) -> Optional[str]:
-    """Training time of each trial against its test metric; the retrained final model too."""
-    key = search.test_key
-    points = [t for t in search.ok if key and key in t.test and t.seconds > 0]
+    """Training time of each trial against its validation score (the search's metric).
+    Trials are compared on validation only: their test scores are not shown (the file keeps
+    its name); the final model's test metrics are on the page beside the final model."""
+    points = [t for t in search.ok if t.seconds > 0]
     if not points:
         return None
+    key = search.metric
     fig, (ax,) = _figure()
     xs = np.array([t.seconds for t in points])
-    ys = np.array([t.test[key] for t in points])
+    ys = np.array([t.objective for t in points])
     ax.scatter(xs, ys, s=36, color="C0", alpha=0.8, zorder=3, label="trial")
     best = search.best
     if best in points:
-        ax.scatter([best.seconds], [best.test[key]], marker="*", s=260, color=BEST_COLOR,
+        ax.scatter([best.seconds], [best.objective], marker="*", s=260, color=BEST_COLOR,
                    edgecolor="black", linewidth=0.8, zorder=4,
                    label=f"best trial ({best.number + 1})")
-    final = search.final or {}
-    if key in final.get("test", {}) and final.get("seconds"):
-        ax.scatter([final["seconds"]], [final["test"][key]], marker="D", s=70, color="C2",
-                   edgecolor="black", zorder=4, label="final model (retrained)")
-        xs = np.append(xs, final["seconds"])
     if len(points) <= ANNOTATE_UP_TO:
         for t in points:
-            ax.annotate(str(t.number + 1), (t.seconds, t.test[key]), xytext=(5, 4),
+            ax.annotate(str(t.number + 1), (t.seconds, t.objective), xytext=(5, 4),
                         textcoords="offset points", fontsize=8, color="0.35")
     if xs.min() > 0 and xs.max() / xs.min() > 20:
         ax.set_xscale("log")
     ax.margins(x=0.08, y=0.12)
     ax.set_xlabel("training time of the trial (s)" + (", log scale"
                                                       if ax.get_xscale() == "log" else ""))
-    ax.set_ylabel(f"{key} (test split)")
+    ax.set_ylabel(f"{key} (validation split)")
     ax.set_title(f"Training time vs {key}: {len(points)} finished trials"
                  + (" (numbers: trial)" if len(points) <= ANNOTATE_UP_TO else ""))
     fig.legend(loc="outside lower center", ncols=3, frameon=False)

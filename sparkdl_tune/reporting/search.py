@@ -46,6 +46,7 @@ class Trial:
     status: str = "finished"  # finished | pruned | failed | cancelled | running
     pruned_epoch: Optional[int] = None  # stopped by the scheduler after this epoch
     rung: Optional[int] = None  # the highest scheduler rung (epochs) it reached
+    validation: dict[str, float] = field(default_factory=dict)  # val_* at the last epoch
 
 
 @dataclass
@@ -63,6 +64,7 @@ class Search:
     final: Optional[dict[str, Any]]
     curve_keys: list[str] = field(default_factory=list)
     study: dict[str, Any] = field(default_factory=dict)  # the designs' record (study.json)
+    bounds: dict[str, Any] = field(default_factory=dict)  # numeric dimensions' ranges
 
     @property
     def ok(self) -> list[Trial]:
@@ -94,6 +96,16 @@ class Search:
         rungs = sorted({t.rung for t in self.trials if t.rung is not None})
         return [(r, sum(1 for t in self.trials if t.rung is not None and t.rung >= r),
                  sum(1 for t in self.pruned if t.rung == r)) for r in rungs]
+
+    @property
+    def val_key(self) -> Optional[str]:
+        """A second validation metric for the trial tables: ``val_loss`` beside another
+        objective, else the first other ``val_*`` recorded (trials are compared on
+        validation only)."""
+        keys = sorted({k for t in self.ok for k in t.validation} - {self.metric})
+        if "val_loss" in keys and self.metric != "val_loss":
+            return "val_loss"
+        return keys[0] if keys else None
 
     @property
     def test_key(self) -> Optional[str]:
@@ -157,6 +169,7 @@ def load_search(settings: MlflowSettings, search: str) -> Search:
 
     from ..search.tuner import mode_of
     from ..tracking import store as tracking
+    from ..tracking.results import final_details, space_bounds
 
     parent = find_parent(settings, search)
     client = MlflowClient()
@@ -177,6 +190,7 @@ def load_search(settings: MlflowSettings, search: str) -> Search:
             m = run.data.metrics
             final = {"run_id": run.info.run_id, "seconds": m.get("wall_seconds"),
                      "test": {k: v for k, v in m.items() if k.startswith("test_")}}
+            final.update(final_details(run))  # evaluation.json, the model and how to load it
     trials.sort(key=lambda t: t.number)
     curve_keys = [k for k in (metric, "val_loss" if metric != "val_loss" else "loss")
                   if k in recorded]
@@ -193,7 +207,8 @@ def load_search(settings: MlflowSettings, search: str) -> Search:
                   metric=metric, mode=mode, algorithm=p.get("search.algorithm", "?"),
                   execution_mode=tags.get(TAG_EXECUTION_MODE, "?"), kinds=kinds,
                   trials=trials, final=final, curve_keys=curve_keys,
-                  study=tracking.read_study(parent.info.run_id))
+                  study=tracking.read_study(parent.info.run_id),
+                  bounds=space_bounds(parent.info.run_id))
 
 
 def varied_params(search: Search) -> list[Param]:
@@ -255,7 +270,8 @@ def _trial(run) -> Trial:
     return Trial(number=t.number, ok=t.ok, params=t.params, objective=t.objective,
                  seconds=t.seconds, epochs=t.epochs, test=t.test, failure=t.failure,
                  run_id=t.run_id, cancelled=t.status == "cancelled", status=t.status,
-                 pruned_epoch=t.pruned_epoch, rung=t.rung)
+                 pruned_epoch=t.pruned_epoch, rung=t.rung,
+                 validation={k: v for k, v in run.data.metrics.items() if k.startswith("val_")})
 
 
 def _number(text: Optional[str]) -> Any:

@@ -113,3 +113,67 @@ def usage_of(settings, trained: Optional[Mapping[str, Any]]) -> Optional[dict[st
     return usage(trained.get("model_uri"), trained.get("run_id"),
                  settings.registered_model_name, trained.get("registered_version"),
                  redact(tracking_uri(settings)))
+
+
+SPACE_FILE = "space_bounds.json"
+
+
+def log_space(space, run_id: str) -> None:
+    """The numeric dimensions' ranges, ``{key: {"kind", "low", "high"}}``, as the parent run's
+    ``space_bounds.json`` (what the report's edge-of-range warnings compare the best value
+    with)."""
+    import mlflow
+
+    bounds = {}
+    for d in space.dimensions:
+        low, high = getattr(d.spec, "low", None), getattr(d.spec, "high", None)
+        if isinstance(low, (int, float)) and isinstance(high, (int, float)):
+            bounds[d.name] = {"kind": d.kind, "low": low, "high": high}
+    try:
+        mlflow.MlflowClient().log_dict(run_id, bounds, SPACE_FILE)
+    except Exception as exc:  # MLflow away: the search goes on, the report warns less
+        import logging
+
+        logging.getLogger("sparkdl_tune.tracking").warning(
+            "could not record the space's ranges (%s); the report will not check them",
+            type(exc).__name__)
+
+
+def _artifact_json(run_id: str, name: str) -> dict[str, Any]:
+    import json
+
+    import mlflow
+
+    try:
+        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=name)
+        with open(path) as f:
+            return json.load(f)
+    except Exception:  # not written (an older run) or unreadable: the report goes without
+        return {}
+
+
+def space_bounds(run_id: str) -> dict[str, Any]:
+    """A search parent run's ``space_bounds.json``; ``{}`` when it has none."""
+    return _artifact_json(run_id, SPACE_FILE)
+
+
+def final_details(run) -> dict[str, Any]:
+    """What the report shows of a final (or train) run beyond its metrics: ``evaluation``
+    (its ``evaluation.json``) and ``model`` (:func:`usage`: registered name/version, URI,
+    load snippet)."""
+    import mlflow
+
+    from .uri import redact
+
+    version = None
+    name = run.data.params.get("mlflow.registered_model_name")
+    if name and name not in ("None", "null"):
+        try:
+            found = mlflow.MlflowClient().search_model_versions(
+                f"name = '{name}' and run_id = '{run.info.run_id}'")
+            version = max((int(v.version) for v in found), default=None)
+        except Exception:
+            version = None
+    return {"evaluation": _artifact_json(run.info.run_id, EVALUATION_FILE) or None,
+            "model": usage(None, run.info.run_id, name if version else None, version,
+                           redact(mlflow.get_tracking_uri()))}
