@@ -42,19 +42,33 @@ def write_csv(path: pathlib.Path, rows: int = 400, split: bool = False) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def test_readme_own_data_path_runs_on_the_shipped_job(spark, tmp_path, monkeypatch, capsys):
+def _run(args: list[str], cwd: pathlib.Path) -> str:
+    """A README line as the user types it: the venv's console script, in ``cwd``."""
+    import os
+    import subprocess
+    import sys
+
+    venv_bin = pathlib.Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{venv_bin}:{os.environ['PATH']}",
+           "PYSPARK_PYTHON": sys.executable}
+    done = subprocess.run([str(venv_bin / args[0]), *args[1:], "spark.master=local[2]"],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+@pytest.mark.slow  # two CLI processes, each starting its own Spark
+def test_readme_own_data_path_runs_on_the_shipped_job(tmp_path):
     commands = readme_commands()
     assert [c[:2] for c in commands] == [["sparkdl-tune", "prepare"], ["sparkdl-tune", "tune"]]
     assert (REPO / commands[1][2]).is_file()  # the shipped job file it names
     (tmp_path / "conf").symlink_to(REPO / "conf")  # the README runs from the repository root
     write_csv(tmp_path / "my.csv")
-    monkeypatch.chdir(tmp_path)
-    assert main(commands[0][1:]) == 0
-    manifest = json.loads(capsys.readouterr().out)
+    manifest = json.loads(_run(commands[0], tmp_path))
     assert manifest["layout"]["features"] == ["x1", "x2", "x3"]
     assert sum(manifest["rows"].values()) == 400
-    assert main([*commands[1][1:], *(q.format(tmp=tmp_path) for q in QUICK)]) == 0
-    summary = json.loads(capsys.readouterr().out)
+    summary = json.loads(_run([*commands[1], *(q.format(tmp=tmp_path) for q in QUICK)],
+                              tmp_path))
     assert {"trials", "best_params", "final", "parent_run_id"} <= set(summary)
     assert summary["trials"] == 2 and summary["failed"] == 0
     assert {"model.n_layers", "model.layer_units"} <= set(summary["best_params"])
