@@ -73,7 +73,8 @@ def confusion_figure(classes, matrix):
 
 
 def usage(model_uri: Optional[str], run_id: Optional[str], registered_name: Optional[str],
-          version: Optional[int], tracking_uri: Optional[str]) -> dict[str, Any]:
+          version: Optional[int], tracking_uri: Optional[str],
+          task: Optional[str] = None) -> dict[str, Any]:
     """The ``model`` block of a summary: which model, where, and how to load it.
 
     The load URI is ``models:/name/version`` when the model was registered, else
@@ -81,11 +82,13 @@ def usage(model_uri: Optional[str], run_id: Optional[str], registered_name: Opti
     ``MLFLOW_TRACKING_URI`` set to the tracking URI): ``pyfunc`` predicts on ``x``, a float32
     array of shape ``(rows, input_dim)``; ``spark_udf`` scores a DataFrame ``df`` whose
     ``features`` column is an array of ``input_dim`` floats (one column, the model's single
-    tensor input) into a ``prediction`` column of arrays.
+    tensor input) into a ``prediction`` column: a double for regression, an array of class
+    probabilities otherwise.
     """
     from .store import MODEL_NAME
 
     registered = f"{registered_name}/{version}" if registered_name and version else None
+    result = "double" if task == "regression" else "array<float>"
     uri = f"models:/{registered}" if registered else (
         f"runs:/{run_id}/{MODEL_NAME}" if run_id else model_uri)
     return {
@@ -97,13 +100,15 @@ def usage(model_uri: Optional[str], run_id: Optional[str], registered_name: Opti
                        f"model = mlflow.pyfunc.load_model({uri!r}); "
                        "predictions = model.predict(x)"),
             "spark_udf": ("import mlflow, pyspark.sql.functions as F\n"
-                          f"score = mlflow.pyfunc.spark_udf(spark, {uri!r}); "
+                          f"score = mlflow.pyfunc.spark_udf(spark, {uri!r}, "
+                          f"result_type={result!r}); "
                           "scored = df.withColumn('prediction', score(F.col('features')))"),
         },
     }
 
 
-def usage_of(settings, trained: Optional[Mapping[str, Any]]) -> Optional[dict[str, Any]]:
+def usage_of(settings, trained: Optional[Mapping[str, Any]],
+             task: Optional[str] = None) -> Optional[dict[str, Any]]:
     """:func:`usage` for a training's record (``run_id``, ``model_uri``,
     ``registered_version``) under the config's ``mlflow`` settings; None without one."""
     if not trained:
@@ -112,7 +117,7 @@ def usage_of(settings, trained: Optional[Mapping[str, Any]]) -> Optional[dict[st
 
     return usage(trained.get("model_uri"), trained.get("run_id"),
                  settings.registered_model_name, trained.get("registered_version"),
-                 redact(tracking_uri(settings)))
+                 redact(tracking_uri(settings)), task)
 
 
 SPACE_FILE = "space_bounds.json"
@@ -176,4 +181,4 @@ def final_details(run) -> dict[str, Any]:
             version = None
     return {"evaluation": _artifact_json(run.info.run_id, EVALUATION_FILE) or None,
             "model": usage(None, run.info.run_id, name if version else None, version,
-                           redact(mlflow.get_tracking_uri()))}
+                           redact(mlflow.get_tracking_uri()), run.data.params.get("model.task"))}
