@@ -13,5 +13,5 @@ def picky(ctx):
         raise ValueError(f"width {width} is not supported")
     inputs = ctx.inputs()
     x = tf.keras.layers.Dense(width, activation="relu")(inputs)
-    out = ctx.head(x) if width == 8 else tf.keras.layers.Dense(3)(x)
+    out = ctx.head(x) if width == 8 else tf.keras.layers.Dense(5)(x)
     return tf.keras.Model(inputs, out)

@@ -61,7 +61,7 @@ def test_a_failing_builder_fails_its_trial_only(spark, tiny_tabular, tmp_path):
     reasons = {r.data.params["model.params.width"]: r.data.tags.get("failure_reason", "")
                for r in _trials(tmp_path, summary["parent_run_id"])}
     assert "model.builder custom_builders:picky raised ValueError: width 16" in reasons["16"]
-    assert "output (None, 3)" in reasons["4"] and "ctx.head(x)" in reasons["4"]
+    assert "output (None, 5)" in reasons["4"] and "ctx.head(x)" in reasons["4"]
     assert reasons["8"] == ""
 
 
