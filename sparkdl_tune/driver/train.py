@@ -30,12 +30,14 @@ class Prepared:
 
 def prepare_inputs(cfg: Config, spark=None) -> Prepared:
     """Validate the dataset against the config and materialise it for Petastorm (once)."""
+    from .builder import check_and_ship
     from .launch import check_slots
     from .materialise import training_data
     from .session import get_spark
     from .validation import validate_dataset
 
     spark = spark or get_spark(cfg.spark)
+    check_and_ship(cfg.model.builder, spark)  # ConfigError before any data work or training
     manifest = validate_dataset(spark, cfg.data.path, stamp_dir=_stamp_dir(cfg))
     check_task(cfg, manifest)
     if cfg.execution.num_proc > 1:
@@ -63,6 +65,8 @@ def make_job(cfg: Config, data, threads: int, verbose: int = 2):
     from ..spec.job import TrainJob
 
     ex = cfg.execution
+    if hasattr(data, "select"):  # the trial's feature columns, read from the one full copy
+        data = data.select(cfg.data.feature_columns)
     return TrainJob(
         model=cfg.model, training=cfg.training, data=data, num_proc=ex.num_proc,
         scale_learning_rate=ex.scale_learning_rate, threads=threads, seed=ex.seed,
@@ -100,6 +104,7 @@ def train(cfg: Config, spark=None, run_name: Optional[str] = None) -> dict[str, 
         run_name: MLflow run name (default ``train-<architecture>``).
     """
     from ..tracking import store as tracking
+    from ..tracking.results import usage_of
 
     started = time.monotonic()
     where = tracking.setup(cfg.mlflow)  # a wrong tracking URI fails before the data is read
@@ -125,6 +130,8 @@ def train(cfg: Config, spark=None, run_name: Optional[str] = None) -> dict[str, 
         "samples_per_second": round(result.samples_per_second, 1),
         "wall_seconds": round(time.monotonic() - started, 1),
         "tracking_uri": where,
+        "evaluation": result.extra.get("evaluation"),  # per-class scores, baseline...
+        "model": usage_of(cfg.mlflow, info, cfg.model.task),  # name, URI, snippet
     }
     log.info("train: done, %s -> run %s", _fmt(result.test_metrics), run.info.run_id)
     return summary

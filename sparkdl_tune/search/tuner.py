@@ -186,9 +186,10 @@ def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str,
     """
     from ..driver.train import prepare_inputs
     from ..tracking import store as tracking
-    from ..tracking.results import usage_of
+    from ..tracking.results import log_space, usage_of
     from .algorithms import DESIGNS, make_algo, make_design
     from .algorithms.staged import make_suggest as make_staged
+    from .dimensions import check_subsets
 
     started = time.monotonic()
     s = cfg.search
@@ -228,6 +229,7 @@ def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str,
             log.info("tune: extending search %r (search.resume=extend): %s; its %d recorded "
                      "trials are kept", s.name, "; ".join(changed), recorded)
     prepared = prepare_inputs(cfg, spark)
+    check_subsets(space.dimensions, prepared.data.feature_names)  # columns it lacks: exit 2
     exec_mode, parallelism, threads, why = choose_mode(cfg, prepared.spark, prepared.data)
     log.info("tune: search %r, %s over %d dimensions, budget %d trials; %s mode (%s)%s",
              s.name, s.algorithm, len(space.dimensions), s.max_trials, exec_mode, why,
@@ -251,6 +253,7 @@ def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str,
         parent_id = parent.info.run_id
         # "": not finished (again), until this run's retrain sets it
         tracking.set_tags({TAG_DEFINITION: to_tag(defined), TAG_FINAL: ""})
+        log_space(space, parent_id)  # the ranges the report's edge warnings look at
         if not previous:
             tracking.log_params({"search.algorithm": s.algorithm,
                                  "search.max_trials": s.max_trials,
@@ -277,7 +280,7 @@ def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str,
             best = _design_choice(design, space, monitor) or best
         final = _retrain(cfg, prepared, space, best, parent_id) if s.retrain else None
         summary = _summary(cfg, monitor, best, final, exec_mode, metric, mode, started)
-        summary["model"] = usage_of(cfg.mlflow, final)  # registered name, URI, load snippet
+        summary["model"] = usage_of(cfg.mlflow, final, cfg.model.task)  # name, URI, snippet
         study = _study(cfg, space, monitor, best, final, design, base)
         if study:  # the designs' own record: tables for the report, figures for the summary
             tracking.log_study(study, parent_id)
