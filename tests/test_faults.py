@@ -137,7 +137,7 @@ def hold_when(db: str, query: str, proc, deadline: float) -> sqlite3.Connection:
         time.sleep(0.02)
 
 
-@pytest.mark.parametrize("kill_at", ["training",
+@pytest.mark.parametrize("kill_at", [pytest.param("training", marks=pytest.mark.slow),
                                      pytest.param("registered", marks=pytest.mark.slow)])
 def test_driver_killed_during_the_retrain_then_rerun_registers_one_version(
         tiny_tabular, tmp_path, kill_at):

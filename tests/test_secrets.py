@@ -140,6 +140,7 @@ def mlflow_records(url: str) -> str:
     return "\n".join(parts)
 
 
+@pytest.mark.slow  # ~1 minute end to end (a server, a tune, a Horovod retrain): make test-slow
 def test_no_secret_in_anything_the_run_wrote(tiny_tabular, tmp_path, mlflow_server):
     from mlflow.artifacts import download_artifacts
     from mlflow.tracking import MlflowClient
