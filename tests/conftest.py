@@ -127,6 +127,17 @@ def tune_overrides(dataset, tmp_path, space: dict, **extra) -> list[str]:
                                                  for k, v in base.items()})
 
 
+def child_runs(tmp_path, parent_run_id: str, kind: str = "trial") -> list:
+    """The ``kind`` child runs (trial, final, ...) of a search in the test's sqlite store."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    exp = client.get_experiment_by_name("tests")
+    return client.search_runs([exp.experiment_id],
+                              f"tags.`mlflow.parentRunId` = '{parent_run_id}' and "
+                              f"tags.`sparkdl_tune.kind` = '{kind}'")
+
+
 def spark_submit(*args: str, timeout: int = 300):
     """``spark-submit --master local[2] ARGS`` from the repository root with this venv's
     Python (the venv's bin on PATH); the finished process, output captured as text."""

@@ -4,7 +4,7 @@ real Spark (SparkTrials), Keras, hyperopt and MLflow."""
 from __future__ import annotations
 
 import numpy as np
-from conftest import tune_overrides
+from conftest import child_runs, tune_overrides
 
 from sparkdl_tune.cli import main
 from sparkdl_tune.config.loader import load_config
@@ -14,13 +14,7 @@ RESIDUAL = "examples.builders:residual_mlp"
 
 
 def _trials(tmp_path, parent_run_id):
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
-    exp = client.get_experiment_by_name("tests")
-    return client.search_runs([exp.experiment_id],
-                              f"tags.`mlflow.parentRunId` = '{parent_run_id}' and "
-                              "tags.`sparkdl_tune.kind` = 'trial'")
+    return child_runs(tmp_path, parent_run_id)
 
 
 def test_example_builder_is_tuned_in_parallel_and_its_final_model_loads(spark, tiny_dataset,

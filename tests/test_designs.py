@@ -6,7 +6,7 @@ import json
 import pickle
 
 import pytest
-from conftest import tune_overrides
+from conftest import child_runs, tune_overrides
 
 from sparkdl_tune.config.loader import load_config
 from sparkdl_tune.config.schema import PyramidSettings
@@ -224,13 +224,7 @@ def test_pyramid_refuses_a_space_that_varies_something_else():
 
 # -- on local[2] -----------------------------------------------------------------------------
 def _trial_runs(tmp_path, parent_run_id):
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
-    exp = client.get_experiment_by_name("tests")
-    runs = client.search_runs([exp.experiment_id],
-                              f"tags.`mlflow.parentRunId` = '{parent_run_id}' and "
-                              "tags.`sparkdl_tune.kind` = 'trial'")
+    runs = child_runs(tmp_path, parent_run_id)
     return sorted(runs, key=lambda r: int(r.data.tags["sparkdl_tune.trial"]))
 
 
