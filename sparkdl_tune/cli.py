@@ -55,6 +55,10 @@ def _prepare_parser(sub, common) -> None:
     fm = kinds.add_parser("fashion-mnist", parents=parents, help="Fashion-MNIST IDX files")
     fm.add_argument("--source", dest="source_dir", default="/usr/share/datasets/fashion-mnist",
                     help="folder with the four IDX files")
+    fm.add_argument("--classes", type=_int_list, help="keep only these classes, relabelled "
+                    "0, 1, ... in this order, e.g. 5,6,7,8,9 (default: all ten)")
+    fm.add_argument("--train-fraction", type=float, default=1.0, help="keep this stratified "
+                    "share of the train file; validation comes from it (default: 1.0)")
 
     tab = kinds.add_parser("tabular", parents=parents, help="CSV or Parquet table",
                            description="A CSV file (with a header) or a Parquet path -> a "
@@ -126,11 +130,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(c) for c in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of class "
+                                         "numbers, e.g. 5,6,7,8,9") from None
+
+
 def _source(args):
     from .driver import datasets
 
     if args.source == "fashion-mnist":
-        return datasets.FashionMnistSource(args.source_dir, args.validation_fraction, args.seed)
+        return datasets.FashionMnistSource(args.source_dir, args.validation_fraction, args.seed,
+                                           args.classes, args.train_fraction)
     if args.source == "tabular":
         features = tuple(c.strip() for c in args.features.split(",")) if args.features else None
         return datasets.TabularSource(

@@ -36,6 +36,10 @@ Loss = Literal[
     "binary_crossentropy", "mse", "mae", "huber",
 ]
 Metric = Literal["auto", "accuracy", "auc", "precision", "recall", "mae", "mse", "rmse", "mape"]
+BackboneMode = Literal["progressive", "frozen", "scratch"]
+#: Keras Applications a backbone can name: (``tf.keras.applications`` class, smallest image side).
+APPLICATIONS = {"mobilenet_v2": ("MobileNetV2", 32), "efficientnet_b0": ("EfficientNetB0", 32),
+                "resnet50": ("ResNet50", 32)}
 
 #: Spatial rank of each convolutional architecture (``input_shape`` adds one channel axis).
 CONV_RANK = {"cnn1d": 1, "cnn2d": 2, "cnn3d": 3}
@@ -128,6 +132,95 @@ class ConvBlock:
 
 
 @dataclass(frozen=True)
+class BackboneSpec:
+    """A pretrained network under the head (``model.backbone``): transfer learning.
+
+    The head is ``model.units`` dense layers (``[]`` for none) and the task's output layer, on
+    top of the backbone's output (pooled to a vector when it is an image). The backbone's
+    *blocks* are counted from the top: one weighted layer each for a plain network, a named
+    block (``block_16``, ``block7a``, ``conv5_block3``...) for the Keras Applications.
+
+    Attributes:
+        source: A Keras file or SavedModel folder (``.keras``, ``.h5``), an MLflow model URI
+            (``runs:/<run>/model``, ``models:/<name>/<version>``), or a Keras Applications
+            architecture: ``mobilenet_v2``, ``efficientnet_b0`` or ``resnet50``.
+        weights: Applications only: a local weights file (``.h5``) for that architecture, as
+            ``model.save_weights`` writes it; nothing is downloaded. ``null`` only with
+            ``mode: scratch``.
+        output_layer: Files and MLflow models: the layer whose output feeds the head;
+            ``null`` takes the input of the model's last layer (its old head dropped).
+        mode: ``progressive``: start frozen (but the top ``trainable_layers`` blocks) and
+            unfreeze ``unfreeze_layers`` more blocks each time validation stops improving;
+            ``frozen``: only the top ``trainable_layers`` blocks ever train; ``scratch``: the
+            same network with fresh random weights, all of it trained (the comparison).
+        trainable_layers: Top blocks trainable from the first epoch (searchable).
+        unfreeze_layers: Blocks unfrozen at each step.
+        max_unfrozen: Most blocks trainable in all; ``null``: the whole backbone.
+        unfreeze_lr_factor: The learning rate is multiplied by this at each step.
+        monitor: What "validation stops improving" watches (``val_loss`` or a ``val_*``
+            metric; without a validation split, e.g. a final retrain, ``loss``).
+        patience: Epochs without improvement before the next step.
+        min_delta: Smallest change of ``monitor`` that counts as an improvement.
+        unfreeze_at: A fixed schedule instead: unfreeze after these epochs (1-based). A
+            search's final retrain replays its best trial's schedule this way.
+    """
+
+    source: str
+    weights: Optional[str] = None
+    output_layer: Optional[str] = None
+    mode: BackboneMode = "progressive"
+    trainable_layers: int = 0
+    unfreeze_layers: int = 1
+    max_unfrozen: Optional[int] = None
+    unfreeze_lr_factor: float = 0.1
+    monitor: str = "val_loss"
+    patience: int = 1
+    min_delta: float = 0.0
+    unfreeze_at: Optional[tuple[int, ...]] = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.unfreeze_at, list):
+            object.__setattr__(self, "unfreeze_at", tuple(self.unfreeze_at))
+        _check(bool(str(self.source).strip()),
+               "source is empty; give a Keras file, an MLflow model URI (runs:/..., "
+               f"models:/...) or one of {', '.join(APPLICATIONS)}")
+        app = self.application
+        _check(app is None or self.weights is not None or self.mode == "scratch",
+               f"source {self.source} has no weights; set weights: a local .h5 file of "
+               f"{APPLICATIONS[app][0] if app else ''} weights (nothing is downloaded), or "
+               "mode: scratch")
+        _check(app is not None or self.weights is None,
+               f"weights is set but source {self.source} is not a Keras Applications "
+               f"architecture ({', '.join(APPLICATIONS)}); a file or MLflow model brings its "
+               "own weights: remove weights")
+        _check(self.trainable_layers >= 0,
+               f"trainable_layers is {self.trainable_layers}; use 0 (frozen) or more blocks")
+        _check(self.unfreeze_layers >= 1,
+               f"unfreeze_layers is {self.unfreeze_layers}; use 1 or more blocks per step")
+        _check(self.max_unfrozen is None or self.max_unfrozen >= self.trainable_layers,
+               f"max_unfrozen is {self.max_unfrozen}, below trainable_layers "
+               f"{self.trainable_layers}; raise it or set null (the whole backbone)")
+        _check(0.0 < self.unfreeze_lr_factor <= 1.0,
+               f"unfreeze_lr_factor is {self.unfreeze_lr_factor}; use a value in (0, 1], "
+               "e.g. 0.1")
+        _check(self.patience >= 0, f"patience is {self.patience}; use 0 or more epochs")
+        _check(self.min_delta >= 0, f"min_delta is {self.min_delta}; use 0 or more")
+        _check(bool(self.monitor), "monitor is empty; use e.g. val_loss")
+        _check(all(e >= 1 for e in self.unfreeze_at or ()),
+               f"unfreeze_at is {list(self.unfreeze_at or ())}; use epoch numbers from 1")
+
+    @property
+    def application(self) -> Optional[str]:
+        """The Keras Applications name, or None for a file or an MLflow model."""
+        name = str(self.source).strip().lower()
+        return name if name in APPLICATIONS else None
+
+    @property
+    def is_mlflow(self) -> bool:
+        return str(self.source).startswith(("runs:/", "models:/"))
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """The network: task, architecture and layer options (the ``model`` config section).
 
@@ -161,6 +254,9 @@ class ModelSpec:
             ``examples/builders.py``.
         params: The builder's own hyper-parameters (``ctx.params``); searchable as
             ``model.params.<name>``.
+        backbone: A pretrained network under a head of ``units`` dense layers, trained with
+            progressive unfreezing: see :class:`BackboneSpec`. ``input_shape`` then says how
+            the flat features form an image (``null``: a square with one channel).
     """
 
     task: Task = "classification"
@@ -181,6 +277,7 @@ class ModelSpec:
     builder: Optional[Union[str, Callable[..., Any]]] = None
     # hash=False: a dict cannot be hashed, and specs are compared, not hashed, by content
     params: dict[str, Any] = field(default_factory=dict, hash=False)
+    backbone: Optional[BackboneSpec] = None
 
     def __post_init__(self) -> None:
         # Lists from Python callers become tuples, so specs stay hashable and comparable.
@@ -190,6 +287,9 @@ class ModelSpec:
             if isinstance(value, list):
                 object.__setattr__(self, name, tuple(value))
         _check_builder(self.builder)
+        _check(self.backbone is None or self.builder is None,
+               "both builder and backbone are set; a builder makes the whole network: use one "
+               "(put a pretrained part inside your builder, or drop builder)")
         _check(self.num_classes is None or self.num_classes >= 2,
                f"num_classes is {self.num_classes}; use at least 2, or null to take it from "
                "the dataset")

@@ -30,6 +30,7 @@ class Prepared:
 
 def prepare_inputs(cfg: Config, spark=None) -> Prepared:
     """Validate the dataset against the config and materialise it for Petastorm (once)."""
+    from . import backbone
     from .builder import check_and_ship
     from .launch import check_slots
     from .materialise import training_data
@@ -38,6 +39,7 @@ def prepare_inputs(cfg: Config, spark=None) -> Prepared:
 
     spark = spark or get_spark(cfg.spark)
     check_and_ship(cfg.model.builder, spark)  # ConfigError before any data work or training
+    backbone.check_and_ship(cfg.model.backbone, spark)
     manifest = validate_dataset(spark, cfg.data.path, stamp_dir=_stamp_dir(cfg))
     check_task(cfg, manifest)
     if cfg.execution.num_proc > 1:

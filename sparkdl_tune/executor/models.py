@@ -92,18 +92,15 @@ def build_model(
 
     inputs = tf.keras.Input(shape=(input_dim,), name="features", dtype="float32")
     x = inputs
-    if model.conv_rank:
+    if model.backbone is not None:  # a pretrained network under the head
+        from .backbone import attach
+
+        x = attach(tf, model, inputs, input_dim, seed)
+    elif model.conv_rank:
         x = _conv_stack(tf, model, x, resolve_input_shape(model, input_dim), seeds)
-    activations = model.layer_activations or (model.activation,) * len(model.dense_units)
-    dropouts = model.layer_dropouts or (model.dropout,) * len(model.dense_units)
-    for i, (width, act, rate) in enumerate(zip(model.dense_units, activations, dropouts)):
-        x = tf.keras.layers.Dense(width, activation=act, name=f"dense_{i}",
-                                  **_kernel_args(tf, model, seeds))(x)
-        if rate > 0:
-            x = tf.keras.layers.Dropout(rate, seed=next(seeds), name=f"dropout_{i}")(x)
-    outputs = tf.keras.layers.Dense(head.units, activation=head.activation, name="output",
-                                    **_kernel_args(tf, model, seeds))(x)
-    net = tf.keras.Model(inputs, outputs, name=f"sparkdl_tune_{model.architecture}")
+    outputs = dense_head(tf, model, x, head, seeds)
+    name = "backbone" if model.backbone is not None else model.architecture
+    net = tf.keras.Model(inputs, outputs, name=f"sparkdl_tune_{name}")
 
     optimizer = make_optimizer(training, learning_rate, legacy=legacy_optimizer,
                                total_steps=total_steps)
@@ -112,6 +109,19 @@ def build_model(
     net.compile(optimizer=optimizer, loss=_loss(tf, head.loss),
                 metrics=[_metric(tf, name) for name in metrics])
     return net
+
+
+def dense_head(tf, model: ModelSpec, x, head: Head, seeds: Iterator):
+    """``model.dense_units`` hidden layers (activation, dropout) and the task's output layer."""
+    activations = model.layer_activations or (model.activation,) * len(model.dense_units)
+    dropouts = model.layer_dropouts or (model.dropout,) * len(model.dense_units)
+    for i, (width, act, rate) in enumerate(zip(model.dense_units, activations, dropouts)):
+        x = tf.keras.layers.Dense(width, activation=act, name=f"dense_{i}",
+                                  **_kernel_args(tf, model, seeds))(x)
+        if rate > 0:
+            x = tf.keras.layers.Dropout(rate, seed=next(seeds), name=f"dropout_{i}")(x)
+    return tf.keras.layers.Dense(head.units, activation=head.activation, name="output",
+                                 **_kernel_args(tf, model, seeds))(x)
 
 
 def make_optimizer(training: TrainingSpec, learning_rate: Optional[float] = None, *,

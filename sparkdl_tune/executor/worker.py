@@ -71,6 +71,11 @@ def _train(job: TrainJob) -> tuple[RankReport, Optional[TrainResult]]:
                             *make_callbacks(training)]
     if training.time_limit_minutes:
         callbacks.append(_TimeLimit(tf, training.time_limit_minutes * 60, timer, backend))
+    # no validation split (a final model trained on train+validation): no val_* metrics
+    validate = "validation" in job.data.converters
+    unfreezing = _unfreezing(tf, job, model, lr, backend, steps, validate)
+    if unfreezing is not None:
+        callbacks.append(unfreezing)
     reports = None
     if job.report_to is not None:  # last: it reports what the others made of the epoch
         from .reporter import epoch_callback
@@ -79,8 +84,6 @@ def _train(job: TrainJob) -> tuple[RankReport, Optional[TrainResult]]:
         callbacks.append(reports)
 
     started = time.monotonic()
-    # no validation split (a final model trained on train+validation): no val_* metrics
-    validate = "validation" in job.data.converters
     with stream(job, "train", rank, size) as (train_ds, cached), \
             (stream(job, "validation", rank, size, per_pass=True) if validate
              else contextlib.nullcontext((None, False))) as (val_ds, _):
@@ -119,8 +122,38 @@ def _train(job: TrainJob) -> tuple[RankReport, Optional[TrainResult]]:
                "latency_ms": _latency_ms(model),
                "nan_loss": not all(math.isfinite(v) for v in hist.get("loss", [])),
                "cached_in_memory": cached, "pruned": list(pruned) if pruned else None,
+               "unfreezing": unfreezing.steps if unfreezing is not None else None,
                "evaluation": evaluation},
     )
+
+
+def _unfreezing(tf, job: TrainJob, model, lr: float, backend, steps: int, validate: bool):
+    """The progressive-unfreezing callback of a ``model.backbone`` in that mode, else None."""
+    spec = job.model.backbone
+    if spec is None or spec.mode != "progressive":
+        return None
+    from .models import (
+        _loss,
+        _metric,
+        make_optimizer,
+        resolve_head,
+        resolve_metrics,
+        resolve_num_classes,
+    )
+    from .unfreezing import callback
+
+    training = job.training
+    head = resolve_head(job.model, training, resolve_num_classes(job.model, job.data.num_classes))
+    metrics = resolve_metrics(job.model, training, head)
+    wrap = backend.wrap_optimizer()
+
+    def recompile(rate: float) -> None:
+        optimizer = make_optimizer(training, rate, total_steps=steps * training.epochs)
+        model.compile(optimizer=wrap(optimizer) if wrap else optimizer,
+                      loss=_loss(tf, head.loss), metrics=[_metric(tf, m) for m in metrics])
+        model.make_train_function(force=True)
+
+    return callback(tf, spec, model, lr, recompile, backend, validate)
 
 
 def _evaluate(job: TrainJob, model, scores: dict) -> tuple[dict, dict]:

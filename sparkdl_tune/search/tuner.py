@@ -433,6 +433,7 @@ def _retrain(cfg: Config, prepared, space: SearchSpace, best: TrialRecord,
                                   # no validation split: nothing to monitor
                                   "training.early_stopping.enabled": False,
                                   "training.reduce_lr.enabled": False})
+    final_cfg = _replayed_unfreezing(final_cfg, best)
     log.info("tune: retraining trial %d's parameters on train+validation (%d rows, %d epochs)",
              best.number + 1, len(both), final_cfg.training.epochs)
     with tracking.start_run(cfg.mlflow, f"{cfg.search.name}-final", parent_run_id=parent_id,
@@ -447,6 +448,22 @@ def _retrain(cfg: Config, prepared, space: SearchSpace, best: TrialRecord,
             "registered_version": info.get("registered_version"),
             "test_metrics": result.test_metrics, "epochs": result.epochs_run,
             "evaluation": result.extra.get("evaluation")}  # per-class scores, baseline...
+
+
+def _replayed_unfreezing(cfg: Config, best: TrialRecord) -> Config:
+    """A progressive backbone retrained without a validation split unfreezes after the epochs
+    its best trial did (``model.backbone.unfreeze_at``)."""
+    from ..executor.unfreezing import steps_of
+
+    spec = cfg.model.backbone
+    if spec is None or spec.mode != "progressive" or spec.unfreeze_at is not None:
+        return cfg
+    steps = steps_of(best.history)
+    if steps is None:
+        return cfg
+    log.info("tune: the final model unfreezes its backbone after epochs %s, as trial %d did",
+             list(steps) or "(none)", best.number + 1)
+    return with_values(cfg, {"model.backbone.unfreeze_at": list(steps)})
 
 
 BUDGET_SHARE = 0.9  # of search.final_minutes planned for epochs; the rest: test, logging

@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import os
 from dataclasses import dataclass
+from typing import Optional
 
 from ...errors import DataError
 from ..dataset import Layout
@@ -26,15 +27,33 @@ ROWS_PER_TASK = 7_500
 
 @dataclass(frozen=True)
 class FashionMnistSource:
-    """The four IDX files; validation is a stratified, seeded holdout of the train file."""
+    """The four IDX files; validation is a stratified, seeded holdout of the train file.
+
+    ``classes`` keeps only those classes, relabelled 0, 1, ... in the order given (e.g. 5..9
+    for a transfer-learning target); ``train_fraction`` keeps a stratified, seeded share of the
+    train file (validation is carved from that share), the test file stays whole.
+    """
 
     directory: str = DEFAULT_DIR
     validation_fraction: float = 0.1
     seed: int = 42
+    classes: Optional[tuple[int, ...]] = None
+    train_fraction: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.classes is not None:
+            if len(set(self.classes)) != len(self.classes) or len(self.classes) < 2 or \
+                    not all(0 <= c <= 9 for c in self.classes):
+                raise DataError(f"--classes {','.join(map(str, self.classes))}: give at least "
+                                "two different Fashion-MNIST classes from 0 to 9, e.g. 5,6,7,8,9")
+        if not 0.0 < self.train_fraction <= 1.0:
+            raise DataError(f"--train-fraction is {self.train_fraction}; use a share in (0, 1], "
+                            "e.g. 0.1")
 
     def layout(self, spark=None) -> Layout:
         return Layout(task="classification", features=("features",), label="label",
-                      feature_kind="array", num_classes=10)
+                      feature_kind="array",
+                      num_classes=len(self.classes) if self.classes else 10)
 
     def files(self) -> dict[str, tuple[str, str]]:
         """Resolve each IDX file, gzipped or not; a missing one is a DataError."""
@@ -71,27 +90,35 @@ class FashionMnistSource:
             if file_split == "train":
                 for split in ("train", "validation"):
                     out[split] = _frame(spark, parts, images, labels, split,
-                                        self.validation_fraction, self.seed)
+                                        self.validation_fraction, self.seed, self.classes,
+                                        self.train_fraction)
             else:
-                out["test"] = _frame(spark, parts, images, labels, "all", 0.0, self.seed)
+                out["test"] = _frame(spark, parts, images, labels, "all", 0.0, self.seed,
+                                     self.classes)
         return out
 
     def describe(self) -> dict:
         return {"kind": "fashion-mnist", "directory": self.directory,
-                "validation_fraction": self.validation_fraction, "seed": self.seed}
+                "validation_fraction": self.validation_fraction, "seed": self.seed,
+                **({"classes": list(self.classes)} if self.classes else {}),
+                **({"train_fraction": self.train_fraction} if self.train_fraction < 1 else {})}
 
 
 def _ranges(n: int) -> list[tuple[int, int]]:
     return [(s, min(s + ROWS_PER_TASK, n)) for s in range(0, n, ROWS_PER_TASK)]
 
 
-def _frame(spark, parts, images: str, labels: str, keep: str, fraction: float, seed: int):
+def _frame(spark, parts, images: str, labels: str, keep: str, fraction: float, seed: int,
+           classes=None, share: float = 1.0):
     ranges = spark.createDataFrame(parts, "start long, stop long").repartition(len(parts))
-    return ranges.mapInArrow(_rows_reader(images, labels, keep, fraction, seed), SCHEMA)
+    return ranges.mapInArrow(_rows_reader(images, labels, keep, fraction, seed, classes, share),
+                             SCHEMA)
 
 
-def _rows_reader(images: str, labels: str, keep: str, fraction: float, seed: int):
-    """The function each task runs: emit the rows of its ranges that belong to ``keep``."""
+def _rows_reader(images: str, labels: str, keep: str, fraction: float, seed: int,
+                 classes=None, share: float = 1.0):
+    """The function each task runs: emit the rows of its ranges that belong to ``keep`` (of
+    ``classes``, relabelled by their position; of a ``share`` of the file)."""
 
     def read(batches):
         import numpy as np
@@ -106,6 +133,14 @@ def _rows_reader(images: str, labels: str, keep: str, fraction: float, seed: int
         else:
             held = stratified_holdout(all_labels, fraction, seed)
             mask = held if keep == "validation" else ~held
+        if share < 1.0:
+            mask &= stratified_holdout(all_labels, share, seed + 1)
+        new_labels = all_labels
+        if classes:
+            mask &= np.isin(all_labels, classes)
+            new_labels = np.full(all_labels.shape, -1, dtype=np.int64)
+            for i, c in enumerate(classes):
+                new_labels[all_labels == c] = i
         for batch in batches:
             for start, stop in zip(batch.column("start").to_pylist(),
                                    batch.column("stop").to_pylist()):
@@ -115,7 +150,7 @@ def _rows_reader(images: str, labels: str, keep: str, fraction: float, seed: int
                 offsets = np.arange(0, (len(x) + 1) * width, width, dtype=np.int32)
                 feats = pa.ListArray.from_arrays(pa.array(offsets),
                                                  pa.array(x.ravel(), pa.float32()))
-                y = pa.array(all_labels[start:stop][rows].astype(np.int32))
+                y = pa.array(new_labels[start:stop][rows].astype(np.int32))
                 yield pa.RecordBatch.from_arrays([feats, y], names=["features", "label"])
 
     return read
