@@ -39,7 +39,8 @@ def trial_runs(tmp_path, while_created=False):
 ASHA_SPACE = {"training.learning_rate": {"choice": [0.05, 0.02, 1e-5, 1e-6, 2e-5, 3e-6]}}
 
 
-@pytest.mark.parametrize("scheduler", ["fifo", "asha"])
+# asha in the default suite (it also resumes the scheduler's state); fifo in make test-slow
+@pytest.mark.parametrize("scheduler", [pytest.param("fifo", marks=pytest.mark.slow), "asha"])
 def test_sigkill_then_resume_runs_no_finished_trial_twice(tiny_tabular, tmp_path, scheduler):
     exe = os.path.join(os.path.dirname(sys.executable), "sparkdl-tune")
     extra = dict(search__algorithm="tpe", training__epochs=12)
