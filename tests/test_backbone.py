@@ -88,7 +88,8 @@ def test_each_keras_application_builds_from_a_local_weights_file(arch, keras_cla
 
 
 def test_progressive_unfreezing_in_a_real_training(spark, tiny_dataset, cnn_file, tmp_path):
-    """patience 0: a step after every epoch, up to max_unfrozen 2 blocks; lr x 0.1 per step."""
+    """patience 0: a step after every epoch, up to max_unfrozen 2 blocks; lr x 0.1 per step.
+    Two Horovod ranks: both recompile after the same epochs (rank 0 decides)."""
     import tensorflow as tf
 
     import sparkdl_tune as sdt
@@ -97,7 +98,8 @@ def test_progressive_unfreezing_in_a_real_training(spark, tiny_dataset, cnn_file
     cfg = load_config(None, overrides=train_overrides(
         tiny_dataset, tmp_path, training__epochs=4, model__units="[]",
         model__backbone__source=str(cnn_file), model__backbone__patience=0,
-        model__backbone__max_unfrozen=2, mlflow__registered_model_name="null"))
+        model__backbone__max_unfrozen=2, mlflow__registered_model_name="null",
+        execution__num_proc=2))
     summary = train(cfg, spark)
     from mlflow.tracking import MlflowClient
 
@@ -106,7 +108,8 @@ def test_progressive_unfreezing_in_a_real_training(spark, tiny_dataset, cnn_file
                                                            "backbone_unfrozen")]
     rates = [m.value for m in client.get_metric_history(summary["run_id"], "lr")]
     assert unfrozen == [0.0, 1.0, 2.0, 2.0]
-    assert np.allclose(rates, [1e-3, 1e-4, 1e-5, 1e-5])
+    assert summary["num_proc"] == 2
+    assert np.allclose(rates, [2e-3, 2e-4, 2e-5, 2e-5])  # 1e-3 scaled by the two ranks
     model = sdt.load_model(summary["model_uri"], cfg.mlflow)
     saved = tf.keras.models.load_model(cnn_file, compile=False)
     trunk = find_trunk(model)
