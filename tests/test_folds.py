@@ -82,6 +82,40 @@ def test_mean_and_std_of_fold_scores():
     assert hist == {"val_loss": [2.0, 1.0, 1.0], "loss": [2.0, 2.0, 1.0]}
 
 
+def test_folds_at_once_follow_the_free_slots():
+    from sparkdl_tune.search.folds import slots_per_trial
+
+    assert slots_per_trial(3, 2, 1) == 2  # local[2], one trial (or num_proc 1) at a time
+    assert slots_per_trial(3, 2, 2) == 1  # two trials at once, or a 2-rank Horovod trial
+    assert slots_per_trial(3, 16, 2) == 3 and slots_per_trial(5, 1, 4) == 1
+
+
+def test_a_failed_fold_fails_the_trial_naming_the_fold():
+    import threading
+
+    from sparkdl_tune.search.folds import FoldFailed, combine, run_folds
+    from sparkdl_tune.search.objective import _reason
+
+    class Data:
+        def rows(self, split):
+            return 10
+
+    seen = set()
+
+    def train(i, data):
+        seen.add(threading.current_thread().name)
+        if i == 1:
+            raise MemoryError("no room")
+        return None
+
+    runs = run_folds([Data()] * 3, train, lambda r: 0.5, slots=2)
+    assert [r.fold for r in runs] == [0, 1, 2] and runs[1].error is not None
+    assert all(r.end >= r.start for r in runs) and len(seen) <= 2
+    with pytest.raises(FoldFailed) as err:
+        combine(runs, "val_accuracy")
+    assert _reason(err.value) == "fold 2 of 3: out of memory: MemoryError: no room"
+
+
 @pytest.mark.parametrize("extra,needle", [
     ({"search.cv_folds": 1}, "cv_folds is 1; use an integer of 2 or more"),
     ({"search.cv_folds": "true"}, "'search.cv_folds' must be an integer, got True"),
