@@ -56,12 +56,11 @@ def test_folds_are_disjoint_cover_train_and_validation_and_are_reused(spark, tin
     assert [f.converters["validation"].file_urls for f in again] == \
         [f.converters["validation"].file_urls for f in folds]
     assert [len(f.converters["validation"]) for f in again] == sizes
-    # another k or seed: new folds; a feature subset selects from the same fold copies
+    # another k: new folds
     assert fold_data(spark, data, 2, seed=7)[0].converters["validation"].file_urls != \
         folds[0].converters["validation"].file_urls
-    sub = folds[0].select(["x1", "x3"]) if "x1" in data.feature_names else None
-    if sub is not None:
-        assert sub.input_dim == 2 and sub.converters is folds[0].converters
+    sub = folds[0].select(["f1", "f3"])  # a feature subset: columns of the same fold copies
+    assert sub.columns == (0, 2) and sub.input_dim == 2 and sub.converters is folds[0].converters
 
 
 def test_too_many_folds_for_the_rows_is_a_config_error(spark, tiny_tabular, tmp_path):
@@ -166,8 +165,11 @@ def test_cv_tune_records_each_fold_and_mean_std_for_every_trial(spark, tiny_tabu
     metric = "val_accuracy"
     rows = read_manifest(str(tiny_tabular)).rows
     total = rows["train"] + rows["validation"]
+    # a feature-subset dimension too: each fold reads its columns from the one fold copy
+    space = {**LR_SPACE, "data.feature_columns": {"subset": [f"f{i}" for i in range(1, 9)],
+                                                  "min": 5}}
     cfg = load_config(None, overrides=tune_overrides(
-        tiny_tabular, tmp_path, LR_SPACE, search__name=f"cv-{mode}", search__cv_folds=3,
+        tiny_tabular, tmp_path, space, search__name=f"cv-{mode}", search__cv_folds=3,
         search__execution_mode=mode, search__algorithm="random",
         search__report="true", **{k.replace(".", "__"): v for k, v in extra.items()}))
     summary = tune(cfg, spark)
