@@ -87,6 +87,7 @@ def test_folds_at_once_follow_the_free_slots():
     assert slots_per_trial(3, 2, 1) == 2  # local[2], one trial (or num_proc 1) at a time
     assert slots_per_trial(3, 2, 2) == 1  # two trials at once, or a 2-rank Horovod trial
     assert slots_per_trial(3, 16, 2) == 3 and slots_per_trial(5, 1, 4) == 1
+    assert slots_per_trial(3, 16, 2, horovod=True) == 1  # Horovod: from the main thread only
 
 
 def test_a_failed_fold_fails_the_trial_naming_the_fold():
@@ -209,3 +210,22 @@ def test_cv_tune_records_each_fold_and_mean_std_for_every_trial(spark, tiny_tabu
               f"{mean:.4f} ± {std:.4f}; fold intervals (s from the trial's first start) "
               f"{[(f, round(a - t0, 2), round(b - t0, 2)) for f, a, b in times]}; "
               f"overlapping pairs {[(a, b, round(s, 2)) for a, b, s in overlap]}")
+
+
+@pytest.mark.slow  # two Horovod jobs of 2 ranks (~40 s): make test-slow
+def test_cv_tune_of_horovod_trials_trains_its_folds_one_after_the_other(spark, tiny_tabular,
+                                                                         tmp_path):
+    from sparkdl_tune.config.loader import load_config
+    from sparkdl_tune.search.tuner import tune
+
+    cfg = load_config(None, overrides=tune_overrides(
+        tiny_tabular, tmp_path, LR_SPACE, search__name="cv-horovod", search__cv_folds=2,
+        search__execution_mode="distributed", execution__num_proc=2, search__max_trials=1,
+        search__retrain="false", search__report="false"))
+    summary = tune(cfg, spark)
+    assert summary["trials"] == 1 and summary["failed"] == 0
+    (run,) = child_runs(tmp_path, summary["parent_run_id"])
+    assert run.data.metrics["num_proc"] == 2 and run.data.metrics["cv_folds"] == 2
+    folds = json.loads(run.data.tags["sparkdl_tune.folds"])
+    assert [f["fold"] for f in folds] == [1, 2] and not _overlaps(folds)  # main thread only
+    assert run.data.metrics["objective"] == pytest.approx(sum(f["score"] for f in folds) / 2)

@@ -3,10 +3,11 @@
 The trial trains one model per fold (:func:`sparkdl_tune.driver.folds.fold_data`: fold ``i``
 validates on the ``i``-th fold of train+validation and trains on the rest), at most ``slots``
 at a time in threads of the process that runs the trial (the Spark task of a ``parallel``
-search, the driver of a ``distributed`` one). Each fold is scored like a trial without folds
-(the best epoch value of ``search.metric``); the trial's score is the mean of the fold scores,
-and their standard deviation (population, ``ddof=0``) is recorded beside it. A failed fold
-fails the trial, naming the fold.
+search, the driver of a ``distributed`` one with ``execution.num_proc: 1``; a Horovod trial's
+folds run one after the other, as Horovod starts jobs only from the driver's main thread).
+Each fold is scored like a trial without folds (the best epoch value of ``search.metric``);
+the trial's score is the mean of the fold scores, and their standard deviation (population,
+``ddof=0``) is recorded beside it. A failed fold fails the trial, naming the fold.
 
 What the trial reports: the mean of the folds' curves per epoch (over the folds that reached
 that epoch) as its history, the mean of the folds' test metrics and throughput, the epochs of
@@ -45,9 +46,13 @@ def check(search) -> None:
                           "compare; remove search.baseline or search.cv_folds")
 
 
-def slots_per_trial(k: int, total_slots: int, per_trial: int) -> int:
+def slots_per_trial(k: int, total_slots: int, per_trial: int, horovod: bool = False) -> int:
     """Folds one trial runs at once: the task slots left to each running trial (parallel
-    mode: slots // parallelism; distributed: slots // num_proc), 1 to k."""
+    mode: slots // parallelism; distributed: slots // num_proc), 1 to k. A Horovod trial
+    (``horovod``: distributed with num_proc > 1) runs its folds one after the other: Horovod
+    starts a job only from the driver's main thread."""
+    if horovod:
+        return 1
     return max(1, min(k, total_slots // max(1, per_trial)))
 
 
@@ -86,8 +91,9 @@ def run_folds(folds: Sequence[Any], train: Callable[[int, Any], Any],
         run.end = time.time()
         return run
 
-    with ThreadPoolExecutor(max_workers=max(1, slots),
-                            thread_name_prefix="sparkdl-tune-fold") as pool:
+    if slots <= 1:  # one at a time, in this thread (Horovod starts only from the main one)
+        return [one(i, data) for i, data in enumerate(folds)]
+    with ThreadPoolExecutor(max_workers=slots, thread_name_prefix="sparkdl-tune-fold") as pool:
         return list(pool.map(one, range(len(folds)), folds))
 
 

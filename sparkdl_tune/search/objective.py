@@ -113,8 +113,9 @@ def _train(spec: TrialSpec, values: dict[str, Any], target: Optional[ReportTo],
 
     from ..driver.launch import train as launch_train
 
-    return launch_train(SparkSession.getActiveSession(), job,
-                        start_timeout=cfg.execution.start_timeout)
+    # (the active session is per thread: a fold's driver thread has none, the default one)
+    spark = SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
+    return launch_train(spark, job, start_timeout=cfg.execution.start_timeout)
 
 
 def _clear_keras_state() -> None:

@@ -332,7 +332,8 @@ def _folds(cfg: Config, prepared, exec_mode: str, parallelism: int) -> tuple[lis
     if not k:
         return [], 1
     per_trial = parallelism if exec_mode == "parallel" else cfg.execution.num_proc
-    at_once = slots_per_trial(k, slots(prepared.spark), per_trial)
+    at_once = slots_per_trial(k, slots(prepared.spark), per_trial,
+                              horovod=exec_mode == "distributed" and per_trial > 1)
     data = fold_data(prepared.spark, prepared.data, k, seed=cfg.execution.seed,
                      min_files=max(2, cfg.execution.num_proc),
                      row_group_mb=cfg.data.row_group_mb)
