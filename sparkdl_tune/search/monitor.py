@@ -250,6 +250,9 @@ class Monitor:
                    r.failure if r.cancelled else f"FAILED: {r.failure}")
         if r.pruned_epoch:
             outcome += f" (pruned after epoch {r.pruned_epoch})"
+        std = r.extra.get(f"cv_std_{self.metric}")
+        if r.ok and std is not None:  # search.cv_folds: the mean of the folds' scores
+            outcome += f" ± {logs.number(std)} ({int(r.extra.get('cv_folds', 0))} folds)"
         pruned = f"{len(self.pruned)} pruned, " if self.scheduler is not None else ""
         log.info("tune: trial %d/%d %s | %s | %s%d failed | %d epochs | %s elapsed%s",
                  r.number + 1, total, outcome, best_text, pruned, len(self.failures),
