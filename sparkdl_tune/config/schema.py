@@ -195,6 +195,10 @@ class SearchSettings:
     ``complexity_weight`` per decade of the second objective. ``baseline: true`` (or a mapping of
     config keys, default batch 32 and learning rate 1e-3) trains that configuration first as a
     recorded run; the summary gives the relative error drop of the result against it.
+
+    ``cv_folds: k`` (null: off) scores each trial by k-fold cross-validation on
+    train+validation: k trainings, each validated on one fold; the trial's score is their mean
+    and the standard deviation is recorded (see :mod:`sparkdl_tune.search.folds`).
     """
 
     name: str = "search"
@@ -226,8 +230,13 @@ class SearchSettings:
     tolerance: float = 0.005
     complexity_weight: float = 0.01
     baseline: Union[bool, dict[str, Any]] = False
+    cv_folds: Optional[int] = None
 
     def __post_init__(self):
+        if self.cv_folds is not None and (isinstance(self.cv_folds, bool)
+                                          or self.cv_folds < 2):
+            raise ValueError(f"cv_folds is {self.cv_folds!r}; use an integer of 2 or more "
+                             "(e.g. 5), or null for no cross-validation")
         if isinstance(self.objectives, list):
             object.__setattr__(self, "objectives", tuple(self.objectives))
         if self.tolerance < 0:

@@ -133,11 +133,14 @@ def _top_table(search: Search, params: list[Param], top: int) -> str:
     key = search.val_key  # validation only: nobody picks a trial by its test score
     names = [p.name for p in params]
     staged = any(t.status == "pruned" or t.rung is not None for t in search.trials)
-    head = ["rank", "trial", search.metric, *([key] if key else []), "seconds", "epochs",
+    folds = max((t.cv[1] for t in ranked if t.cv), default=0)  # search.cv_folds
+    metric = f"{search.metric} (mean ± std of {folds} folds)" if folds else search.metric
+    head = ["rank", "trial", metric, *([key] if key else []), "seconds", "epochs",
             *(["status", "rung"] if staged else []), *names]
     rows = []
     for rank, t in enumerate(ranked, 1):
-        cells = [_num(rank), _num(t.number + 1), _num(f"{t.objective:.4g}")]
+        score = f"{t.objective:.4g}" + (f" ± {t.cv[0]:.2g}" if t.cv else "")
+        cells = [_num(rank), _num(t.number + 1), _num(score)]
         if key:
             cells.append(_num(f"{t.validation[key]:.4g}" if key in t.validation else "—"))
         cells += [_num(f"{t.seconds:.1f}"), _num(t.epochs)]

@@ -47,6 +47,7 @@ class Trial:
     pruned_epoch: Optional[int] = None  # stopped by the scheduler after this epoch
     rung: Optional[int] = None  # the highest scheduler rung (epochs) it reached
     validation: dict[str, float] = field(default_factory=dict)  # val_* at the last epoch
+    cv: Optional[tuple[float, int]] = None  # search.cv_folds: (std of the fold scores, k)
 
 
 @dataclass
@@ -271,7 +272,14 @@ def _trial(run) -> Trial:
                  seconds=t.seconds, epochs=t.epochs, test=t.test, failure=t.failure,
                  run_id=t.run_id, cancelled=t.status == "cancelled", status=t.status,
                  pruned_epoch=t.pruned_epoch, rung=t.rung,
-                 validation={k: v for k, v in run.data.metrics.items() if k.startswith("val_")})
+                 validation={k: v for k, v in run.data.metrics.items() if k.startswith("val_")},
+                 cv=_cv(run.data.metrics))
+
+
+def _cv(metrics: dict[str, float]) -> Optional[tuple[float, int]]:
+    """A cross-validated trial's (std of its fold scores, folds); its objective is the mean."""
+    std = next((v for k, v in metrics.items() if k.startswith("cv_std_")), None)
+    return None if std is None else (std, int(metrics.get("cv_folds", 0)))
 
 
 def _number(text: Optional[str]) -> Any:

@@ -50,6 +50,8 @@ def definition(cfg, space, metric: str, mode: str) -> dict[str, str]:
     if s.algorithm in ("sweep", "pyramid"):
         items.update({f"search.{s.algorithm}.{k}": v
                       for k, v in dataclasses.asdict(getattr(s, s.algorithm)).items()})
+    if s.cv_folds:  # scores of k folds do not compare with one validation split's
+        items["search.cv_folds"] = s.cv_folds
     if s.scheduler != "fifo":  # (fifo: as recorded before schedulers existed)
         items["search.scheduler"] = s.scheduler
         items.update({f"search.pruning.{k}": v for k, v in dataclasses.asdict(s.pruning).items()})

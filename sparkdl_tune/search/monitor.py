@@ -19,6 +19,7 @@ from .. import logs
 from ..tracking.layout import (
     KIND_TRIAL,
     TAG_CURVE,
+    TAG_FOLDS,
     TAG_KIND,
     TAG_LOSS,
     TAG_PRUNED,
@@ -67,6 +68,7 @@ class TrialRecord:
     rung: Optional[int] = None  # the highest scheduler rung (epochs) it reached
     logged: dict[str, int] = field(default_factory=dict, repr=False)  # epochs already in MLflow
     objectives: Optional[list[float]] = None  # [metric as a loss, second] (search.objectives)
+    folds: list[dict] = field(default_factory=list)  # search.cv_folds: per fold (search.folds)
 
     @property
     def status(self) -> str:
@@ -188,6 +190,8 @@ class Monitor:
             tags[TAG_PRUNED] = f"epoch {r.pruned_epoch}: {r.pruned_reason}"
         if r.rung is not None:
             tags[TAG_RUNG] = r.rung
+        if r.folds:
+            tags[TAG_FOLDS] = folds_tag(r.folds)
         record = dict(run_name=trial_run_name(r.number), parent_run_id=self.parent_run_id,
                       params=r.params, history=r.history, summary=summary, tags=tags,
                       failure=r.failure, status="KILLED" if r.cancelled else None,
@@ -246,6 +250,9 @@ class Monitor:
                    r.failure if r.cancelled else f"FAILED: {r.failure}")
         if r.pruned_epoch:
             outcome += f" (pruned after epoch {r.pruned_epoch})"
+        std = r.extra.get(f"cv_std_{self.metric}")
+        if r.ok and std is not None:  # search.cv_folds: the mean of the folds' scores
+            outcome += f" ± {logs.number(std)} ({int(r.extra.get('cv_folds', 0))} folds)"
         pruned = f"{len(self.pruned)} pruned, " if self.scheduler is not None else ""
         log.info("tune: trial %d/%d %s | %s | %s%d failed | %d epochs | %s elapsed%s",
                  r.number + 1, total, outcome, best_text, pruned, len(self.failures),
@@ -284,6 +291,7 @@ def _record_of(doc: dict) -> TrialRecord:
     for key, value in (result.get("measures") or {}).items():  # params, epoch_seconds, ...
         if key in COMPLEXITY_KEYS and value is not None:
             extra[key] = float(value)
+    extra.update({k: float(v) for k, v in (result.get("cv") or {}).items()})  # cv_mean_...
     pruned = result.get("pruned") or (None, "")
     return TrialRecord(
         number=doc["tid"], ok=ok, vals=vals, params=result.get("params") or {},
@@ -294,7 +302,19 @@ def _record_of(doc: dict) -> TrialRecord:
         duration=float(result.get("duration") or 0.0), start=float(result.get("start") or 0.0),
         epochs_run=int(result.get("epochs_run") or 0), history=result.get("history") or {},
         extra=extra, where=str(result.get("where") or ""),
-        objectives=result.get("objectives") if ok else None)
+        objectives=result.get("objectives") if ok else None,
+        folds=list(result.get("folds") or []))
+
+
+FOLDS_TAG_LIMIT = 7500  # MLflow's tag values are short: the fold curves go first
+
+
+def folds_tag(folds: list[dict]) -> str:
+    """The folds of a cross-validated trial as the JSON of one tag (curves dropped when long)."""
+    text = json.dumps(folds)
+    if len(text) > FOLDS_TAG_LIMIT:
+        text = json.dumps([{k: v for k, v in f.items() if k != "curve"} for f in folds])
+    return text
 
 
 def _clock(seconds: float) -> str:

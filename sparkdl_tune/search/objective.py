@@ -3,7 +3,8 @@
 In ``parallel`` mode this runs inside a Spark task (SparkTrials ships it to an executor) and
 trains in-process there; in ``distributed`` mode it runs on the driver and launches a Horovod
 job. Either way it never raises for a failed trial: it returns hyperopt's ``fail`` status with
-the reason, so the search records it and goes on.
+the reason, so the search records it and goes on. With ``search.cv_folds`` a trial is k
+trainings, one per fold, and its score their mean (:mod:`sparkdl_tune.search.folds`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ class TrialSpec:
     threads: int
     in_spark_task: bool
     report_to: Optional[ReportTo] = None  # the driver's report server (per-epoch reports)
+    folds: tuple = ()  # search.cv_folds: one TrainingData per fold (sparkdl_tune.search.folds)
+    fold_slots: int = 1  # folds of one trial trained at once
 
 
 def evaluate(spec: TrialSpec, point: Any) -> dict[str, Any]:
@@ -44,52 +47,75 @@ def evaluate(spec: TrialSpec, point: Any) -> dict[str, Any]:
     # where: the Spark task's working directory names the executor (and, on a standalone
     # cluster, the worker) that ran the trial
     base = {"params": to_python(values), "start": started, "where": _where(), "key": key}
-    target = spec.report_to.for_trial(key, base["params"]) if spec.report_to else None
     try:
-        result = _train(spec, values, target)
-        history = result.history
-        if spec.metric not in history:
-            raise KeyError(f"metric {spec.metric!r} is not among the training metrics "
-                           f"{sorted(history)}; set search.metric to one of them")
-        series = [v for v in history[spec.metric] if not math.isnan(v)]
-        if result.extra.get("nan_loss") or not series:
-            raise FloatingPointError(f"NaN loss after {result.epochs_run} epochs")
-        score = max(series) if spec.mode == "max" else min(series)
-        measured = {k: result.extra[k] for k in pareto.SECOND_OBJECTIVES
-                    if result.extra.get(k) is not None}
+        if spec.folds:  # k trainings, one score: their mean (no per-epoch reports)
+            fields = _cross_validate(spec, values)
+        else:
+            target = spec.report_to.for_trial(key, base["params"]) if spec.report_to else None
+            result = _train(spec, values, target)
+            fields = {"score": _score(spec, result), "history": result.history,
+                      "test_metrics": result.test_metrics, "epochs_run": result.epochs_run,
+                      "samples_per_second": result.samples_per_second,
+                      "learning_rate": result.learning_rate, "num_proc": result.num_proc,
+                      "extra": result.extra}
+        score, extra = fields.pop("score"), fields.pop("extra")
+        measured = {k: extra[k] for k in pareto.SECOND_OBJECTIVES if extra.get(k) is not None}
         # the loss hyperopt learns from: the metric, plus a second objective when one is named
         loss, pair = pareto.trial_loss(spec.base.search, score, spec.mode, measured)
         return {**base, "status": STATUS_OK, "loss": loss, "measures": measured,
-                **({"objectives": pair} if pair else {}),
-                "score": score, "history": history, "test_metrics": result.test_metrics,
-                "epochs_run": result.epochs_run, "samples_per_second": result.samples_per_second,
-                "learning_rate": result.learning_rate, "num_proc": result.num_proc,
-                "threads_per_proc": result.extra.get("threads_per_proc"),
-                "pruned": result.extra.get("pruned"), "duration": time.time() - started}
+                **({"objectives": pair} if pair else {}), "score": score, **fields,
+                "threads_per_proc": extra.get("threads_per_proc"),
+                "pruned": extra.get("pruned"), "duration": time.time() - started}
     except Exception as exc:  # any failure ends this trial only
         return {**base, "status": STATUS_FAIL, "failure": _reason(exc),
                 "duration": time.time() - started}
 
 
-def _train(spec: TrialSpec, values: dict[str, Any], target: Optional[ReportTo]):
+def _score(spec: TrialSpec, result) -> float:
+    """A training's score: the best epoch value of the search metric."""
+    history = result.history
+    if spec.metric not in history:
+        raise KeyError(f"metric {spec.metric!r} is not among the training metrics "
+                       f"{sorted(history)}; set search.metric to one of them")
+    series = [v for v in history[spec.metric] if not math.isnan(v)]
+    if result.extra.get("nan_loss") or not series:
+        raise FloatingPointError(f"NaN loss after {result.epochs_run} epochs")
+    return max(series) if spec.mode == "max" else min(series)
+
+
+def _cross_validate(spec: TrialSpec, values: dict[str, Any]) -> dict[str, Any]:
+    """The trial's folds, ``spec.fold_slots`` at a time (see :mod:`.folds`)."""
+    from . import folds
+
+    if spec.in_spark_task:  # once, before the folds: they share this process's Keras
+        _clear_keras_state()
+    runs = folds.run_folds(spec.folds, lambda i, data: _train(spec, values, None, data),
+                           lambda result: _score(spec, result), spec.fold_slots)
+    return folds.combine(runs, spec.metric)
+
+
+def _train(spec: TrialSpec, values: dict[str, Any], target: Optional[ReportTo],
+           data: Optional[TrainingData] = None):
     from dataclasses import replace
 
     from ..config.loader import with_values
     from ..driver.train import make_job
 
     cfg = with_values(spec.base, values)
-    job = replace(make_job(cfg, spec.data, spec.threads, verbose=0), report_to=target)
+    job = replace(make_job(cfg, data or spec.data, spec.threads, verbose=0), report_to=target)
     if spec.in_spark_task:
         from ..executor import worker
 
-        _clear_keras_state()
+        if data is None:  # a fold's training shares the process with the others: no clearing
+            _clear_keras_state()
         return worker.run(replace(job, in_process=False))[1]
     from pyspark.sql import SparkSession
 
     from ..driver.launch import train as launch_train
 
-    return launch_train(SparkSession.getActiveSession(), job,
-                        start_timeout=cfg.execution.start_timeout)
+    # (the active session is per thread: a fold's driver thread has none, the default one)
+    spark = SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
+    return launch_train(spark, job, start_timeout=cfg.execution.start_timeout)
 
 
 def _clear_keras_state() -> None:
@@ -101,6 +127,10 @@ def _clear_keras_state() -> None:
 
 
 def _reason(exc: BaseException) -> str:
+    from .folds import FoldFailed
+
+    if isinstance(exc, FoldFailed):
+        return f"fold {exc.fold} of {exc.k}: {_reason(exc.cause)}"
     text = str(exc).strip().splitlines()
     name = type(exc).__name__
     if name in ("ResourceExhaustedError", "MemoryError"):

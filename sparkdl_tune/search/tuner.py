@@ -38,6 +38,7 @@ from ..tracking.layout import (
     TAG_SEARCH,
 )
 from . import baseline, pareto
+from .folds import check as cv_check
 from .live import LiveTrials
 from .monitor import Monitor, TrialRecord
 from .report_server import ReportServer, driver_host
@@ -210,6 +211,7 @@ def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str,
     metric, mode = objective_metric(cfg, space)
     pareto.second_objective(s, metric)  # search.objectives: checked before any training
     baseline.check(cfg)  # search.baseline: its keys and values, before any training
+    cv_check(s)  # search.cv_folds: settings it cannot go with, before any training
     tracking.setup(cfg.mlflow)
     from ..tracking.resume import count_trials, find_search, finished_trials
     from .definition import check, definition, to_tag
@@ -231,6 +233,7 @@ def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str,
     prepared = prepare_inputs(cfg, spark)
     check_subsets(space.dimensions, prepared.data.feature_names)  # columns it lacks: exit 2
     exec_mode, parallelism, threads, why = choose_mode(cfg, prepared.spark, prepared.data)
+    folds = _folds(cfg, prepared, exec_mode, parallelism)  # (fold data, folds at once)
     log.info("tune: search %r, %s over %d dimensions, budget %d trials; %s mode (%s)%s",
              s.name, s.algorithm, len(space.dimensions), s.max_trials, exec_mode, why,
              f", {parallelism} at a time" if exec_mode == "parallel" else "")
@@ -271,7 +274,7 @@ def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str,
                           scheduler=scheduler if s.scheduler != "fifo" else None, total=total)
         with ReportServer(live.handle, driver_host(prepared.spark)) as server:
             _search(trial_cfg, prepared, space, algo, monitor, exec_mode, parallelism, threads,
-                    restored, server.address)
+                    restored, server.address, folds)
         live.close()
         if journal.pending():  # the server was away: nothing more happens before they are in
             _replay_or_fail(cfg, journal, parent_id)
@@ -296,7 +299,7 @@ def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str,
 
 
 def _search(cfg, prepared, space, algo, monitor: Monitor, exec_mode, parallelism, threads,
-            restored: list[TrialRecord], report_to=None) -> None:
+            restored: list[TrialRecord], report_to=None, folds=((), 1)) -> None:
     from .engines import hyperopt as engine
     from .objective import TrialSpec, evaluate
 
@@ -308,7 +311,7 @@ def _search(cfg, prepared, space, algo, monitor: Monitor, exec_mode, parallelism
     metric, mode = monitor.metric, monitor.mode
     spec = TrialSpec(base=cfg, data=prepared.data, space=space, metric=metric, mode=mode,
                      threads=threads, in_spark_task=exec_mode == "parallel",
-                     report_to=report_to)
+                     report_to=report_to, folds=tuple(folds[0]), fold_slots=folds[1])
     # (all trials failed: reported with every distinct reason by _best_or_fail)
     engine.run(functools.partial(evaluate, spec), space, algo, max_trials=s.max_trials,
                parallel=exec_mode == "parallel", parallelism=parallelism,
@@ -316,6 +319,28 @@ def _search(cfg, prepared, space, algo, monitor: Monitor, exec_mode, parallelism
                timeout_seconds=int(s.timeout_minutes * 60) if s.timeout_minutes else None,
                seed=s.seed + len(restored), restored=restored,
                early_stop=monitor.early_stop_fn, watch=monitor.start, unwatch=monitor.close)
+
+
+def _folds(cfg: Config, prepared, exec_mode: str, parallelism: int) -> tuple[list, int]:
+    """``search.cv_folds``: the folds' data (materialised once) and how many folds of a trial
+    train at once (the task slots left to each running trial); ``([], 1)`` without folds."""
+    from ..driver.folds import fold_data
+    from ..driver.session import slots
+    from .folds import slots_per_trial
+
+    k = cfg.search.cv_folds
+    if not k:
+        return [], 1
+    per_trial = parallelism if exec_mode == "parallel" else cfg.execution.num_proc
+    at_once = slots_per_trial(k, slots(prepared.spark), per_trial,
+                              horovod=exec_mode == "distributed" and per_trial > 1)
+    data = fold_data(prepared.spark, prepared.data, k, seed=cfg.execution.seed,
+                     min_files=max(2, cfg.execution.num_proc),
+                     row_group_mb=cfg.data.row_group_mb)
+    log.info("tune: %d-fold cross-validation per trial on train+validation (%d rows), %d "
+             "fold(s) of a trial at a time; a trial's score is the mean over its folds", k,
+             prepared.data.rows("train") + prepared.data.rows("validation"), at_once)
+    return data, at_once
 
 
 def trial_epoch_budget(cfg: Config) -> int:
@@ -517,9 +542,24 @@ def _summary(cfg, monitor: Monitor, best: TrialRecord, final, exec_mode, metric,
         "stopped_early": monitor.stop_reason,
         "best_trial": best.number + 1, f"best_{metric}": best.score,
         "best_params": best.params, "final": final,
+        **({"cv": cv_summary(cfg.search.cv_folds, monitor, best)} if cfg.search.cv_folds
+           else {}),
         "parent_run_id": monitor.parent_run_id,
         "wall_seconds": round(time.monotonic() - started, 1),
     }
+
+
+def cv_summary(k: int, monitor: Monitor, best: TrialRecord) -> dict[str, Any]:
+    """``search.cv_folds``: each finished trial's mean ± std over its folds and their scores."""
+    metric = monitor.metric
+
+    def of(r: TrialRecord) -> dict[str, Any]:
+        return {"trial": r.number + 1, "mean": r.extra.get(f"cv_mean_{metric}"),
+                "std": r.extra.get(f"cv_std_{metric}"),
+                "folds": [r.extra.get(f"cv_fold_{i}_{metric}") for i in range(1, k + 1)]}
+
+    trials = [of(r) for r in sorted(monitor.records.values(), key=lambda r: r.number) if r.ok]
+    return {"folds": k, "metric": metric, "best": of(best), "trials": trials}
 
 
 def _study(cfg: Config, space: SearchSpace, monitor: Monitor, best: TrialRecord,

@@ -26,6 +26,7 @@ TAG_STATUS = "sparkdl_tune.status"  # running | finished | pruned | failed | can
 TAG_PRUNED = "sparkdl_tune.pruned"  # pruned: "epoch N: why"
 TAG_RUNG = "sparkdl_tune.rung"  # the highest scheduler rung (epochs) the trial reached
 TAG_CURVE = "sparkdl_tune.curve"  # the search metric after each epoch (JSON): the rung table
+TAG_FOLDS = "sparkdl_tune.folds"  # search.cv_folds: each fold's score, epochs, rows, times (JSON)
 
 # on any run that failed
 TAG_FAILURE = "failure_reason"
@@ -64,5 +65,6 @@ class TrialRun:
         self.pruned_epoch = int(pruned.split(":")[0].split()[-1]) if pruned else None
         self.pruned_reason = pruned.partition(": ")[2]
         self.curve = json.loads(tags.get(TAG_CURVE) or "[]")
+        self.folds = json.loads(tags.get(TAG_FOLDS) or "[]")
         rung = tags.get(TAG_RUNG)
         self.rung = int(float(rung)) if rung else None

@@ -50,9 +50,9 @@ def finished_trials(settings, parent_run_id: str, space) -> list[TrialRecord]:
             number=t.number, ok=t.ok, vals=t.vals, params=space.decode(t.vals), loss=t.loss,
             score=t.objective, failure=t.failure, duration=t.seconds, start=t.start,
             epochs_run=t.epochs, extra={k: v for k, v in t.metrics.items()
-                                        if k.startswith("test_") or k in KEPT_KEYS},
+                                        if k.startswith(("test_", "cv_")) or k in KEPT_KEYS},
             run_id=t.run_id, pruned_epoch=t.pruned_epoch, pruned_reason=t.pruned_reason,
-            curve=t.curve, rung=t.rung))
+            curve=t.curve, rung=t.rung, folds=t.folds))
     records.sort(key=lambda r: r.number)
     for i, record in enumerate(records):
         if record.number != i:  # a gap left by a trial that never finished: close it
