@@ -146,6 +146,7 @@ def _check(best, tuned_mse, runs, copies):
     assert runs["best"] < runs["all"] and tuned_mse < runs["all"]
 
 
+@pytest.mark.slow  # ~45 s; the default suite keeps the unit tests of subsets and their reads
 def test_grid_over_pairs_finds_x1_x2_and_beats_all_columns(spark, tmp_path):
     """The default variant: every pair of the six columns (15 trials, 8 epochs)."""
     _check(*_tune_and_compare(spark, tmp_path, {"subset": COLS, "min": 2, "max": 2},
