@@ -119,9 +119,10 @@ def test_progressive_unfreezing_in_a_real_training(spark, tiny_dataset, cnn_file
     assert changed == {"dense_0": True, "conv_1": True, "conv_0": False}
 
 
-def test_a_tune_on_a_registered_model_backbone(spark, tiny_dataset, tmp_path):
-    """Pretrain and register a CNN, then tune a head on ``models:/name/1`` in parallel mode
-    with trainable_layers searched; the final retrain replays the best trial's steps."""
+def test_a_tune_on_a_registered_model_backbone(spark, tiny_dataset, cnn_file, tmp_path):
+    """Pretrain and register a CNN, then tune a head on ``models:/name/1`` (named only in the
+    space: the driver ships it all the same) in parallel mode with trainable_layers searched;
+    the final retrain replays the best trial's steps."""
     from sparkdl_tune.driver.train import train
 
     pre = load_config(None, overrides=train_overrides(
@@ -130,17 +131,19 @@ def test_a_tune_on_a_registered_model_backbone(spark, tiny_dataset, tmp_path):
     assert train(pre, spark)["registered_version"] == 1
     from sparkdl_tune.search.tuner import tune
 
-    space = {"model.backbone.trainable_layers": {"choice": [0, 1]}}
+    space = {"model.backbone.trainable_layers": {"choice": [0, 1]},
+             "model.backbone.source": {"choice": ["models:/tiny-cnn/1"]}}
     cfg = load_config(None, overrides=tune_overrides(
         tiny_dataset, tmp_path, space, search__name="transfer", search__algorithm="grid",
         search__max_trials=2, search__execution_mode="parallel", search__parallelism=2,
         search__report="false", training__epochs=3, model__units="[]",
-        model__backbone__source="models:/tiny-cnn/1", model__backbone__patience=0,
+        model__backbone__source=str(cnn_file), model__backbone__patience=0,
         mlflow__registered_model_name="null"))
     summary = tune(cfg, spark)
     assert summary["trials"] == 2 and summary["failed"] == 0, summary
     trials = child_runs(tmp_path, summary["parent_run_id"])
     assert {r.data.params["model.backbone.trainable_layers"] for r in trials} == {"0", "1"}
+    assert {r.data.params["model.backbone.source"] for r in trials} == {"models:/tiny-cnn/1"}
     assert all(r.data.metrics["backbone_unfrozen"] >= 1 for r in trials)
     (final,) = child_runs(tmp_path, summary["parent_run_id"], kind="final")
     best = next(r for r in trials if r.data.params["model.backbone.trainable_layers"]
@@ -183,3 +186,16 @@ def test_an_unknown_output_layer_exits_2(spark, tiny_dataset, cnn_file, tmp_path
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("sparkdl-tune")]
     assert len(err) == 1 and "output_layer 'dense_9' is not a layer" in err[0], err
     assert "conv_1" in err[0]
+
+
+def test_a_backbone_file_missing_from_the_space_exits_2_before_training(spark, tiny_dataset,
+                                                                        cnn_file, tmp_path,
+                                                                        capsys):
+    space = {"model.backbone.source": {"choice": [str(cnn_file), "/nope/other.keras"]}}
+    args = ["tune", "conf/jobs/fashion_mlp.yaml",
+            *tune_overrides(tiny_dataset, tmp_path, space, search__name="two-backbones",
+                            model__units="[]", model__backbone__source=str(cnn_file))]
+    assert main(args) == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("sparkdl-tune")]
+    assert len(err) == 1 and "/nope/other.keras does not exist" in err[0], err
+    assert not (tmp_path / "out").exists()

@@ -13,7 +13,7 @@ import os
 from typing import Optional
 
 from .. import logs
-from ..config.model_spec import BackboneSpec
+from ..config.model_spec import APPLICATIONS, BackboneSpec
 from ..errors import ConfigError
 
 log = logs.get("backbone")
@@ -32,6 +32,34 @@ def check_and_ship(spec: Optional[BackboneSpec], spark=None) -> None:
     path = _from_mlflow(spec.source) if spec.is_mlflow else _existing(spec.source, "source")
     _check_loads(spec, path)
     _ship(spark, path)
+
+
+def check_and_ship_space(dimensions, base: Optional[BackboneSpec], spark=None) -> None:
+    """The backbone files and MLflow models a search space chooses between
+    (``model.backbone.source`` / ``weights`` dimensions, nested ones too), each checked and
+    shipped like the config's own: a trial must not be the first to find one missing."""
+    for dim in _all(dimensions):
+        key = dim.name.rpartition(".")[2]
+        if not dim.name.startswith("model.backbone.") or key not in ("source", "weights"):
+            continue
+        spec = dim.spec
+        values = spec.values if hasattr(spec, "values") else [getattr(spec, "value", None)]
+        for value in values:
+            if not isinstance(value, str):
+                continue
+            if key == "weights":
+                _ship(spark, _existing(value, "weights"))
+            elif value.strip().lower() not in APPLICATIONS:
+                one = BackboneSpec(source=value,
+                                   output_layer=base.output_layer if base else None)
+                check_and_ship(one, spark)
+
+
+def _all(dimensions):
+    for dim in dimensions:
+        yield dim
+        for children in getattr(dim, "children", ()):
+            yield from _all(children)
 
 
 def _existing(path: str, key: str) -> str:

@@ -232,6 +232,9 @@ def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str,
                      "trials are kept", s.name, "; ".join(changed), recorded)
     prepared = prepare_inputs(cfg, spark)
     check_subsets(space.dimensions, prepared.data.feature_names)  # columns it lacks: exit 2
+    from ..driver.backbone import check_and_ship_space
+
+    check_and_ship_space(space.dimensions, cfg.model.backbone, prepared.spark)  # idem
     exec_mode, parallelism, threads, why = choose_mode(cfg, prepared.spark, prepared.data)
     folds = _folds(cfg, prepared, exec_mode, parallelism)  # (fold data, folds at once)
     log.info("tune: search %r, %s over %d dimensions, budget %d trials; %s mode (%s)%s",
