@@ -58,18 +58,18 @@ def test_tune_records_trials_retrains_and_writes_outputs(spark, tiny_tabular, tm
 
 def test_final_minutes_cuts_the_retrain_epochs_to_the_measured_throughput(spark, tiny_tabular,
                                                                            tmp_path):
+    from sparkdl_tune.search.final import epochs_within
     from sparkdl_tune.search.monitor import TrialRecord
-    from sparkdl_tune.search.tuner import _epochs_within
 
     cfg = cfg_for(tiny_tabular, tmp_path)
     best = TrialRecord(number=0, ok=True, vals={}, params={},
                        extra={"samples_per_second": 1000.0, "threads_per_proc": 1.0})
     # 60,000 rows at 1,000 samples/s x sqrt(2 threads / 1) -> 42.4 s per epoch; 90% of 5 min
-    assert _epochs_within(5.0, 30, best, 60_000, spark, cfg) == 6
-    assert _epochs_within(60.0, 30, best, 60_000, spark, cfg) == 30
-    assert _epochs_within(0.1, 30, best, 60_000, spark, cfg) == 1
+    assert epochs_within(5.0, 30, best, 60_000, spark, cfg) == 6
+    assert epochs_within(60.0, 30, best, 60_000, spark, cfg) == 30
+    assert epochs_within(0.1, 30, best, 60_000, spark, cfg) == 1
     unmeasured = TrialRecord(number=0, ok=True, vals={}, params={})
-    assert _epochs_within(5.0, 30, unmeasured, 60_000, spark, cfg) == 30
+    assert epochs_within(5.0, 30, unmeasured, 60_000, spark, cfg) == 30
 
     summary = tune(cfg_for(tiny_tabular, tmp_path, search__name="budget", search__max_trials=2,
                            search__final_minutes=60, training__lr_schedule="cosine"), spark)

@@ -28,7 +28,6 @@ from ..config.schema import Config
 from ..errors import ConfigError, FatalError
 from ..tracking.journal import Journal
 from ..tracking.layout import (
-    KIND_FINAL,
     KIND_SEARCH,
     TAG_ALGORITHM,
     TAG_DEFINITION,
@@ -38,6 +37,7 @@ from ..tracking.layout import (
     TAG_SEARCH,
 )
 from . import baseline, pareto
+from .final import retrain
 from .folds import check as cv_check
 from .live import LiveTrials
 from .monitor import Monitor, TrialRecord
@@ -284,7 +284,7 @@ def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str,
         best = pareto.for_retrain(s, monitor, _best_or_fail(monitor))  # 2 objectives: rule
         if design is not None:  # a design's own answer, not the best trial seen on the way
             best = _design_choice(design, space, monitor) or best
-        final = _retrain(cfg, prepared, space, best, parent_id) if s.retrain else None
+        final = retrain(cfg, prepared, space, best, parent_id) if s.retrain else None
         summary = _summary(cfg, monitor, best, final, exec_mode, metric, mode, started)
         summary["model"] = usage_of(cfg.mlflow, final, cfg.model.task)  # name, URI, snippet
         study = _study(cfg, space, monitor, best, final, design, base)
@@ -425,105 +425,6 @@ def _best_or_fail(monitor: Monitor) -> TrialRecord:
         reasons[r.failure or "unknown"] = reasons.get(r.failure or "unknown", 0) + 1
     listed = "; ".join(f"{n}x {why}" for why, n in sorted(reasons.items(), key=lambda x: -x[1]))
     raise FatalError(f"all {len(monitor.records)} trials failed: {listed or 'no trial ran'}")
-
-
-def _retrain(cfg: Config, prepared, space: SearchSpace, best: TrialRecord,
-             parent_id: str) -> dict[str, Any]:
-    """The best parameters, trained on train+validation with the final epoch budget."""
-    from dataclasses import replace
-
-    from petastorm.spark.spark_dataset_converter import SparkDatasetConverter
-
-    from ..config.loader import as_flat_dict
-    from ..driver.train import fit
-    from ..tracking import store as tracking
-    from .final import earlier_final
-
-    # a driver killed during an earlier retrain: its final run is reused, or removed first
-    reused = earlier_final(cfg.mlflow, cfg.search.name, parent_id, best.number)
-    if reused is not None:
-        return reused
-    data = prepared.data
-    train, val = data.converters["train"], data.converters["validation"]
-    both = SparkDatasetConverter(train.cache_dir_url, list(train.file_urls) + list(val.file_urls),
-                                 len(train) + len(val))
-    # the validation rows are training rows now: measuring on them would only flatter the model
-    # (no val_* metrics in the final run); test metrics alone describe it
-    converters = {k: v for k, v in data.converters.items() if k != "validation"}
-    combined = replace(data, converters={**converters, "train": both})
-    epochs = cfg.search.final_epochs or cfg.training.epochs
-    budget = cfg.search.final_minutes
-    if budget:
-        epochs = _epochs_within(budget, epochs, best, len(both), prepared.spark, cfg)
-    final_cfg = with_values(cfg, {**best.params,
-                                  "training.epochs": epochs,
-                                  "training.time_limit_minutes": budget,
-                                  # no validation split: nothing to monitor
-                                  "training.early_stopping.enabled": False,
-                                  "training.reduce_lr.enabled": False})
-    final_cfg = _replayed_unfreezing(final_cfg, best)
-    log.info("tune: retraining trial %d's parameters on train+validation (%d rows, %d epochs)",
-             best.number + 1, len(both), final_cfg.training.epochs)
-    with tracking.start_run(cfg.mlflow, f"{cfg.search.name}-final", parent_run_id=parent_id,
-                            tags={TAG_KIND: KIND_FINAL, TAG_SEARCH: cfg.search.name}) as run:
-        result = fit(final_cfg, prepared, verbose=2, data=combined)
-        info = tracking.log_training(result, {**as_flat_dict(final_cfg),
-                                              "best_trial": best.number + 1},
-                                     register_name=cfg.mlflow.registered_model_name)
-    log.info("tune: final model %s", ", ".join(f"{k} {v:.4f}"
-                                               for k, v in result.test_metrics.items()))
-    return {"run_id": run.info.run_id, "model_uri": info["model_uri"],
-            "registered_version": info.get("registered_version"),
-            "test_metrics": result.test_metrics, "epochs": result.epochs_run,
-            "evaluation": result.extra.get("evaluation")}  # per-class scores, baseline...
-
-
-def _replayed_unfreezing(cfg: Config, best: TrialRecord) -> Config:
-    """A progressive backbone retrained without a validation split unfreezes after the epochs
-    its best trial did (``model.backbone.unfreeze_at``)."""
-    from ..executor.unfreezing import steps_of
-
-    spec = cfg.model.backbone
-    if spec is None or spec.mode != "progressive" or spec.unfreeze_at is not None:
-        return cfg
-    steps = steps_of(best.history)
-    if steps is None:
-        return cfg
-    log.info("tune: the final model unfreezes its backbone after epochs %s, as trial %d did",
-             list(steps) or "(none)", best.number + 1)
-    return with_values(cfg, {"model.backbone.unfreeze_at": list(steps)})
-
-
-BUDGET_SHARE = 0.9  # of search.final_minutes planned for epochs; the rest: test, logging
-
-
-def _epochs_within(minutes: float, epochs: int, best: TrialRecord, rows: int, spark,
-                   cfg: Config) -> int:
-    """How many of ``epochs`` fit in ``minutes``, judged from the best trial's samples/s.
-
-    The trial ran with fewer TensorFlow threads beside other trials; the retrain gets the
-    square root of the thread ratio as its speed-up (conservative: matrix products scale
-    better than that on idle cores, and the time limit stops an overrun anyway).
-    """
-    from ..driver.launch import threads_per_proc
-
-    measured = best.extra.get("samples_per_second", 0.0)
-    if measured <= 0:
-        log.info("tune: no throughput measured for trial %d; the retrain keeps %d epochs "
-                 "and stops at the %.1f-minute limit", best.number + 1, epochs, minutes)
-        return epochs
-    n = cfg.execution.num_proc
-    trial_threads = max(1, int(best.extra.get("threads_per_proc", 1)))
-    speedup = (threads_per_proc(spark, n, cfg.execution.threads_per_proc) / trial_threads) ** 0.5
-    if n > 1 and best.extra.get("num_proc", 1) < n:
-        speedup *= 0.8 * n / best.extra.get("num_proc", 1)  # Horovod scales less than linearly
-    epoch_seconds = rows / (measured * max(speedup, 1.0))
-    fit = max(1, int(minutes * 60 * BUDGET_SHARE // epoch_seconds))
-    if fit < epochs:
-        log.info("tune: %d final epochs would take ~%.1f min at trial %d's %.0f samples/s; "
-                 "%d fit in search.final_minutes=%.1f", epochs, epochs * epoch_seconds / 60,
-                 best.number + 1, measured, fit, minutes)
-    return min(epochs, fit)
 
 
 def space_description(space: SearchSpace) -> dict[str, str]:
