@@ -21,14 +21,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import uuid
 from dataclasses import replace
 
 from .. import logs
 from ..errors import ConfigError
 from ..spec.data import TrainingData
-from .materialise import FEATURES, LABEL, _committed, _parquet_files
+from .materialise import (
+    FEATURES,
+    LABEL,
+    _committed,
+    _parquet_files,
+    commit_local,
+    shuffled_once,
+)
 
 log = logs.get("data")
 
@@ -120,9 +126,8 @@ def _write(spark, sources: list[str], url: str, name: str, k: int, seed: int,
                                           f".{name}.tmp-{uuid.uuid4().hex[:8]}")
     for i in range(k):
         files = max(min_files, min(64, len(sources) * rows[i] // max(1, total)))
-        part = (df.where(F.col(FOLD_COLUMN) == i).drop(FOLD_COLUMN)
-                .withColumn("_r", F.rand(seed=seed + i)).repartition(files)
-                .sortWithinPartitions("_r").drop("_r"))
+        part = shuffled_once(df.where(F.col(FOLD_COLUMN) == i).drop(FOLD_COLUMN), files,
+                             seed=seed + i)
         (part.write.mode("overwrite").option("compression", "uncompressed")
          .option("parquet.block.size", row_group_mb * 2**20)
          .parquet(_fold_url(target, i)))
@@ -131,10 +136,7 @@ def _write(spark, sources: list[str], url: str, name: str, k: int, seed: int,
         return rows
     tmp = target[len("file://"):]
     open(os.path.join(tmp, "_SUCCESS"), "w").close()
-    try:
-        os.replace(tmp, local)
-    except OSError:  # a concurrent run committed the same folds first: use those
-        shutil.rmtree(tmp, ignore_errors=True)
+    commit_local(tmp, local)  # (a concurrent run's folds, committed first, win)
     return rows
 
 

@@ -126,9 +126,7 @@ def _materialise(spark, settings, manifest, split, features, cache, min_files):
     files = max(min_files, min(64, -(-rows * row_bytes // (64 * 2**20))))
     # Shuffle once here, so every row group is a random sample: per-epoch shuffling then
     # only needs to reorder row groups and rows within them.
-    shuffled = (df.select(x.alias(FEATURES), y.alias(LABEL))
-                .withColumn("_r", F.rand(seed=17)).repartition(files)
-                .sortWithinPartitions("_r").drop("_r"))
+    shuffled = shuffled_once(df.select(x.alias(FEATURES), y.alias(LABEL)), files, seed=17)
     log.info("data: materialising the %s split (%d rows) for Petastorm -> %s", split, rows, url)
     writer = (shuffled.write.option("parquet.block.size", settings.row_group_mb * 2**20)
               .option("compression", "uncompressed"))
@@ -138,11 +136,26 @@ def _materialise(spark, settings, manifest, split, features, cache, min_files):
     local = url[len("file://"):]
     tmp = os.path.join(os.path.dirname(local), f".{name}.tmp-{uuid.uuid4().hex[:8]}")
     writer.parquet("file://" + tmp)
+    commit_local(tmp, local)
+    return url, _parquet_files(spark, url), rows
+
+
+def shuffled_once(df, files: int, seed: int):
+    """``df`` in ``files`` partitions, rows in a seeded random order within each, so every
+    row group written from it is a random sample."""
+    from pyspark.sql import functions as F
+
+    return (df.withColumn("_r", F.rand(seed=seed)).repartition(files)
+            .sortWithinPartitions("_r").drop("_r"))
+
+
+def commit_local(tmp: str, local: str) -> None:
+    """Move a finished copy from ``tmp`` to ``local`` in one rename; when a concurrent run
+    committed the same data first, its copy is used and ``tmp`` dropped."""
     try:
         os.replace(tmp, local)
-    except OSError:  # a concurrent run committed the same data first: use that copy
+    except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
-    return url, _parquet_files(spark, url), rows
 
 
 def _committed(spark, url: str) -> bool:
