@@ -57,7 +57,7 @@ _LAZY = {
     "train": "driver.train:train",
     "tune": "search.tuner:tune",
     "report": "reporting:report",
-    "load_model": "tracking.store:load_model",
+    "load_model": "tracking.model:load_model",
     # errors
     "SparkdlTuneError": "errors:SparkdlTuneError",
     "UserError": "errors:UserError",

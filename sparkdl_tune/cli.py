@@ -234,7 +234,7 @@ def _emit(summary: Any, path: str | None) -> None:
     text = json.dumps(summary, indent=2, default=str)
     print(text, flush=True)
     if path:
-        from .driver.dataset import write_json_atomic
+        from .files import write_json_atomic
 
         write_json_atomic(path, text + "\n")
 

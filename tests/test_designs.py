@@ -350,8 +350,8 @@ def test_a_search_with_a_baseline_reports_its_relative_error_drop(spark, tiny_ta
 def test_the_retrain_takes_the_designs_answer_not_the_best_trial_seen_on_the_way():
     from types import SimpleNamespace
 
-    from sparkdl_tune.search.monitor import TrialRecord
     from sparkdl_tune.search.tuner import _design_choice
+    from sparkdl_tune.spec.trial import TrialRecord
 
     space, design = pyramid_for()
     units = next(d for d in space.dimensions if d.name == "model.units")

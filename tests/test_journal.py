@@ -15,8 +15,9 @@ import pytest
 
 from sparkdl_tune.config.schema import MlflowSettings
 from sparkdl_tune.tracking import store as tracking
-from sparkdl_tune.tracking.journal import Journal, is_outage
+from sparkdl_tune.tracking.journal import Journal
 from sparkdl_tune.tracking.layout import TAG_KIND, TAG_TRIAL, TAG_VALS
+from sparkdl_tune.tracking.outage import is_outage
 
 
 @pytest.fixture

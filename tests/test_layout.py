@@ -1,6 +1,7 @@
-"""The folder boundaries hold: executor code never imports driver code, and what crosses the
-driver/executor line (``spec``) imports no TensorFlow, pyspark or mlflow — read from the
-package's own import statements (at any depth, inside functions too)."""
+"""The folder boundaries hold: executor code never imports driver code, what crosses the
+driver/executor line (``spec``) imports no TensorFlow, pyspark or mlflow, tracking and reporting
+sit below the code that trains and searches, and no modules import each other in a circle —
+read from the package's own import statements (at any depth, inside functions too)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import sparkdl_tune
 
 PACKAGE = pathlib.Path(sparkdl_tune.__file__).parent
 # leaves both sides may import: they import nothing of the package's but each other
-SHARED = {"sparkdl_tune", "sparkdl_tune.errors", "sparkdl_tune.logs", "sparkdl_tune.config",
-          "sparkdl_tune.config.model_spec"}
+SHARED = {"sparkdl_tune", "sparkdl_tune.errors", "sparkdl_tune.logs", "sparkdl_tune.files",
+          "sparkdl_tune.config", "sparkdl_tune.config.model_spec"}
 HEAVY = {"tensorflow", "keras", "pyspark", "py4j", "mlflow", "horovod", "hyperopt"}
 
 
@@ -90,3 +91,63 @@ def test_only_the_engine_module_imports_hyperopt():
              if imp.split(".")[0] == "hyperopt" and mod != "sparkdl_tune.search.engines.hyperopt"}
     assert not wrong, sorted(wrong)
     assert any(i.startswith("hyperopt") for i in every["sparkdl_tune.search.engines.hyperopt"])
+    schedulers = {f"{mod} -> {imp}" for mod, imps in modules_under("search/schedulers").items()
+                  for imp in imps if imp.split(".")[0] in HEAVY
+                  or imp.startswith("sparkdl_tune.search.engines")}
+    assert not schedulers, sorted(schedulers)
+
+
+def _importing(folder: str, forbidden: tuple[str, ...]) -> set[str]:
+    return {f"{mod} -> {imp}" for mod, imps in modules_under(folder).items() for imp in imps
+            if imp.startswith(forbidden)}
+
+
+def test_tracking_imports_no_search_driver_or_executor_code():
+    """Tracking is the store both sides write to: it takes records and models from its
+    callers, so it loads no TensorFlow and no search logic."""
+    wrong = _importing("tracking", ("sparkdl_tune.search", "sparkdl_tune.driver",
+                                    "sparkdl_tune.executor"))
+    assert not wrong, sorted(wrong)
+
+
+def test_reporting_imports_no_driver_or_executor_code():
+    wrong = _importing("reporting", ("sparkdl_tune.driver", "sparkdl_tune.executor"))
+    assert not wrong, sorted(wrong)
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected groups of more than one module (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in graph.get(node, ()):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                top = stack.pop()
+                group.append(top)
+                if top == node:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_the_circle_finder_finds_a_circle():
+    assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert circles({"a": {"b"}, "b": set()}) == []
+

@@ -25,12 +25,8 @@ from sparkdl_tune.config.model_spec import (  # noqa: E402
 )
 from sparkdl_tune.config.schema import Config  # noqa: E402
 from sparkdl_tune.errors import ConfigError  # noqa: E402
-from sparkdl_tune.executor.models import (  # noqa: E402
-    build_model,
-    make_callbacks,
-    make_optimizer,
-    resolve_head,
-)
+from sparkdl_tune.executor.compilation import make_optimizer, resolve_head  # noqa: E402
+from sparkdl_tune.executor.models import build_model, make_callbacks  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 INPUT_DIM = 16

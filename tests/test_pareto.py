@@ -15,8 +15,8 @@ from sparkdl_tune.errors import ConfigError
 from sparkdl_tune.search import pareto
 from sparkdl_tune.search.algorithms import genetic
 from sparkdl_tune.search.engines.hyperopt import space_expression
-from sparkdl_tune.search.monitor import TrialRecord
 from sparkdl_tune.search.space import SearchSpace
+from sparkdl_tune.spec.trial import TrialRecord
 
 
 def record(number, score, params, ok=True, pruned=None):
@@ -207,7 +207,9 @@ def test_tune_keeps_the_front_and_retrains_the_smallest_model_within_tolerance(
     for run in runs:  # every trial measured all three second objectives
         m = run.data.metrics
         assert m["params"] >= 8 * 4 + 4 + 4 * 3 + 3 and m["params"] == int(m["params"])
-        assert m["epoch_seconds"] > 0 and 0 < m["latency_ms"] < 50
+        # figures a clock measured: positive and finite, never a size (a loaded machine is slow)
+        assert m["epoch_seconds"] > 0 and math.isfinite(m["epoch_seconds"])
+        assert m["latency_ms"] > 0 and math.isfinite(m["latency_ms"])
 
     pareto_out = summary["pareto"]
     pts = {p["trial"]: p for p in pareto_out["points"]}

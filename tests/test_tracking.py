@@ -16,8 +16,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from sparkdl_tune.config.loader import as_flat_dict  # noqa: E402
 from sparkdl_tune.config.schema import Config, MlflowSettings  # noqa: E402
+from sparkdl_tune.executor.models import rebuild  # noqa: E402
 from sparkdl_tune.spec.result import TrainResult  # noqa: E402
 from sparkdl_tune.tracking import store as tracking  # noqa: E402
+from sparkdl_tune.tracking.model import load_model, log_training  # noqa: E402
 
 INPUT_DIM, CLASSES = 5, 3
 
@@ -61,7 +63,7 @@ def test_log_training_records_params_metrics_and_a_loadable_model(trained, setti
     cfg = Config(mlflow=MlflowSettings(tracking_uri="https://user:secret@tracking.example"))
     params = {**as_flat_dict(cfg), "odd key:(x)": "v", "long": "x" * 7000}
     with tracking.start_run(settings, "train") as run:
-        out = tracking.log_training(result, params)
+        out = log_training(result, model, params)
 
     client = client_for(settings)
     logged = client.get_run(run.info.run_id)
@@ -80,7 +82,7 @@ def test_log_training_records_params_metrics_and_a_loadable_model(trained, setti
     assert metrics["samples_per_second"] == 123.0 and metrics["epochs_run"] == 2
 
     expected = model.predict(x, verbose=0)
-    keras_model = tracking.load_model(out["model_uri"])
+    keras_model = load_model(out["model_uri"])
     np.testing.assert_allclose(keras_model.predict(x, verbose=0), expected, rtol=1e-6)
     predicted = np.asarray(mlflow.pyfunc.load_model(out["model_uri"]).predict(x))
     assert predicted.shape == (len(x), CLASSES)
@@ -99,8 +101,8 @@ def test_registering_twice_creates_versions_1_and_2(trained, settings):
     versions = []
     for i in range(2):
         with tracking.start_run(settings, f"register-{i}"):
-            versions.append(tracking.log_training(result, {"i": i},
-                                                  register_name="sparkdl-tune-test"))
+            versions.append(log_training(result, rebuild(result), {"i": i},
+                                         register_name="sparkdl-tune-test"))
     assert [v["registered_version"] for v in versions] == [1, 2]
     found = client_for(settings).search_model_versions("name='sparkdl-tune-test'")
     assert sorted(int(v.version) for v in found) == [1, 2]

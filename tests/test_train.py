@@ -144,8 +144,8 @@ def test_spark_submit_job_trains_and_logs(tiny_dataset, tmp_path):
     assert len(mlflow_client(tmp_path).get_metric_history(summary["run_id"], "val_loss")) == 2
     assert "test_accuracy" in run.data.metrics
     from sparkdl_tune.config.schema import MlflowSettings
-    from sparkdl_tune.tracking import store as tracking
+    from sparkdl_tune.tracking.model import load_model
 
-    model = tracking.load_model(summary["model_uri"],
-                                MlflowSettings(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db"))
+    model = load_model(summary["model_uri"],
+                       MlflowSettings(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db"))
     assert model.predict(np.zeros((3, 784), np.float32), verbose=0).shape == (3, 10)

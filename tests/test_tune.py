@@ -59,7 +59,7 @@ def test_tune_records_trials_retrains_and_writes_outputs(spark, tiny_tabular, tm
 def test_final_minutes_cuts_the_retrain_epochs_to_the_measured_throughput(spark, tiny_tabular,
                                                                            tmp_path):
     from sparkdl_tune.search.final import epochs_within
-    from sparkdl_tune.search.monitor import TrialRecord
+    from sparkdl_tune.spec.trial import TrialRecord
 
     cfg = cfg_for(tiny_tabular, tmp_path)
     best = TrialRecord(number=0, ok=True, vals={}, params={},

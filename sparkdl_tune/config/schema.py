@@ -72,7 +72,8 @@ class ExecutionSettings:
 
 @dataclass(frozen=True)
 class MlflowSettings:
-    """Tracking store and naming; ``tracking_uri: null`` uses MLFLOW_TRACKING_URI or ./mlruns."""
+    """Tracking store and naming; ``tracking_uri: null`` uses MLFLOW_TRACKING_URI, else
+    ``sqlite:///<working directory>/mlflow.db`` (see :mod:`sparkdl_tune.tracking.uri`)."""
 
     tracking_uri: Optional[str] = None
     experiment: str = "sparkdl-tune"

@@ -73,7 +73,7 @@ def _existing(path: str, key: str) -> str:
 def _from_mlflow(uri: str) -> str:
     """The MLflow model at ``uri`` saved as a Keras file (MLflow is set up already)."""
     from ..executor.backbone import shipped_dir, shipped_name
-    from ..tracking.store import load_model
+    from ..tracking.model import load_model
 
     try:
         model = load_model(uri)
@@ -94,7 +94,7 @@ def _from_mlflow(uri: str) -> str:
 def _check_loads(spec: BackboneSpec, path: str) -> None:
     import tensorflow as tf
 
-    from ..executor.models import custom_objects
+    from ..executor.compilation import custom_objects
 
     try:
         base = tf.keras.models.load_model(path, compile=False, custom_objects=custom_objects())

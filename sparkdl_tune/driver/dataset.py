@@ -9,9 +9,6 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import shutil
-import tempfile
-import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
@@ -90,16 +87,6 @@ def read_manifest(root: str | os.PathLike) -> Manifest:
         raise DataError(f"{path} is unreadable ({exc}); prepare the dataset again") from None
 
 
-def write_json_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write a small file so a reader sees the old content or the new, never half of it."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def split_path(root: str | os.PathLike, split: str) -> str:
     return str(pathlib.Path(root) / split)
 
@@ -110,16 +97,3 @@ def read_split(spark, root: str | os.PathLike, split: str):
     if not pathlib.Path(path).exists():
         raise DataError(f"split '{split}' is missing under {root}; prepare the dataset again")
     return spark.read.parquet(path)
-
-
-def replace_dir(new: str | os.PathLike, final: str | os.PathLike) -> None:
-    """Move the finished folder ``new`` to ``final`` in two renames, so a reader sees the old
-    folder or the new one, never a half-written one; any previous ``final`` is removed after."""
-    new, final = pathlib.Path(new), pathlib.Path(final)
-    if not final.exists():
-        os.replace(new, final)
-        return
-    old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
-    os.replace(final, old)
-    os.replace(new, final)
-    shutil.rmtree(old, ignore_errors=True)

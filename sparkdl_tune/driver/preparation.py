@@ -15,7 +15,8 @@ import uuid
 
 from .. import logs
 from ..errors import DataError
-from .dataset import MANIFEST, SPLITS, Manifest, replace_dir, write_json_atomic
+from ..files import replace_dir, write_json_atomic
+from .dataset import MANIFEST, SPLITS, Manifest
 from .validation import inspect_splits
 
 log = logs.get("prepare")

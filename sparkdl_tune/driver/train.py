@@ -24,7 +24,7 @@ class Prepared:
     """What a training needs that is shared across trials: the session and the data handle."""
 
     spark: Any
-    data: Any  # data.TrainingData
+    data: Any  # sparkdl_tune.spec.data.TrainingData
     manifest: Any  # dataset.Manifest
 
 
@@ -105,7 +105,9 @@ def train(cfg: Config, spark=None, run_name: Optional[str] = None) -> dict[str, 
         spark: A SparkSession; made from ``cfg.spark`` when omitted.
         run_name: MLflow run name (default ``train-<architecture>``).
     """
+    from ..executor.models import rebuild
     from ..tracking import store as tracking
+    from ..tracking.model import log_training
     from ..tracking.results import usage_of
 
     started = time.monotonic()
@@ -120,8 +122,8 @@ def train(cfg: Config, spark=None, run_name: Optional[str] = None) -> dict[str, 
             raise
         params = {**as_flat_dict(cfg), "data.input_dim": prepared.data.input_dim,
                   "data.train_rows": prepared.data.rows("train")}
-        info = tracking.log_training(result, params,
-                                     register_name=cfg.mlflow.registered_model_name)
+        info = log_training(result, rebuild(result), params,
+                            register_name=cfg.mlflow.registered_model_name)
     summary = {
         "run_id": run.info.run_id,
         "model_uri": info["model_uri"],

@@ -84,7 +84,7 @@ def load_trunk(tf, spec: BackboneSpec, image: Optional[tuple[int, ...]],
         if spec.mode != "scratch":
             net.load_weights(local_path(spec.weights))
         return tf.keras.Model(net.inputs, net.outputs, name=NAME)
-    from .models import custom_objects
+    from .compilation import custom_objects
 
     base = tf.keras.models.load_model(local_path(spec.source), compile=False,
                                       custom_objects=custom_objects())

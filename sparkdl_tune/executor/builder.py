@@ -101,13 +101,13 @@ def build_user_model(model: ModelSpec, training: TrainingSpec, input_dim: int,
     """Build the user's network and compile it (see the module docstring).
 
     Args:
-        head: The task's :class:`~sparkdl_tune.executor.models.Head`.
+        head: The task's :class:`~sparkdl_tune.executor.compilation.Head`.
         metrics: Resolved metric names.
         optimizer: The package's (wrapped) optimizer; used unless the builder compiled.
         wrap_optimizer: What wrapped it (e.g. Horovod's); applied to a compiled model's own.
         seed: Handed to the builder as ``ctx.seed``.
     """
-    from .models import _loss, _metric
+    from .compilation import keras_loss, keras_metric
 
     name = builder_name(model.builder)
     try:
@@ -139,8 +139,8 @@ def build_user_model(model: ModelSpec, training: TrainingSpec, input_dim: int,
         if wrap_optimizer is not None:
             optimizer = wrap_optimizer(optimizer)
     else:
-        loss = _loss(tf, head.loss)
-    net.compile(optimizer=optimizer, loss=loss, metrics=[_metric(tf, m) for m in metrics])
+        loss = keras_loss(tf, head.loss)
+    net.compile(optimizer=optimizer, loss=loss, metrics=[keras_metric(tf, m) for m in metrics])
     return net
 
 

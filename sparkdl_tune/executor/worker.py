@@ -132,9 +132,9 @@ def _unfreezing(tf, job: TrainJob, model, lr: float, backend, steps: int, valida
     spec = job.model.backbone
     if spec is None or spec.mode != "progressive":
         return None
-    from .models import (
-        _loss,
-        _metric,
+    from .compilation import (
+        keras_loss,
+        keras_metric,
         make_optimizer,
         resolve_head,
         resolve_metrics,
@@ -150,7 +150,8 @@ def _unfreezing(tf, job: TrainJob, model, lr: float, backend, steps: int, valida
     def recompile(rate: float) -> None:
         optimizer = make_optimizer(training, rate, total_steps=steps * training.epochs)
         model.compile(optimizer=wrap(optimizer) if wrap else optimizer,
-                      loss=_loss(tf, head.loss), metrics=[_metric(tf, m) for m in metrics])
+                      loss=keras_loss(tf, head.loss),
+                      metrics=[keras_metric(tf, m) for m in metrics])
         model.make_train_function(force=True)
 
     return callback(tf, spec, model, lr, recompile, backend, validate)
@@ -160,7 +161,7 @@ def _evaluate(job: TrainJob, model, scores: dict) -> tuple[dict, dict]:
     """Keras' test scores plus those of :mod:`sparkdl_tune.executor.evaluation` (R², RMSE and a
     mean-prediction baseline; per-class scores), and the details (confusion matrix...)."""
     from . import evaluation
-    from .models import resolve_num_classes
+    from .compilation import resolve_num_classes
 
     task = job.model.task
     classes = None if task == "regression" else resolve_num_classes(job.model,

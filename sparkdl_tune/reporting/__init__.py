@@ -34,8 +34,8 @@ from typing import Optional
 
 from .. import logs
 from ..config.schema import MlflowSettings
-from ..driver.dataset import replace_dir
 from ..errors import ConfigError
+from ..files import replace_dir
 from .search import Param, Search, find_parent, importance, load_search, varied_params
 
 __all__ = ["report", "parse_pairs", "find_parent", "load_search", "Search", "Param"]

@@ -23,7 +23,7 @@ from ..tracking.layout import KIND_FINAL, TAG_FAILURE, TAG_KIND, TAG_SEARCH
 
 if TYPE_CHECKING:
     from ..config.schema import Config
-    from .monitor import TrialRecord
+    from ..spec.trial import TrialRecord
     from .space import SearchSpace
 
 log = logs.get("tune")
@@ -82,7 +82,7 @@ def _model_uri(run) -> Optional[str]:
     """``models:/<id>`` of the model logged from ``run``, if any."""
     from mlflow import MlflowClient
 
-    from ..tracking.store import MODEL_NAME
+    from ..tracking.layout import MODEL_NAME
 
     client = MlflowClient()
     found = client.search_logged_models(
@@ -129,7 +129,9 @@ def retrain(cfg: Config, prepared, space: SearchSpace, best: TrialRecord,
 
     from ..config.loader import as_flat_dict, with_values
     from ..driver.train import fit
+    from ..executor.models import rebuild
     from ..tracking import store as tracking
+    from ..tracking.model import log_training
 
     # a driver killed during an earlier retrain: its final run is reused, or removed first
     reused = earlier_final(cfg.mlflow, cfg.search.name, parent_id, best.number)
@@ -159,9 +161,9 @@ def retrain(cfg: Config, prepared, space: SearchSpace, best: TrialRecord,
     with tracking.start_run(cfg.mlflow, f"{cfg.search.name}-final", parent_run_id=parent_id,
                             tags={TAG_KIND: KIND_FINAL, TAG_SEARCH: cfg.search.name}) as run:
         result = fit(final_cfg, prepared, verbose=2, data=combined)
-        info = tracking.log_training(result, {**as_flat_dict(final_cfg),
-                                              "best_trial": best.number + 1},
-                                     register_name=cfg.mlflow.registered_model_name)
+        info = log_training(result, rebuild(result),
+                            {**as_flat_dict(final_cfg), "best_trial": best.number + 1},
+                            register_name=cfg.mlflow.registered_model_name)
     log.info("tune: final model %s", ", ".join(f"{k} {v:.4f}"
                                                for k, v in result.test_metrics.items()))
     return {"run_id": run.info.run_id, "model_uri": info["model_uri"],

@@ -197,7 +197,7 @@ class LiveTrials:
                     self._failing = False
             except Exception as exc:  # the trial's final record writes it all again
                 if not self._failing:  # once per spell of failures, not once per epoch
-                    from ..tracking.journal import is_outage
+                    from ..tracking.outage import is_outage
 
                     why = ("the tracking server is unreachable" if is_outage(exc) else
                            f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"

@@ -12,10 +12,10 @@ import functools
 import json
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Optional
 
 from .. import logs
+from ..spec.trial import COMPLEXITY_KEYS, THROUGHPUT_KEYS, TrialRecord
 from ..tracking.layout import (
     KIND_TRIAL,
     TAG_CURVE,
@@ -36,49 +36,6 @@ from .live import trial_run_name
 from .space import to_python
 
 log = logs.get("tune")
-
-THROUGHPUT_KEYS = ("samples_per_second", "num_proc", "threads_per_proc")  # kept per trial
-COMPLEXITY_KEYS = tuple(pareto.SECOND_OBJECTIVES)  # params, epoch_seconds, latency_ms
-KEPT_KEYS = THROUGHPUT_KEYS + COMPLEXITY_KEYS  # logged as metrics, read back on resume
-
-
-@dataclass
-class TrialRecord:
-    """One finished trial, as the monitor and the resume logic see it."""
-
-    number: int
-    ok: bool
-    vals: dict[str, list]
-    params: dict[str, Any]
-    loss: Optional[float] = None
-    score: Optional[float] = None
-    failure: Optional[str] = None
-    duration: float = 0.0
-    start: float = 0.0
-    epochs_run: int = 0
-    history: dict[str, list[float]] = field(default_factory=dict)
-    extra: dict[str, float] = field(default_factory=dict)
-    run_id: Optional[str] = None
-    where: str = ""
-    cancelled: bool = False
-    key: str = ""  # the trial's report key (see sparkdl_tune.search.live)
-    pruned_epoch: Optional[int] = None  # stopped by the scheduler after this epoch
-    pruned_reason: str = ""
-    curve: list[Optional[float]] = field(default_factory=list)  # the metric after each epoch
-    rung: Optional[int] = None  # the highest scheduler rung (epochs) it reached
-    logged: dict[str, int] = field(default_factory=dict, repr=False)  # epochs already in MLflow
-    objectives: Optional[list[float]] = None  # [metric as a loss, second] (search.objectives)
-    folds: list[dict] = field(default_factory=list)  # search.cv_folds: per fold (search.folds)
-
-    @property
-    def status(self) -> str:
-        """finished | pruned | failed | cancelled"""
-        if self.cancelled:
-            return "cancelled"
-        if not self.ok:
-            return "failed"
-        return "pruned" if self.pruned_epoch else "finished"
-
 
 class Monitor:
     """See the module docstring. ``restored`` are trials a resumed search already has."""

@@ -17,7 +17,7 @@ for any of them; the configured one decides:
 
 Pure Python, no Spark, TensorFlow or MLflow: plain numbers in, plain data out. A trial here is
 anything with ``number``, ``ok``, ``score``, ``pruned_epoch`` and ``extra`` (a
-:class:`~sparkdl_tune.search.monitor.TrialRecord`).
+:class:`~sparkdl_tune.spec.trial.TrialRecord`).
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from ..errors import ConfigError
+from ..spec.trial import MEASURES
 
-SECOND_OBJECTIVES = {"params": "parameters", "epoch_seconds": "seconds per epoch",
-                     "latency_ms": "ms per row predicted"}
+SECOND_OBJECTIVES = MEASURES  # name -> unit
 SCALARISED = ("tpe", "anneal", "random")  # learn from the scalarised loss
 FLOOR = 1e-12  # log10 of a zero (a model without parameters, a too fast clock)
 _DESIGNS = ("sweep", "pyramid")  # designs that pick their winner by the metric alone

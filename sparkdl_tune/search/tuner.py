@@ -1,6 +1,7 @@
 """The ``tune`` workflow: search space -> trials on Spark -> best parameters -> final model.
 
-Driver side; the only module that drives hyperopt. Order of work:
+Driver side. The engine's own calls (``fmin``, SparkTrials, its trial store) are
+:mod:`sparkdl_tune.search.engines.hyperopt`'s; this module orders the work:
 
 1. load and check the space (every key must be a config key) and the algorithm — bad input
    fails here, before any training;
@@ -26,6 +27,7 @@ from .. import logs
 from ..config.loader import with_values
 from ..config.schema import Config
 from ..errors import ConfigError, FatalError
+from ..spec.trial import TrialRecord
 from ..tracking.journal import Journal
 from ..tracking.layout import (
     KIND_SEARCH,
@@ -40,7 +42,7 @@ from . import baseline, pareto
 from .final import retrain
 from .folds import check as cv_check
 from .live import LiveTrials
-from .monitor import Monitor, TrialRecord
+from .monitor import Monitor
 from .report_server import ReportServer, driver_host
 from .space import SearchSpace
 
@@ -135,7 +137,7 @@ def mode_of(metric: str) -> str:
 def objective_metric(cfg: Config, space: SearchSpace | None = None) -> tuple[str, str]:
     """(metric, mode) of the search; a metric no trial's training logs is a ConfigError now,
     not "all trials failed" at the end (unless the space itself varies training.metrics)."""
-    from ..executor.models import logged_metrics
+    from ..executor.compilation import logged_metrics
 
     metric = cfg.search.metric or ("val_accuracy" if cfg.model.task == "classification"
                                    else "val_loss")
@@ -504,7 +506,7 @@ def _finished_summary(cfg: Config, parent) -> dict[str, Any]:
 
 
 def _write_outputs(cfg: Config, summary: dict[str, Any], best: TrialRecord) -> None:
-    from ..driver.dataset import write_json_atomic
+    from ..files import write_json_atomic
 
     out = os.path.join(cfg.search.output_dir, cfg.search.name)
     write_json_atomic(os.path.join(out, "best_params.json"),

@@ -24,43 +24,12 @@ from collections.abc import Callable
 from typing import Any, Optional
 
 from .. import logs
+from .outage import is_outage
 
 log = logs.get("tune")
 
 RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0)  # seconds between the attempts of one write
 FOLDER = "pending-mlflow"
-# MLflow's own HTTP retries (default 7 with backoff factor 2: ~4 minutes per call) are cut so
-# that the retries here decide; a user's own settings win
-MLFLOW_RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
-                  "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-                  "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
-
-
-def bound_mlflow_retries() -> None:
-    for k, v in MLFLOW_RETRIES.items():
-        os.environ.setdefault(k, v)
-
-
-def is_outage(exc: BaseException) -> bool:
-    """True when ``exc`` says the tracking server could not be reached (not that it refused
-    the request)."""
-    import requests
-
-    seen: set[int] = set()
-    e: Optional[BaseException] = exc
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        if isinstance(e, (requests.ConnectionError, requests.Timeout, ConnectionError,
-                          TimeoutError)):
-            return True
-        text = str(e)
-        if "Max retries exceeded" in text or "Connection refused" in text or \
-                "Failed to establish a new connection" in text:
-            return True
-        e = e.__cause__ or e.__context__
-    return False
-
-
 class Journal:
     """See the module docstring. ``folder`` is the search's ``pending-mlflow`` directory."""
 
@@ -98,7 +67,7 @@ class Journal:
         return None  # (not reached)
 
     def keep(self, number: int, record: dict[str, Any]) -> pathlib.Path:
-        from ..driver.dataset import write_json_atomic
+        from ..files import write_json_atomic
 
         path = self.folder / f"trial-{number + 1:05d}.json"
         with self._lock:

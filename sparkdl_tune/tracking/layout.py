@@ -31,6 +31,9 @@ TAG_FOLDS = "sparkdl_tune.folds"  # search.cv_folds: each fold's score, epochs, 
 # on any run that failed
 TAG_FAILURE = "failure_reason"
 
+# the logged model's name in its run (runs:/<run id>/model)
+MODEL_NAME = "model"
+
 
 class TrialRun:
     """One trial run as MLflow holds it, read in one place for resume and for the report.

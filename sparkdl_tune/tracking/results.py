@@ -85,7 +85,7 @@ def usage(model_uri: Optional[str], run_id: Optional[str], registered_name: Opti
     tensor input) into a ``prediction`` column: a double for regression, an array of class
     probabilities otherwise.
     """
-    from .store import MODEL_NAME
+    from .layout import MODEL_NAME
 
     registered = f"{registered_name}/{version}" if registered_name and version else None
     result = "double" if task == "regression" else "array<float>"

@@ -9,7 +9,7 @@ TPE's history, the genetic population and the grid's visited set all continue fr
 
 from __future__ import annotations
 
-from ..search.monitor import KEPT_KEYS, TrialRecord
+from ..spec.trial import KEPT_KEYS, TrialRecord
 from .layout import KIND_SEARCH, KIND_TRIAL, TAG_KIND, TAG_SEARCH, TAG_TRIAL, TrialRun
 
 # KILLED: cancelled by the search's stop; RUNNING: the search died while the trial ran (its

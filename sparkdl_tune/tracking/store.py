@@ -1,12 +1,14 @@
-"""MLflow tracking: the store, parent/child runs, params, per-epoch metrics, models, registry.
+"""MLflow tracking: the store, parent/child runs, params, per-epoch metrics, tags, study files.
 
-The only module that imports mlflow (inside the functions, so ``import sparkdl_tune`` stays
-fast). On the driver::
+mlflow is imported inside the functions, so ``import sparkdl_tune`` stays fast. The logged
+Keras model is :mod:`sparkdl_tune.tracking.model`'s, evaluation artifacts are
+:mod:`sparkdl_tune.tracking.results`', tag names and the run layout :mod:`.layout`'s. On the
+driver::
 
     tracking.setup(cfg.mlflow)
     with tracking.start_run(cfg.mlflow, "search") as parent:
         with tracking.start_run(cfg.mlflow, "trial-0", parent_run_id=parent.info.run_id):
-            tracking.log_training(result, as_flat_dict(cfg))
+            tracking.log_metrics(result.history)
 
 With no URI in the config or ``MLFLOW_TRACKING_URI``, runs go to ``./mlflow.db`` (SQLite, no
 server; ``mlflow ui`` there shows them). MLflow 3 refuses a ``./mlruns`` file store unless
@@ -31,7 +33,6 @@ from typing import Any, Optional
 
 from .. import logs
 from ..config.schema import MlflowSettings
-from ..spec.result import TrainResult
 from .layout import TAG_FAILURE
 from .uri import (  # noqa: F401 (the store's API)
     check_reachable,
@@ -40,12 +41,9 @@ from .uri import (  # noqa: F401 (the store's API)
     tracking_uri,
 )
 
-MODEL_NAME = "model"
-EXAMPLE_ROWS = 4
 # MLflow's limits (mlflow.utils.validation): value lengths, key length, entities per batch.
 _MAX_PARAM_VALUE, _MAX_TAG_VALUE, _MAX_KEY = 6000, 8000, 250
 _PARAMS_PER_BATCH, _METRICS_PER_BATCH = 100, 1000
-_TF_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu", "tensorflow-macos", "tensorflow-intel")
 _BAD_KEY_CHARS = re.compile(r"[^\w.\- /]")  # MLflow also allows ':' but not on Windows
 
 log = logs.get("tracking")
@@ -57,12 +55,12 @@ def setup(settings: MlflowSettings) -> str:
     Returns:
         The tracking URI with any credentials redacted.
     """
-    from .journal import bound_mlflow_retries
+    from .outage import bound_mlflow_retries
 
     bound_mlflow_retries()  # retries here, then trial records kept locally (tracking.journal)
     redacted = redact(tracking_uri(settings))
     check_reachable(settings)
-    _prepare(settings)
+    prepare(settings)
     log.info("MLflow: %s, experiment '%s'", redacted, settings.experiment)
     return redacted
 
@@ -82,7 +80,7 @@ def start_run(settings: MlflowSettings, run_name: str, parent_run_id: Optional[s
     """
     import mlflow
 
-    experiment_id = _prepare(settings)
+    experiment_id = prepare(settings)
     tag_values = {_key(k): redact(str(v)) for k, v in (tags or {}).items()}
     if resume_run_id:  # a resumed search: reopen its run rather than start another
         run = mlflow.start_run(run_id=resume_run_id, tags=tag_values)
@@ -105,7 +103,7 @@ def start_run(settings: MlflowSettings, run_name: str, parent_run_id: Optional[s
                 if status == "FINISHED":
                     raise
                 # the block's own error says more (e.g. the tracking server went away)
-                from .journal import is_outage
+                from .outage import is_outage
 
                 log.warning("MLflow: could not mark run %s %s (%s)", run.info.run_id, status,
                             "the tracking server is unreachable" if is_outage(exc) else
@@ -121,71 +119,25 @@ def log_params(params: Mapping[str, Any], run_id: Optional[str] = None) -> None:
     from mlflow import MlflowClient
     from mlflow.entities import Param
 
-    run_id = run_id or _active_run_id()
+    run_id = run_id or active_run_id()
     items = [Param(k, _text(v, _MAX_PARAM_VALUE)) for k, v in _flatten(params).items()]
     client = MlflowClient()
     for i in range(0, len(items), _PARAMS_PER_BATCH):
         client.log_batch(run_id, params=items[i:i + _PARAMS_PER_BATCH], synchronous=True)
 
 
-def log_training(result: TrainResult, params: Mapping[str, Any],
-                 register_name: Optional[str] = None, run_id: Optional[str] = None) -> dict:
-    """Record one training in the active run (or ``run_id``): params, metrics and the model.
-
-    History metrics are logged per epoch (``step`` = epoch index); test metrics and
-    ``wall_seconds``, ``samples_per_second``, ``epochs_run``, ``num_proc`` and
-    ``learning_rate`` at the last epoch's step. The model is rebuilt from the result and logged
-    with a signature (float32 ``(-1, input_dim)`` in, predictions out) and a small input example.
-
-    Args:
-        result: What the training returned.
-        params: Hyper-parameters / config to log (see :func:`log_params`).
-        register_name: Register the model under this name (a new version each call).
-        run_id: Log into this run instead of the active one.
-
-    Returns:
-        ``{"run_id", "model_uri", "registered_version"}``; the version is None when not
-        registered. ``model_uri`` loads with :func:`load_model`.
-    """
-    import mlflow.tensorflow
-    import numpy as np
-    from mlflow.models import infer_signature
-
-    run_id = run_id or _active_run_id()
-    log_params(params, run_id)  # first: MLflow copies the run's params onto the logged model
-    summary = {**result.test_metrics, "wall_seconds": result.wall_seconds,
-               "samples_per_second": result.samples_per_second, "epochs_run": result.epochs_run,
-               "num_proc": result.num_proc, "learning_rate": result.learning_rate}
-    last = log_metrics(result.history, summary, run_id)
-    from .results import log_evaluation
-
-    log_evaluation(result.extra.get("evaluation"), run_id, last)  # per-class, confusion matrix
-    from ..executor.models import rebuild
-
-    model = rebuild(result)
-    example = np.random.default_rng(0).random((EXAMPLE_ROWS, result.input_dim), dtype=np.float32)
-    signature = infer_signature(example, model(example, training=False).numpy())
-    with _muted():
-        info = mlflow.tensorflow.log_model(
-            model, name=MODEL_NAME, signature=signature, input_example=example,
-            registered_model_name=register_name, pip_requirements=_pip_requirements(),
-            run_id=run_id, step=last)
-    version = getattr(info, "registered_model_version", None)  # MLflow prints "Created version"
-    return {"run_id": run_id, "model_uri": info.model_uri,
-            "registered_version": int(version) if version is not None else None}
-
-
-def log_metrics(history: Mapping[str, Sequence[float]], summary: Mapping[str, float] = {},
+def log_metrics(history: Mapping[str, Sequence[float]],
+                summary: Optional[Mapping[str, float]] = None,
                 run_id: Optional[str] = None) -> int:
     """Per-epoch ``history`` (step = epoch index) and ``summary`` at the last epoch's step.
 
     Returns:
         The last step, so a model logged afterwards can be attached to it.
     """
-    run_id = run_id or _active_run_id()
+    run_id = run_id or active_run_id()
     last = max((len(v) for v in history.values()), default=1) - 1
     log_steps(run_id, {k: (0, list(v)) for k, v in history.items() if len(v)})
-    log_steps(run_id, {k: (last, [v]) for k, v in summary.items()})
+    log_steps(run_id, {k: (last, [v]) for k, v in (summary or {}).items()})
     return last
 
 
@@ -193,7 +145,7 @@ def set_tags(tags: Mapping[str, Any], run_id: Optional[str] = None) -> None:
     """Set tags on the active run (or ``run_id``), values redacted and truncated."""
     from mlflow import MlflowClient
 
-    run_id = run_id or _active_run_id()
+    run_id = run_id or active_run_id()
     client = MlflowClient()
     for k, v in tags.items():
         client.set_tag(run_id, _key(k), _text(v, _MAX_TAG_VALUE))
@@ -204,7 +156,7 @@ def open_child_run(settings: MlflowSettings, run_name: str, parent_run_id: str,
     """A RUNNING child run (explicit run id, no active-run state: safe from any thread)."""
     from mlflow import MlflowClient
 
-    experiment_id = _prepare(settings)
+    experiment_id = prepare(settings)
     all_tags = {"mlflow.parentRunId": parent_run_id, **tags}
     run = MlflowClient().create_run(
         experiment_id, run_name=run_name,
@@ -250,7 +202,7 @@ def record_run(settings: MlflowSettings, run_name: str, parent_run_id: str,
     rest = {k: (logged.get(k, 0), list(v)[logged.get(k, 0):]) for k, v in history.items()}
     log_steps(run_id, {k: v for k, v in rest.items() if v[1]})
     last = max((len(v) for v in history.values()), default=1) - 1
-    log_steps(run_id, {k: (last, [v]) for k, v in summary.items()})
+    log_steps(run_id, {k: (last, [v]) for k, v in (summary or {}).items()})
     client.set_terminated(run_id, status or ("FAILED" if failure else "FINISHED"))
     return run_id
 
@@ -262,7 +214,7 @@ def log_study(study: Mapping[str, Any], run_id: str) -> None:
     """Write ``study`` as the ``study.json`` artifact of the search's parent run."""
     import mlflow
 
-    with _muted():
+    with muted():
         mlflow.MlflowClient().log_dict(run_id, dict(study), STUDY_FILE)
 
 
@@ -273,7 +225,7 @@ def read_study(run_id: str) -> dict[str, Any]:
     import mlflow
 
     try:
-        with _muted():
+        with muted():
             path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=STUDY_FILE)
         with open(path) as f:
             return json.load(f)
@@ -294,7 +246,7 @@ def find_runs(settings: MlflowSettings, tags: Mapping[str, str],
     newest first. Used to find a search by name and its trials when resuming."""
     import mlflow
 
-    experiment_id = _prepare(settings)
+    experiment_id = prepare(settings)
     clauses = [f"tags.`{_key(k)}` = '{v}'" for k, v in tags.items()]
     if parent_run_id:
         clauses.append(f"tags.`mlflow.parentRunId` = '{parent_run_id}'")
@@ -312,7 +264,7 @@ def log_failure(reason: str, run_id: Optional[str] = None) -> None:
     from mlflow import MlflowClient
 
     active = mlflow.active_run()
-    run_id = run_id or _active_run_id()
+    run_id = run_id or active_run_id()
     MlflowClient().set_tag(run_id, TAG_FAILURE, _text(reason, _MAX_TAG_VALUE))
     if active is not None and active.info.run_id == run_id:
         mlflow.end_run("FAILED")
@@ -320,23 +272,7 @@ def log_failure(reason: str, run_id: Optional[str] = None) -> None:
         MlflowClient().set_terminated(run_id, "FAILED")
 
 
-def load_model(model_uri: str, settings: Optional[MlflowSettings] = None):
-    """Load a logged model back as a ``tf.keras`` model.
-
-    ``model_uri`` is what :func:`log_training` returned (``models:/<id>``), or ``models:/<name>/
-    <version>`` or ``runs:/<run_id>/model``. Pass ``settings`` when MLflow is not set up yet in
-    this process. For framework-free inference, ``mlflow.pyfunc.load_model(uri).predict(x)``
-    with a float32 ``np.ndarray`` of shape ``(n, input_dim)`` also works.
-    """
-    import mlflow.tensorflow
-
-    if settings is not None:
-        _prepare(settings)
-    with _muted():
-        return mlflow.tensorflow.load_model(model_uri)
-
-
-def _prepare(settings: MlflowSettings) -> str:
+def prepare(settings: MlflowSettings) -> str:
     """Set the tracking URI and experiment quietly; return the experiment id."""
     import mlflow
     from mlflow.exceptions import MlflowException
@@ -390,7 +326,7 @@ def _quiet_mlflow() -> None:
 
 
 @contextlib.contextmanager
-def _muted() -> Iterator[None]:
+def muted() -> Iterator[None]:
     """Hide Keras progress bars and not-compiled warnings while MLflow saves or loads a model."""
     tf_log = logging.getLogger("tensorflow")
     level = tf_log.level
@@ -402,25 +338,7 @@ def _muted() -> Iterator[None]:
         tf_log.setLevel(level)
 
 
-def _pip_requirements() -> list[str]:
-    """Pinned from this environment: MLflow's inference spawns a TensorFlow process (~8 s/model).
-
-    MLflow adds its own pin; cloudpickle reads the Keras custom objects MLflow saves.
-    """
-    from importlib import metadata
-
-    reqs = []
-    for names in (_TF_DISTRIBUTIONS, ("numpy",), ("cloudpickle",)):
-        for name in names:
-            with contextlib.suppress(metadata.PackageNotFoundError):
-                reqs.append(f"{name}=={metadata.version(name)}")
-                break
-        else:
-            reqs.append(names[0])
-    return reqs
-
-
-def _active_run_id() -> str:
+def active_run_id() -> str:
     import mlflow
 
     run = mlflow.active_run()

@@ -51,7 +51,7 @@ from ..space import (
     Subset,
     Uniform,
 )
-from . import check_domain, seen_keys, trial_vals
+from .points import check_domain, seen_keys, trial_vals
 
 _RETRIES = 10
 _RESAMPLE = 0.25

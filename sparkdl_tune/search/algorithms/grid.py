@@ -17,7 +17,7 @@ from typing import Any
 from ...errors import ConfigError
 from ..engines.hyperopt import new_trial_docs
 from ..engines.hyperopt import trial_docs as all_trials
-from . import check_domain, seen_keys
+from .points import check_domain, seen_keys
 
 
 def make_suggest(space: Any) -> Callable[..., list]:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional, Protocol
 
 from ..engines import hyperopt as engine
-from . import check_domain
+from .points import check_domain, trial_vals
 
 POLL_SECONDS = 0.5
 
@@ -130,8 +130,6 @@ def suggest(new_ids: Sequence[int], domain: Any, trials: Any, seed: int, *,
 
 def outcomes_of_docs(space: Any, docs: Sequence[Mapping[str, Any]]) -> dict[tuple, Outcome]:
     """The trial store as ``vals_key -> Outcome`` (the latest trial of a point wins)."""
-    from . import trial_vals
-
     out: dict[tuple, Outcome] = {}
     for doc in docs:
         try:
@@ -151,7 +149,7 @@ def outcomes_of_docs(space: Any, docs: Sequence[Mapping[str, Any]]) -> dict[tupl
 
 
 def outcomes_of_records(space: Any, records: Sequence[Any]) -> dict[tuple, Outcome]:
-    """The monitor's finished trials (:class:`~sparkdl_tune.search.monitor.TrialRecord`) as
+    """The monitor's finished trials (:class:`~sparkdl_tune.spec.trial.TrialRecord`) as
     ``vals_key -> Outcome``; cancelled trials count as not tried."""
     out: dict[tuple, Outcome] = {}
     for r in sorted(records, key=lambda r: r.number):

@@ -157,7 +157,7 @@ def _java_error(error) -> bool:
 
 
 def restore(trials: Any, records: Sequence[Any]) -> None:
-    """Insert ``records`` (:class:`~sparkdl_tune.search.monitor.TrialRecord`) into an empty trial
+    """Insert ``records`` (:class:`~sparkdl_tune.spec.trial.TrialRecord`) into an empty trial
     store as finished documents."""
     if not records:
         return

@@ -12,7 +12,7 @@ The first trial to reach a rung always goes on. Either way its score is recorded
 
 from __future__ import annotations
 
-from . import Decision, Scheduler, fmt, percentile, rung_epochs
+from .base import Decision, Scheduler, fmt, percentile, rung_epochs
 
 
 class Bracket:

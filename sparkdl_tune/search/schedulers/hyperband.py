@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import math
 
-from . import Decision
 from .asha import ASHAScheduler, Bracket, decide
+from .base import Decision
 
 
 def bracket_weights(n: int, rf: float) -> list[int]:

@@ -11,7 +11,7 @@ trial's own curve, not on the order reports arrive in.
 
 from __future__ import annotations
 
-from . import Decision, Scheduler, fmt, percentile
+from .base import Decision, Scheduler, fmt, percentile
 
 
 class MedianScheduler(Scheduler):
