@@ -89,7 +89,7 @@ def _train(job: TrainJob, backend) -> tuple[RankReport, Optional[TrainResult]]:
             (stream(job, "validation", rank, size, per_pass=True) if validate
              else contextlib.nullcontext((None, False))) as (val_ds, _):
         report.cached_in_memory = cached
-        history = model.fit(backend.distribute(train_ds), epochs=training.epochs,
+        history = model.fit(backend.distribute(train_ds, steps), epochs=training.epochs,
                             steps_per_epoch=steps, validation_data=backend.distribute(val_ds),
                             callbacks=callbacks, verbose=job.verbose if rank == 0 else 0)
     if rank != 0:

@@ -47,8 +47,9 @@ class Backend:
     def callbacks(self) -> list:
         return []
 
-    def distribute(self, dataset):
-        """This rank's ``tf.data`` shard as ``fit`` should get it."""
+    def distribute(self, dataset, steps=None):
+        """This rank's ``tf.data`` shard as ``fit`` should get it (``steps`` per pass, or
+        None: a pass ends with the data)."""
         return dataset
 
     def any(self, tf, flag: bool, name: str) -> bool:

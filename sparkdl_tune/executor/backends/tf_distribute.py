@@ -56,9 +56,19 @@ class TFDistributeBackend(Backend):
     def scope(self):
         return self.strategy.scope()
 
-    def distribute(self, dataset):
+    def distribute(self, dataset, steps=None):
         if dataset is None:
             return None
+        if steps is None:
+            # A validation pass of unknown length: Keras distributes it itself, as the
+            # rank's whole shard (no auto-sharding; each batch is re-cut across the workers'
+            # steps, and the strategy ends the pass when every worker's data is out).
+            import tensorflow as tf
+
+            options = tf.data.Options()
+            options.experimental_distribute.auto_shard_policy = (
+                tf.data.experimental.AutoShardPolicy.OFF)
+            return dataset.with_options(options)
         return self.strategy.distribute_datasets_from_function(lambda context: dataset)
 
     def _sum(self, tf, value: float) -> float:
