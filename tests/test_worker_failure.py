@@ -16,7 +16,6 @@ import psutil
 import pytest
 from conftest import train_overrides
 
-
 RANK_VARIABLE = {"horovod": "HOROVOD_RANK", "tf_distribute": "SPARKDL_TUNE_RANK"}
 
 
