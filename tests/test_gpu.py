@@ -1,4 +1,5 @@
-"""GPU executors: each Horovod rank sees only the GPU Spark assigned to its task; none -> CPU.
+"""GPU executors: each rank sees only the GPU Spark assigned to its task; none -> CPU (each
+engine: a Horovod rank, a tf_distribute barrier task's child).
 
 There is no GPU on the test machine. ``fake_gpu_discovery.sh`` makes Spark's standalone
 scheduler believe a worker has GPUs "0" and "1"; what is checked is the address each rank made
@@ -33,13 +34,18 @@ OFFERED = ["0", "1"]  # what fake_gpu_discovery.sh reports
 TOKEN_VAR = "SPARKDL_TUNE_GPU_TEST_TOKEN"  # marks every process the GPU test starts
 
 
-def train_two_ranks(spark, dataset, workdir) -> dict:
-    """A 2-rank Horovod training of the tiny dataset (2 epochs); the ranks' reports."""
+# how each engine's rank processes are told apart on the command line
+RANK_PROCESS = {"horovod": "gloo_exec_fn", "tf_distribute": "sparkdl_tune.executor.barrier"}
+
+
+def train_two_ranks(spark, dataset, workdir, backend="horovod") -> dict:
+    """A 2-rank training of the tiny dataset (2 epochs); the ranks' reports."""
     from sparkdl_tune.config.loader import load_config
     from sparkdl_tune.driver.train import fit, prepare_inputs
 
     cfg = load_config(None, overrides=train_overrides(dataset, Path(workdir),
-                                                      execution__num_proc=2))
+                                                      execution__num_proc=2,
+                                                      execution__backend=backend))
     result = fit(cfg, prepare_inputs(cfg, spark), verbose=0)
     return {"ranks": result.extra["ranks"], "epochs_run": result.epochs_run,
             "num_proc": result.num_proc}
@@ -53,16 +59,31 @@ def test_pinning_takes_the_addresses_horovod_passes_from_the_spark_task(monkeypa
     from pyspark.resource import ResourceInformation
 
     from sparkdl_tune.executor.backends import pin_assigned_gpus
+    from sparkdl_tune.executor.backends.horovod import HorovodBackend
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
     # local rank 0 was given GPU "1": the address Spark assigned wins, not the local rank
     monkeypatch.setenv("HOROVOD_LOCAL_RANK", "0")
     monkeypatch.setattr(task_info._info, "resources",
                         {"gpu": ResourceInformation("gpu", ["1"])})
-    assert pin_assigned_gpus() == ["1"]
+    assert pin_assigned_gpus(HorovodBackend()) == ["1"]
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "1"
     monkeypatch.setattr(task_info._info, "resources", {})
-    assert pin_assigned_gpus() == []
+    assert pin_assigned_gpus(HorovodBackend()) == []
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == ""
+
+
+def test_pinning_takes_the_addresses_the_barrier_task_passes_to_its_rank(monkeypatch):
+    from sparkdl_tune.executor.backends import pin_assigned_gpus
+    from sparkdl_tune.executor.backends.tf_distribute import TFDistributeBackend
+    from sparkdl_tune.executor.barrier import GPUS
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    monkeypatch.setenv(GPUS, "1")
+    assert pin_assigned_gpus(TFDistributeBackend()) == ["1"]
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "1"
+    monkeypatch.setenv(GPUS, "")
+    assert pin_assigned_gpus(TFDistributeBackend()) == []
     assert os.environ["CUDA_VISIBLE_DEVICES"] == ""
 
 
@@ -82,7 +103,9 @@ def test_without_gpu_resources_every_rank_runs_on_cpu(spark, tiny_dataset, tmp_p
 # --- the GPU case on a local-cluster master -----------------------------------------------
 
 
-def test_each_rank_sees_only_the_gpu_spark_assigned(tiny_dataset, tmp_path):
+@pytest.mark.parametrize("backend", ["horovod", pytest.param("tf_distribute",
+                                                              marks=pytest.mark.slow)])
+def test_each_rank_sees_only_the_gpu_spark_assigned(tiny_dataset, tmp_path, backend):
     import subprocess
 
     token = uuid.uuid4().hex
@@ -101,7 +124,7 @@ def test_each_rank_sees_only_the_gpu_spark_assigned(tiny_dataset, tmp_path):
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), str(tiny_dataset), str(tmp_path),
-             str(out_path)],
+             str(out_path), backend],
             cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             proc.wait(timeout=420)
@@ -195,8 +218,9 @@ class _ExecutorWatcher(threading.Thread):
     JVM (driver with the in-process master and worker, executors) listens on off loopback.
     """
 
-    def __init__(self, interval: float = 0.2):
+    def __init__(self, backend: str, interval: float = 0.2):
         super().__init__(daemon=True)
+        self.needle = RANK_PROCESS[backend]
         self.interval = interval
         self.executor_gpus: dict[str, list[str]] = {}
         self.rank_executor: dict[str, str] = {}
@@ -235,7 +259,7 @@ class _ExecutorWatcher(threading.Thread):
                                             if r["id"]["resourceName"] == "gpu"
                                             for a in r["addresses"]]
             self._jvms[p.pid] = executor
-        elif any("gloo_exec_fn" in a for a in args):
+        elif any(self.needle in a for a in args):
             for parent in p.parents():
                 if parent.pid in self._jvms:
                     self.rank_executor[str(p.pid)] = self._jvms[parent.pid]
@@ -271,7 +295,7 @@ def _private_spark_home(workdir: Path) -> Path:
     return home
 
 
-def _cluster_main(dataset: str, workdir: str, out: str) -> None:
+def _cluster_main(dataset: str, workdir: str, out: str, backend: str) -> None:
     workdir_path = Path(workdir)
     os.environ["SPARK_HOME"] = str(_private_spark_home(workdir_path))
     discovery = workdir_path / "fake_gpu_discovery.sh"
@@ -284,7 +308,7 @@ def _cluster_main(dataset: str, workdir: str, out: str) -> None:
     from sparkdl_tune import logs
 
     logs.quiet_libraries()
-    watcher = _ExecutorWatcher()
+    watcher = _ExecutorWatcher(backend)
     watcher.start()
     spark = (
         SparkSession.builder.master("local-cluster[1,2,2048]")
@@ -307,7 +331,7 @@ def _cluster_main(dataset: str, workdir: str, out: str) -> None:
     )
     try:
         spark.sparkContext.setLogLevel("ERROR")
-        report = train_two_ranks(spark, dataset, workdir_path)
+        report = train_two_ranks(spark, dataset, workdir_path, backend)
     finally:
         watcher.stop()
         spark.stop()
@@ -317,4 +341,4 @@ def _cluster_main(dataset: str, workdir: str, out: str) -> None:
 
 
 if __name__ == "__main__":
-    _cluster_main(*sys.argv[1:4])
+    _cluster_main(*sys.argv[1:5])

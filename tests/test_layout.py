@@ -151,3 +151,13 @@ def test_the_circle_finder_finds_a_circle():
     assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert circles({"a": {"b"}, "b": set()}) == []
 
+
+def test_only_the_horovod_modules_import_horovod():
+    """Horovod is one engine: its backend and its launcher, nothing else (the others run
+    where Horovod does not install)."""
+    own = {"sparkdl_tune.executor.backends.horovod", "sparkdl_tune.driver.launch.horovod"}
+    every = modules_under(".")
+    wrong = {f"{mod} -> {imp}" for mod, imps in every.items() for imp in imps
+             if imp.split(".")[0] == "horovod" and mod not in own}
+    assert not wrong, sorted(wrong)
+    assert all(any(i.startswith("horovod") for i in every[mod]) for mod in own)

@@ -57,11 +57,14 @@ def test_materialised_data_is_reused_while_unchanged(spark, tiny_dataset, tmp_pa
         ["test", "train", "validation"]
 
 
-def test_horovod_two_ranks(spark, tiny_dataset, tmp_path):
+@pytest.mark.parametrize("backend", ["horovod", "tf_distribute"])
+def test_two_ranks(spark, tiny_dataset, tmp_path, backend):
     cfg = load_config(None, overrides=train_overrides(tiny_dataset, tmp_path,
-                                                      execution__num_proc=2))
+                                                      execution__num_proc=2,
+                                                      execution__backend=backend))
     summary = train(cfg, spark)
-    assert summary["num_proc"] == 2
+    assert summary["num_proc"] == 2 and summary["epochs_run"] == 2
+    assert 0.0 <= summary["test_metrics"]["test_accuracy"] <= 1.0
     client = mlflow_client(tmp_path)
     run = client.get_run(summary["run_id"])
     assert run.data.metrics["num_proc"] == 2

@@ -1,5 +1,7 @@
-"""A Horovod worker killed mid-training: `train` exits 1 naming the killed rank (never a
-survivor that Horovod shut down because of it), within 2 minutes, no hang."""
+"""A worker killed mid-training: `train` exits 1 naming the killed rank (never a survivor that
+the engine stopped because of it), within 2 minutes, no hang — with each engine. A Horovod rank
+is the process with its ``HOROVOD_RANK``; a tf_distribute rank the barrier task's child with
+its ``SPARKDL_TUNE_RANK``."""
 
 from __future__ import annotations
 
@@ -14,25 +16,31 @@ import psutil
 import pytest
 from conftest import train_overrides
 
+RANK_VARIABLE = {"horovod": "HOROVOD_RANK", "tf_distribute": "SPARKDL_TUNE_RANK"}
 
-def _horovod_rank_processes(root: psutil.Process, rank: str) -> list[psutil.Process]:
+
+def _rank_processes(root: psutil.Process, rank: str, variable: str) -> list[psutil.Process]:
     found = []
     for proc in root.children(recursive=True):
         try:
-            if proc.environ().get("HOROVOD_RANK") == rank and "python" in proc.name():
+            if proc.environ().get(variable) == rank and "python" in proc.name():
                 found.append(proc)
         except psutil.Error:
             continue
     return found
 
 
-# rank 0 in the default suite; rank 1 (the same path, another rank) in make test-slow
-@pytest.mark.parametrize("victim", [pytest.param("1", marks=pytest.mark.slow), "0"])
-def test_killing_a_worker_fails_the_run_naming_the_rank(tiny_dataset, tmp_path, victim):
+# Horovod's rank 0 and tf_distribute's rank 1 in the default suite; the other ranks (the same
+# paths, another rank) in make test-slow
+@pytest.mark.parametrize("backend,victim", [
+    pytest.param("horovod", "1", marks=pytest.mark.slow), ("horovod", "0"),
+    ("tf_distribute", "1"), pytest.param("tf_distribute", "0", marks=pytest.mark.slow)])
+def test_killing_a_worker_fails_the_run_naming_the_rank(tiny_dataset, tmp_path, backend,
+                                                        victim):
     exe = os.path.join(os.path.dirname(sys.executable), "sparkdl-tune")
     cmd = [exe, "train", "conf/jobs/fashion_mlp.yaml",
            *train_overrides(tiny_dataset, tmp_path, execution__num_proc=2,
-                            training__epochs=2000),
+                            execution__backend=backend, training__epochs=2000),
            "spark.master=local[2]", "spark.conf.spark.ui.enabled=false"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     output: list[str] = []
@@ -46,8 +54,9 @@ def test_killing_a_worker_fails_the_run_naming_the_rank(tiny_dataset, tmp_path, 
             assert proc.poll() is None, "".join(errors)[-3000:]
             assert time.monotonic() < deadline, "training never reached epoch 3"
             time.sleep(0.5)
-        victims = _horovod_rank_processes(psutil.Process(proc.pid), victim)
-        assert victims, f"no process with HOROVOD_RANK={victim} found"
+        variable = RANK_VARIABLE[backend]
+        victims = _rank_processes(psutil.Process(proc.pid), victim, variable)
+        assert victims, f"no process with {variable}={victim} found"
         killed_at = time.monotonic()
         for process in victims:
             process.send_signal(signal.SIGKILL)

@@ -9,7 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional, Union
 
+from ..spec.engines import ENGINES
 from .model_spec import ModelSpec, TrainingSpec
+
+# execution.backend: the names come from the engine registry, so a new engine is valid here
+# (and listed in the loader's "not one of" message) without a second list.
+BackendName = Literal[tuple(ENGINES)]  # type: ignore[valid-type]
 
 
 @dataclass(frozen=True)
@@ -52,14 +57,18 @@ class DataSettings:
 
 @dataclass(frozen=True)
 class ExecutionSettings:
-    """Where a training runs: ``num_proc: 1`` in-process, ``N`` a Horovod job on N tasks.
+    """Where a training runs: ``num_proc: 1`` in-process, ``N`` ranks on N Spark tasks.
 
-    ``scale_learning_rate`` multiplies the learning rate by the number of ranks (the usual
-    Horovod rule for a global batch ``N`` times larger). ``threads_per_proc`` caps
-    TensorFlow's threads per rank (default: the host's cores shared among its ranks).
+    ``backend`` is the engine that joins the ranks (:mod:`sparkdl_tune.spec.engines`):
+    ``horovod`` (Horovod over Gloo) or ``tf_distribute`` (a Spark barrier stage running
+    TensorFlow's MultiWorkerMirroredStrategy). ``scale_learning_rate`` multiplies the learning
+    rate by the number of ranks (the usual rule for a global batch ``N`` times larger).
+    ``threads_per_proc`` caps TensorFlow's threads per rank (default: the host's cores shared
+    among its ranks).
     """
 
     num_proc: int = 1
+    backend: BackendName = "horovod"
     scale_learning_rate: bool = True
     threads_per_proc: Optional[int] = None
     seed: int = 42

@@ -3,7 +3,7 @@
 :class:`Reporter` is the connection (:mod:`sparkdl_tune.spec.report` has the wire format); it
 never fails a trial: when the driver cannot be reached it warns once and training goes on
 unreported. :func:`epoch_callback` is the Keras callback that sends the reports (rank 0 only) and
-stops training when the driver says so — on every Horovod rank at the same epoch.
+stops training when the driver says so — on every rank at the same epoch.
 """
 
 from __future__ import annotations

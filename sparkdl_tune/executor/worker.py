@@ -1,10 +1,12 @@
 """Executor side: one training, on one rank. No pyspark import; TensorFlow only inside ``run``.
 
-``run(job)`` is what ``horovod.spark.run`` ships to every Spark task (or what the driver calls
-in-process when ``num_proc == 1``): pin the GPU Spark assigned, start Horovod, stream this rank's
-shard from Petastorm into ``tf.data`` (:mod:`sparkdl_tune.executor.stream`), fit, evaluate on
-``test`` (rank 0), and hand back plain data. Only rank 0 returns a :class:`TrainResult`; every rank
-returns a :class:`RankReport`.
+``run(job)`` is what every rank runs — shipped by ``horovod.spark.run``, started by a barrier
+task (:mod:`sparkdl_tune.executor.barrier`), or called in-process when ``num_proc == 1``: pin the
+GPU Spark assigned, join the other ranks through the job's backend
+(:mod:`sparkdl_tune.executor.backends`), stream this rank's shard into ``tf.data``
+(:mod:`sparkdl_tune.executor.stream`), fit, evaluate on ``test`` (rank 0), and hand back plain
+data. Engine-neutral: what differs between engines is the backend's. Only rank 0 returns a
+:class:`TrainResult`; every rank returns a :class:`RankReport`.
 """
 
 from __future__ import annotations
@@ -18,28 +20,29 @@ from typing import Any, Optional
 
 from ..spec.job import RankReport, TrainJob
 from ..spec.result import TrainResult
-from .backends import pin_assigned_gpus
+from .backends import make_backend, pin_assigned_gpus
 from .stream import stream
 
 
 def run(job: TrainJob) -> tuple[RankReport, Optional[TrainResult]]:
-    """Train on this rank; see the module docstring. A rank of a Horovod job says how it
+    """Train on this rank; see the module docstring. A rank of a multi-rank job says how it
     ended (:mod:`sparkdl_tune.spec.outcome`), so the driver can blame the right rank."""
-    if job.num_proc == 1:
-        return _train(job)
+    backend = make_backend(job)
+    if job.num_proc == 1 or not backend.announces:
+        return _train(job, backend)
     from ..spec import outcome
 
     try:
-        ended = _train(job)
+        ended = _train(job, backend)
     except BaseException as exc:
-        outcome.announce(exc)
+        outcome.announce(exc, backend.is_consequence(exc))
         raise
     outcome.announce()
     return ended
 
 
-def _train(job: TrainJob) -> tuple[RankReport, Optional[TrainResult]]:
-    gpus = [] if job.in_process else pin_assigned_gpus()
+def _train(job: TrainJob, backend) -> tuple[RankReport, Optional[TrainResult]]:
+    gpus = [] if job.in_process else pin_assigned_gpus(backend)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from .. import logs
 
@@ -47,9 +50,6 @@ def _train(job: TrainJob) -> tuple[RankReport, Optional[TrainResult]]:
     import tensorflow as tf
 
     _set_threads(tf, job.threads)
-    from .backends import make_backend
-
-    backend = make_backend(job.num_proc)
     backend.start()
     rank, size = backend.rank, backend.size
     report = RankReport(rank=rank, size=size, host=socket.gethostname(), pid=os.getpid(),
@@ -62,10 +62,11 @@ def _train(job: TrainJob) -> tuple[RankReport, Optional[TrainResult]]:
     lr = training.rate * (size if job.scale_learning_rate else 1)
     train_rows = job.data.rows("train")
     steps = max(1, train_rows // (training.batch_size * size))
-    model = build_model(job.model, training, job.data.input_dim, job.data.num_classes,
-                        learning_rate=lr, seed=job.seed,
-                        wrap_optimizer=backend.wrap_optimizer(),
-                        total_steps=steps * training.epochs)
+    with backend.scope():
+        model = build_model(job.model, training, job.data.input_dim, job.data.num_classes,
+                            learning_rate=lr, seed=job.seed,
+                            wrap_optimizer=backend.wrap_optimizer(),
+                            total_steps=steps * training.epochs)
     timer = _EpochTimer(tf)
     callbacks: list[Any] = [*backend.callbacks(), timer, tf.keras.callbacks.TerminateOnNaN(),
                             *make_callbacks(training)]
@@ -88,11 +89,13 @@ def _train(job: TrainJob) -> tuple[RankReport, Optional[TrainResult]]:
             (stream(job, "validation", rank, size, per_pass=True) if validate
              else contextlib.nullcontext((None, False))) as (val_ds, _):
         report.cached_in_memory = cached
-        history = model.fit(train_ds, epochs=training.epochs, steps_per_epoch=steps,
-                            validation_data=val_ds,
+        history = model.fit(backend.distribute(train_ds, steps), epochs=training.epochs,
+                            steps_per_epoch=steps, validation_data=backend.distribute(val_ds),
                             callbacks=callbacks, verbose=job.verbose if rank == 0 else 0)
     if rank != 0:
+        backend.finish(tf)
         return report, None
+    model = backend.local_model(tf, model)
     pruned = reports.pruned if reports is not None else None
     scores, evaluation = {}, None
     if pruned is None:  # a pruned trial's test score would tell nobody anything
@@ -104,6 +107,7 @@ def _train(job: TrainJob) -> tuple[RankReport, Optional[TrainResult]]:
     per_epoch = timer.seconds[1:] or timer.seconds
     samples = steps * training.batch_size * size
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    backend.finish(tf)
     return report, TrainResult(
         history=hist,
         test_metrics={f"test_{k}": float(v) for k, v in scores.items()},
@@ -148,10 +152,11 @@ def _unfreezing(tf, job: TrainJob, model, lr: float, backend, steps: int, valida
     wrap = backend.wrap_optimizer()
 
     def recompile(rate: float) -> None:
-        optimizer = make_optimizer(training, rate, total_steps=steps * training.epochs)
-        model.compile(optimizer=wrap(optimizer) if wrap else optimizer,
-                      loss=keras_loss(tf, head.loss),
-                      metrics=[keras_metric(tf, m) for m in metrics])
+        with backend.scope():
+            optimizer = make_optimizer(training, rate, total_steps=steps * training.epochs)
+            model.compile(optimizer=wrap(optimizer) if wrap else optimizer,
+                          loss=keras_loss(tf, head.loss),
+                          metrics=[keras_metric(tf, m) for m in metrics])
         model.make_train_function(force=True)
 
     return callback(tf, spec, model, lr, recompile, backend, validate)

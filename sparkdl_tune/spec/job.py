@@ -18,6 +18,7 @@ class TrainJob:
     training: TrainingSpec
     data: TrainingData
     num_proc: int = 1
+    backend: str = "horovod"  # the engine of num_proc > 1 (sparkdl_tune.spec.engines)
     scale_learning_rate: bool = True
     threads: int = 2
     seed: int = 42

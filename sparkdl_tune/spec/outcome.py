@@ -1,13 +1,15 @@
-"""How each Horovod rank ended, and which rank a failed job should blame.
+"""How each rank of a multi-rank training ended, and which rank a failed job should blame.
 
-When one rank dies (killed, out of memory) or raises, Horovod shuts the others down and they
-fail too, with "Horovod has been shut down". ``horovod.spark.run`` then names whichever
+When one rank dies (killed, out of memory) or raises, the engine stops the others and they
+fail too (Horovod: "Horovod has been shut down"). The launcher may then name whichever
 non-zero exit the driver noticed first, which is a race: often a survivor. So each rank
 prints one marker line as it ends (executor side, :func:`announce`), the driver reads the
 markers out of the ranks' forwarded output (:class:`Endings`) and blames the rank that failed
 first on its own (:func:`blame`): one that raised an error of its own, else one that ended
 without any marker (a signal, the out-of-memory killer, a lost executor). Ranks whose error is
-only a consequence of another's are never the culprit.
+only a consequence of another's are never the culprit. Which errors are consequences, and how
+a rank's output lines are prefixed, is each engine's own knowledge (its backend and launcher
+modules); this module is engine-neutral.
 
 Nothing here imports TensorFlow, Horovod or pyspark: both sides share it.
 """
@@ -15,7 +17,6 @@ Nothing here imports TensorFlow, Horovod or pyspark: both sides share it.
 from __future__ import annotations
 
 import json
-import re
 import signal
 import sys
 import threading
@@ -26,31 +27,19 @@ from typing import Optional
 MARKER = "@@sparkdl_tune.rank_end "
 OK, OWN_ERROR, STOPPED = "ok", "error", "stopped"
 
-# Errors a rank gets because another rank went away, not because of anything it did.
-_CONSEQUENCE = re.compile(
-    r"Horovod has been shut down|HorovodInternalError|HostsUpdatedInterrupt|"
-    r"Connection (closed|reset) by peer|Broken pipe|gloo", re.IGNORECASE)
-# Horovod prefixes each forwarded line with the rank and the stream: "[1]<stderr>:text".
-_PREFIXED = re.compile(r"^(?:.*?)\[(\d+)\]<(?:stdout|stderr)>:(.*)$")
-
-
 def describe(exc: BaseException) -> str:
     """``Type: last line of the message`` (a traceback's last line, as a user would read it)."""
     lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
     return f"{type(exc).__name__}: {lines[-1]}" if lines else type(exc).__name__
 
 
-def is_consequence(exc: BaseException) -> bool:
-    """True when ``exc`` only says that Horovod stopped because another rank failed."""
-    return bool(_CONSEQUENCE.search(f"{type(exc).__name__}: {exc}"))
-
-
-def announce(exc: Optional[BaseException] = None) -> None:
-    """Executor side: print this rank's ending as one marker line on stderr."""
+def announce(exc: Optional[BaseException] = None, consequence: bool = False) -> None:
+    """Executor side: print this rank's ending as one marker line on stderr (``consequence``:
+    the backend says ``exc`` only tells that another rank failed)."""
     if exc is None:
         end, error = OK, None
     else:
-        end, error = (STOPPED if is_consequence(exc) else OWN_ERROR), describe(exc)[:400]
+        end, error = (STOPPED if consequence else OWN_ERROR), describe(exc)[:400]
     sys.stderr.write(MARKER + json.dumps({"end": end, "error": error}) + "\n")
     sys.stderr.flush()
 
@@ -70,16 +59,15 @@ class Endings:
         self._by_rank: dict[int, Ending] = {}
         self._lock = threading.Lock()
 
-    def take(self, line: str) -> bool:
-        """Record ``line`` if it is a marker; True when it was (the caller drops it)."""
-        match = _PREFIXED.match(line)
-        if not match or not match.group(2).startswith(MARKER):
+    def take(self, rank: int, text: str) -> bool:
+        """Record rank ``rank``'s output line ``text`` (the launcher took off its prefix) if
+        it is a marker; True when it was (the caller drops it)."""
+        if not text.startswith(MARKER):
             return False
         try:
-            fields = json.loads(match.group(2)[len(MARKER):])
+            fields = json.loads(text[len(MARKER):])
         except ValueError:
             return False
-        rank = int(match.group(1))
         with self._lock:
             self._by_rank.setdefault(rank, Ending(rank, fields.get("end", OWN_ERROR),
                                                   fields.get("error"), len(self._by_rank)))
@@ -87,7 +75,7 @@ class Endings:
 
     def wait(self, ranks: int, seconds: float) -> dict[int, Ending]:
         """Every rank's ending once all ``ranks`` reported or ``seconds`` passed (output may
-        trail the exit codes Horovod already has; a killed rank never reports)."""
+        trail the exit codes the launcher already has; a killed rank never reports)."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             with self._lock:
@@ -99,17 +87,20 @@ class Endings:
 
 
 def blame(endings: dict[int, Ending], ranks: int, first_rank: Optional[int],
-          first_exit: Optional[int]) -> Optional[str]:
+          first_exit: Optional[int], stopped_by: str = "the engine stopped them"
+          ) -> Optional[str]:
     """The culprit, how it ended and what happened to the others, in one sentence.
 
     Args:
         endings: What each rank reported (see :class:`Endings`).
         ranks: How many ranks the job had.
-        first_rank, first_exit: The rank and exit code Horovod named (first noticed), if any.
+        first_rank, first_exit: The rank and exit code the launcher named (first noticed), if
+            any.
+        stopped_by: How the others were stopped, e.g. "Horovod shut down".
 
     Returns:
         None when the markers say nothing (e.g. no rank started): the caller falls back on
-        Horovod's own message.
+        the launcher's own message.
     """
     own = sorted((e for e in endings.values() if e.end == OWN_ERROR), key=lambda e: e.order)
     silent = [r for r in range(ranks) if r not in endings]
@@ -129,7 +120,7 @@ def blame(endings: dict[int, Ending], ranks: int, first_rank: Optional[int],
     text = f"{who} failed first: {how}"
     if others:
         text += (f"; {_ranks(others)} {'was' if len(others) == 1 else 'were'} stopped because "
-                 "of it (Horovod shut down)")
+                 f"of it ({stopped_by})")
     return text
 
 

@@ -1,8 +1,8 @@
-"""Where a training runs: in this process (``num_proc == 1``) or as a Horovod job on Spark.
+"""The ``horovod`` launcher: the ranks as a ``horovod.spark.run`` job on Spark tasks.
 
 Driver side. A failed Horovod worker surfaces here as one :class:`FatalError` naming the rank
-that failed first and how it ended (see :mod:`sparkdl_tune.spec.outcome`), never as a hang. The
-ranks' output goes to stderr: stdout carries only the command's JSON summary.
+that failed first and how it ended (markers of :mod:`sparkdl_tune.spec.outcome`, read out of
+Horovod's "[rank]<stream>:" prefixed output), never as a hang.
 """
 
 from __future__ import annotations
@@ -14,51 +14,26 @@ import re
 import sys
 import threading
 
-from .. import logs
-from ..errors import ConfigError, FatalError
-from ..executor.worker import run
-from ..spec.job import TrainJob
-from ..spec.outcome import Endings, blame
-from ..spec.result import TrainResult
+from ...errors import FatalError
+from ...executor.worker import run
+from ...spec.job import TrainJob
+from ...spec.outcome import Endings, blame
+from ...spec.result import TrainResult
+from . import check_slots, log, replace
 
-log = logs.get("launch")
-
-
-def threads_per_proc(spark, num_proc: int, configured: int | None) -> int:
-    """TensorFlow threads per rank: the configured value, else local cores shared by ranks."""
-    if configured:
-        return configured
-    cores = os.cpu_count() or 1
-    if spark is not None and spark.sparkContext.master.startswith("local"):
-        return max(1, cores // num_proc)
-    cores_per_task = int(spark.conf.get("spark.task.cpus", "1")) if spark is not None else cores
-    return max(1, cores_per_task)
-
-
-def check_slots(spark, num_proc: int) -> None:
-    """More ranks than task slots would wait forever for tasks: refuse before starting."""
-    from .session import slots
-
-    available = slots(spark)
-    if num_proc > available:
-        raise ConfigError(f"execution.num_proc={num_proc} but the cluster has {available} task "
-                          f"slots; lower execution.num_proc to at most {available} or add "
-                          "executors")
+# Horovod prefixes each forwarded line with the rank and the stream: "[1]<stderr>:text".
+_PREFIXED = re.compile(r"^(?:.*?)\[(\d+)\]<(?:stdout|stderr)>:(.*)$")
+STOPPED_BY = "Horovod shut down"
 
 
 def train(spark, job: TrainJob, start_timeout: int = 120) -> TrainResult:
     """Run ``job`` and return rank 0's result (with every rank's report in ``extra``)."""
-    if job.num_proc == 1:
-        log.info("train: in-process (num_proc=1, %d TensorFlow threads)", job.threads)
-        report, result = run(job)
-        result.extra["ranks"] = [report.__dict__]
-        return result
     check_slots(spark, job.num_proc)
     import horovod.spark
 
     log.info("train: Horovod job on %d Spark tasks (%d TensorFlow threads each)",
              job.num_proc, job.threads)
-    job = _replace(job, in_process=False)
+    job = replace(job, in_process=False)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK_GATEWAY")}
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     out = _Tee(sys.stderr)
@@ -84,12 +59,6 @@ def train(spark, job: TrainJob, start_timeout: int = 120) -> TrainResult:
     return result
 
 
-def _replace(job: TrainJob, **changes) -> TrainJob:
-    from dataclasses import replace
-
-    return replace(job, **changes)
-
-
 ENDINGS_WAIT_SECONDS = 3.0  # for ranks' last output lines to trail in after their exit codes
 
 
@@ -99,7 +68,7 @@ def _describe_failure(exc: Exception, output: str, endings=None, ranks: int = 0)
     rank = re.search(r"Process name: (\d+)", text)
     exit_code = re.search(r"Exit code: (-?\d+)", text)
     blamed = blame(endings or {}, ranks, int(rank.group(1)) if rank else None,
-                   int(exit_code.group(1)) if exit_code else None)
+                   int(exit_code.group(1)) if exit_code else None, STOPPED_BY)
     if blamed:
         return f"Horovod training failed: {blamed}"
     if not rank and not endings:  # no rank ran: Horovod itself failed (start timeout, ...)
@@ -127,7 +96,7 @@ class _Tee(io.TextIOBase):
         # Horovod writes whole prefixed lines ("[rank]<stream>:text\n"), one per call.
         with self.lock:
             for line in s.splitlines(keepends=True):
-                if self.endings.take(line.rstrip("\r\n")):
+                if take(self.endings, line.rstrip("\r\n")):
                     continue
                 self.target.write(line)
                 self.lines.append(line.rstrip("\r\n"))
@@ -140,3 +109,9 @@ class _Tee(io.TextIOBase):
     def text(self) -> str:
         with self.lock:
             return "\n".join(self.lines)
+
+
+def take(endings: Endings, line: str) -> bool:
+    """Hand a Horovod-prefixed output line to ``endings``; True when it was a marker."""
+    match = _PREFIXED.match(line)
+    return bool(match) and endings.take(int(match.group(1)), match.group(2))

@@ -1,0 +1,100 @@
+"""TensorFlow's MultiWorkerMirroredStrategy as the backend of a multi-rank training
+(``execution.backend: tf_distribute``; see :mod:`.single` for the interface).
+
+The ranks are the children of a Spark barrier stage (:mod:`sparkdl_tune.executor.barrier`),
+which hands each its peers, rank and GPUs in the environment; :meth:`start` turns them into
+``TF_CONFIG`` and the strategy (RING collectives), before any other TensorFlow op. What Horovod
+does with callbacks the strategy does itself: variables start from the same values on every
+worker, gradients are all-reduced each step, and metrics are aggregated across workers (exact
+global values, not an average of averages). Each worker feeds its own shard (per-worker batch
+``training.batch_size``, as with Horovod), so ``fit`` gets it through
+``distribute_datasets_from_function`` with no resharding.
+
+Keras 2 (TensorFlow <= 2.15, and ``tf-keras``) trains with ``model.fit`` under the strategy.
+Keras 3's ``fit`` fails under this strategy (keras-team/keras#20585); its form — a custom
+loop of ``strategy.run`` steps, or ``fit`` with the two patches of that issue — belongs in this
+module, behind the same methods.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+from .single import Backend
+
+# Errors a worker gets because a peer went away (collectives aborted, peer unreachable).
+CONSEQUENCE = re.compile(
+    r"UnavailableError|CancelledError|Collective ops is aborted|collective.*abort|"
+    r"failed to connect to all addresses|Socket closed|Connection reset by peer|"
+    r"peer.*(unreachable|unavailable|down)", re.IGNORECASE)
+
+
+class TFDistributeBackend(Backend):
+    name = "tf_distribute"
+
+    def assigned_gpus(self) -> list[str]:
+        from ..barrier import GPUS
+
+        return [g for g in os.environ.get(GPUS, "").split(",") if g]
+
+    def start(self) -> None:
+        import tensorflow as tf
+
+        from ..barrier import PEERS, RANK
+
+        peers = json.loads(os.environ[PEERS])
+        self.rank, self.size = int(os.environ[RANK]), len(peers)
+        os.environ["TF_CONFIG"] = json.dumps({"cluster": {"worker": peers},
+                                              "task": {"type": "worker", "index": self.rank}})
+        ring = tf.distribute.experimental.CommunicationImplementation.RING
+        self.strategy = tf.distribute.MultiWorkerMirroredStrategy(
+            communication_options=tf.distribute.experimental.CommunicationOptions(
+                implementation=ring))
+
+    def scope(self):
+        return self.strategy.scope()
+
+    def distribute(self, dataset, steps=None):
+        if dataset is None:
+            return None
+        if steps is None:
+            # A validation pass of unknown length: Keras distributes it itself, as the
+            # rank's whole shard (no auto-sharding; each batch is re-cut across the workers'
+            # steps, and the strategy ends the pass when every worker's data is out).
+            import tensorflow as tf
+
+            options = tf.data.Options()
+            options.experimental_distribute.auto_shard_policy = (
+                tf.data.experimental.AutoShardPolicy.OFF)
+            return dataset.with_options(options)
+        return self.strategy.distribute_datasets_from_function(lambda context: dataset)
+
+    def _sum(self, tf, value: float) -> float:
+        per_replica = self.strategy.run(tf.identity, args=(tf.constant(float(value)),))
+        return float(self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None))
+
+    def any(self, tf, flag: bool, name: str) -> bool:
+        return self._sum(tf, float(flag)) > 0
+
+    def from_root(self, tf, flag: bool, name: str) -> bool:
+        return self._sum(tf, float(flag) if self.rank == 0 else 0.0) > 0
+
+    def local_model(self, tf, model):
+        """A copy outside the strategy: rank 0 evaluates alone, and a distributed model's
+        evaluate would wait for the other workers' collectives."""
+        copy = tf.keras.models.clone_model(model)
+        copy.set_weights(model.get_weights())
+        compiled = tf.keras.saving.deserialize_keras_object(model.get_compile_config())
+        compiled.pop("optimizer", None)  # evaluation needs the loss and metrics only
+        copy.compile(**compiled)
+        return copy
+
+    def finish(self, tf) -> None:
+        # Every worker stays up until rank 0 has evaluated: the strategy's health checks
+        # would otherwise see a peer gone.
+        self._sum(tf, 0.0)
+
+    def is_consequence(self, exc: BaseException) -> bool:
+        return bool(CONSEQUENCE.search(f"{type(exc).__name__}: {exc}"))

@@ -1,0 +1,45 @@
+"""The distributed-training engines, by name: ``execution.backend`` picks one.
+
+An engine is two halves that meet at :class:`~sparkdl_tune.spec.job.TrainJob`: the driver's
+launcher (how the ranks are started as Spark tasks) and the executor's backend (how one rank
+joins the others: scope, optimizer wrapping, metric averaging, agreement, failure wording).
+Both are named here as ``"module:attribute"`` strings, so this registry imports nothing: the
+config loader reads the valid names from it, and a new engine is its backend module plus one
+line here (its launcher may be an existing one: ``barrier`` starts any backend that takes its
+peers from the environment). A one-rank training (``num_proc: 1``) always runs in-process on
+the ``single`` backend, whatever the engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Engine:
+    backend: str   # "module:Class", a subclass of sparkdl_tune.executor.backends.single.Backend
+    launcher: str  # "module:function", called as launcher(spark, job, start_timeout)
+
+
+SINGLE = Engine("sparkdl_tune.executor.backends.single:Backend",
+                "sparkdl_tune.driver.launch.local:train")
+
+ENGINES: dict[str, Engine] = {
+    "horovod": Engine("sparkdl_tune.executor.backends.horovod:HorovodBackend",
+                      "sparkdl_tune.driver.launch.horovod:train"),
+    "tf_distribute": Engine("sparkdl_tune.executor.backends.tf_distribute:TFDistributeBackend",
+                            "sparkdl_tune.driver.launch.barrier:train"),
+}
+
+
+def engine(name: str, num_proc: int = 2) -> Engine:
+    """The engine of ``execution.backend: name`` (``SINGLE`` for one rank)."""
+    return SINGLE if num_proc <= 1 else ENGINES[name]
+
+
+def resolve(ref: str):
+    """The object a ``"module:attribute"`` string names (imported now, on this side)."""
+    import importlib
+
+    module, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(module), attr)
