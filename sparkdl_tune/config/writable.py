@@ -18,9 +18,11 @@ from ..errors import ConfigError
 
 
 def local_path(url: str) -> Optional[str]:
-    """``file:///a/b`` or ``a/b`` -> the local path; any other scheme -> ``None``."""
-    if url.startswith("file://"):
-        return url[len("file://"):] or "/"
+    """``file:///a/b``, ``file:/a/b`` or ``a/b`` -> the local path; any other scheme -> ``None``."""
+    if url.startswith("file:"):
+        from urllib.parse import unquote, urlsplit
+
+        return unquote(urlsplit(url).path) or "/"
     return None if "://" in url else url
 
 

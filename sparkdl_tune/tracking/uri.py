@@ -19,6 +19,7 @@ from ..config.schema import MlflowSettings
 from ..errors import redact  # noqa: F401 (the store's API; errors.py holds it for the public API)
 
 DEFAULT_DB = "mlflow.db"
+_NOT_PATHS = ("databricks", "databricks-uc", "uc")  # MLflow's store names with no "://"
 # check_reachable: seconds to connect, then to answer; MLflow's own client retries for minutes
 _CHECK_CONNECT_S, _CHECK_READ_S = 5.0, 30.0
 _CHECK_ENDPOINT = "/api/2.0/mlflow/experiments/get-by-name"
@@ -84,7 +85,7 @@ def check_writable(settings: MlflowSettings) -> None:
         check_folder(setting, artifact_location(uri, settings)[len("file://"):],
                      "MLflow artifact folder")
         return
-    path = local_path(uri)
+    path = None if uri.split(":")[0] in _NOT_PATHS else local_path(uri)
     if path is not None:
         check_folder(setting, path, "MLflow store folder")
 
