@@ -56,10 +56,11 @@ def cases(tmp: pathlib.Path) -> dict[str, tuple[list[str], list[str]]]:
              ["data.cache_url:", f"its parent {blocker} is a file"]),
         "train sqlite store below a file":
             (["train", JOB, data, f"mlflow.tracking_uri=sqlite:///{blocker}/mlflow.db"],
-             ["mlflow.tracking_uri:", "MLflow database", f"its parent {blocker} is a file"]),
+             ["mlflow.tracking_uri:", "MLflow store's database",
+              f"its parent {blocker} is a file"]),
         "train default store's artifact folder is a file":
             (["train", JOB, data, f"data.cache_url={tmp}/cache"],
-             ["mlflow.tracking_uri (default", "MLflow artifact folder",
+             ["mlflow.tracking_uri:", "default MLflow store's artifact folder",
               f"{tmp}/mlartifacts/sparkdl-tune", f"its parent {tmp}/mlartifacts is a file"]),
         "train --summary below a file":
             ([*train, "--summary", f"{blocker}/summary.json"],

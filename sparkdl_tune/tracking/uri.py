@@ -75,19 +75,19 @@ def check_writable(settings: MlflowSettings) -> None:
     from ..config.writable import check_file, check_folder, local_path
 
     uri = tracking_uri(settings)
-    setting = ("mlflow.tracking_uri" if settings.tracking_uri else
-               "MLFLOW_TRACKING_URI" if os.environ.get("MLFLOW_TRACKING_URI") else
-               "mlflow.tracking_uri (default: the current folder's mlflow.db)")
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    setting = "MLFLOW_TRACKING_URI" if env and not settings.tracking_uri else "mlflow.tracking_uri"
+    store = "MLflow store" if settings.tracking_uri or env else "default MLflow store"
     if uri.startswith("sqlite:///"):
         if ":memory:" in uri:
             return
-        check_file(setting, uri[len("sqlite:///"):].split("?")[0], "MLflow database")
-        check_folder(setting, artifact_location(uri, settings)[len("file://"):],
-                     "MLflow artifact folder")
+        check_file(setting, uri[len("sqlite:///"):].split("?")[0], f"{store}'s database")
+        check_folder(setting, local_path(artifact_location(uri, settings)),
+                     f"{store}'s artifact folder")
         return
     path = None if uri.split(":")[0] in _NOT_PATHS else local_path(uri)
     if path is not None:
-        check_folder(setting, path, "MLflow store folder")
+        check_folder(setting, path, f"{store}'s folder")
 
 
 def check_reachable(settings: MlflowSettings) -> None:
