@@ -203,11 +203,13 @@ def _run(args) -> tuple[Any, Optional[str]]:
         if extra:
             cfg = load_config(args.conf_dir, args.env, overrides=[*args.overrides, *extra])
         from .tracking.layout import TAG_SEARCH
+        from .tracking.uri import check_writable
 
         if args.out:  # before the store is read; report() checks the exact folder again
             check_folder("--out", args.out, "report folder")
         else:
             check_folder("search.output_dir", cfg.search.output_dir, "output folder")
+        check_writable(cfg.mlflow)
         name = find_parent(cfg.mlflow, args.search).data.tags.get(TAG_SEARCH)
         out = args.out or os.path.join(cfg.search.output_dir, name or args.search, "report")
         return report(cfg.mlflow, args.search, out, pairs or None), None

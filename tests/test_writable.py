@@ -75,6 +75,9 @@ def cases(tmp: pathlib.Path) -> dict[str, tuple[list[str], list[str]]]:
         "report --out is a file":
             (["report", "some-search", store, "--out", str(blocker)],
              ["--out:", "report folder", f"{blocker} exists as a file"]),
+        "report store below a file":
+            (["report", "some-search", f"mlflow.tracking_uri=sqlite:///{blocker}/m.db"],
+             ["mlflow.tracking_uri:", "MLflow store's database", f"its parent {blocker}"]),
         "report default folder below a file":
             (["report", "some-search", store, f"search.output_dir={blocker}/out"],
              ["search.output_dir:", f"its parent {blocker} is a file"]),
