@@ -17,8 +17,10 @@ The public API, for notebooks and scripts (the CLI and ``jobs/*.py`` call the sa
     model = sdt.load_model(result["model_uri"], cfg.mlflow)
     sdt.report(cfg.mlflow, cfg.search.name, "out/report")   # plots + HTML page of the search
 
-Every name is resolved on first use, so ``import sparkdl_tune`` imports no TensorFlow, Spark
-or MLflow and ``--help`` stays fast.
+An error leaving these functions has the credentials in any URI it names redacted
+(``http://***@host``), as the CLI's one line has, and every place they will write is checked
+before Spark starts. Every name is resolved on first use, so ``import sparkdl_tune`` imports no
+TensorFlow, Spark or MLflow and ``--help`` stays fast.
 """
 
 from __future__ import annotations

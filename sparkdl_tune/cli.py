@@ -1,6 +1,7 @@
 """``sparkdl-tune``: argument parsing only; the work is done by the package's functions.
 
-Exit codes: 0 success, 2 bad input or configuration (one line on stderr), 1 anything else.
+Exit codes: 0 success, else the error's own ``exit_code`` (2 bad input or configuration, with
+one line on stderr; 1 anything else).
 Nothing heavy is imported until a sub-command runs, so ``--help`` answers at once. Standard
 output carries exactly one JSON document (the summary); progress, Keras epoch lines, the ranks'
 output and everything libraries print go to stderr, so ``sparkdl-tune tune ... | jq .`` works.
@@ -17,7 +18,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import Any, Optional
 
-from .errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, SparkdlTuneError, UserError
+from .errors import EXIT_OK, SparkdlTuneError, UserError
 
 
 def _common() -> argparse.ArgumentParser:
@@ -165,14 +166,18 @@ def _source(args):
 def _run(args) -> tuple[Any, Optional[str]]:
     """Do the sub-command's work; return its JSON-able summary and the --summary file, if any."""
     from .config.loader import load_config
+    from .config.writable import check_file, check_folder
     from .driver.session import get_spark
 
     job_files = [args.config] if getattr(args, "config", None) else []
     cfg = load_config(args.conf_dir, args.env, files=job_files, overrides=args.overrides)
+    if getattr(args, "summary", None):  # written last: asked first
+        check_file("--summary", args.summary, "summary file")
     if args.command == "prepare":
         from .driver.preparation import prepare
 
         source = _source(args)
+        check_folder("--out", args.out, "dataset folder")  # before get_spark below
         manifest = prepare(source, args.out, get_spark(cfg.spark), overwrite=args.overwrite)
         return json.loads(manifest.to_json()), None
     if args.command == "validate":
@@ -198,7 +203,13 @@ def _run(args) -> tuple[Any, Optional[str]]:
         if extra:
             cfg = load_config(args.conf_dir, args.env, overrides=[*args.overrides, *extra])
         from .tracking.layout import TAG_SEARCH
+        from .tracking.uri import check_writable
 
+        if args.out:  # before the store is read; report() checks the exact folder again
+            check_folder("--out", args.out, "report folder")
+        else:
+            check_folder("search.output_dir", cfg.search.output_dir, "output folder")
+        check_writable(cfg.mlflow)
         name = find_parent(cfg.mlflow, args.search).data.tags.get(TAG_SEARCH)
         out = args.out or os.path.join(cfg.search.output_dir, name or args.search, "report")
         return report(cfg.mlflow, args.search, out, pairs or None), None
@@ -258,12 +269,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             summary, path = _run(args)
         _emit(summary, path)
         return EXIT_OK
-    except UserError as exc:
-        print(f"sparkdl-tune: error: {_one_line(exc)}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except SparkdlTuneError as exc:
-        print(f"sparkdl-tune: failed: {_one_line(exc)}", file=sys.stderr)
-        return EXIT_FAILURE
+    except SparkdlTuneError as exc:  # the error's own exit code: 2 for the user's to fix
+        kind = "error" if isinstance(exc, UserError) else "failed"
+        print(f"sparkdl-tune: {kind}: {_one_line(exc)}", file=sys.stderr)
+        return exc.exit_code
 
 
 # every character str.splitlines() breaks at, written as an escape
@@ -273,7 +282,7 @@ _LINE_BREAKS = {ord(c): repr(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u
 def _one_line(exc: Exception) -> str:
     """The message on one line: a key or value the user wrote may hold a line break (of any
     kind str.splitlines() knows), or a URI's credentials (``user:secret@``: redacted)."""
-    from .tracking.uri import redact
+    from .errors import redact
 
     return redact(str(exc)).translate(_LINE_BREAKS)
 

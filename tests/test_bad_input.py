@@ -241,3 +241,24 @@ def test_an_unreachable_tracking_server_stops_report(tmp_path):
     proc = run_console("report", "some-search", "mlflow.tracking_uri=http://127.0.0.1:9",
                        f"search.output_dir={tmp_path / 'out'}")
     assert_one_error_line(proc, "http://127.0.0.1:9", "MLflow tracking server")
+
+
+@pytest.mark.parametrize("raised,code,kind", [
+    ("ConfigError", 2, "error"), ("FatalError", 1, "failed"), ("TrialFailed", 1, "failed"),
+    ("QuotaExceeded", 3, "failed")])
+def test_the_cli_exits_with_the_errors_own_exit_code(monkeypatch, capsys, raised, code, kind):
+    """cli.main returns each error's own ``exit_code`` (issue 20), one line either way."""
+    from sparkdl_tune import cli, errors
+
+    class QuotaExceeded(errors.SparkdlTuneError):  # a subclass with a code of its own
+        exit_code = 3
+
+    error = getattr(errors, raised, QuotaExceeded)
+
+    def run(args):
+        raise error(f"{raised} at http://u:pw@host/x\nsecond line")
+
+    monkeypatch.setattr(cli, "_run", run)
+    assert main(["validate", "--dataset", "nowhere"]) == code
+    lines = error_lines(capsys.readouterr().err)
+    assert lines == [f"sparkdl-tune: {kind}: {raised} at http://***@host/x\\nsecond line"]

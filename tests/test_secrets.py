@@ -65,6 +65,57 @@ def test_a_refused_config_names_no_secret(tmp_path, capsys, override):
     assert URI_SECRET not in err
 
 
+def test_an_api_error_with_a_credentialed_uri_is_redacted_like_the_cli(tmp_path):
+    """A notebook calling the public API sees the CLI's redaction (issue 20, item 5): the same
+    exception type and exit code, no secret in its message nor in what it was raised from."""
+    import traceback
+
+    import sparkdl_tune as sdt
+
+    job = tmp_path / "job.yaml"
+    job.write_text("{}\n")
+    with pytest.raises(sdt.ConfigError) as config:  # the loader echoes the value it refuses
+        sdt.load_config(str(tmp_path), files=[str(job)],
+                        overrides=[f"mlflow.tracking_uri={{bad: http://u:{URI_SECRET}@h}}"])
+    with pytest.raises(sdt.DataError) as data:  # a dataset path that is a URL with a password
+        sdt.read_manifest(f"http://u:{URI_SECRET}@h/datasets/x")
+    for caught in (config, data):
+        shown = "".join(traceback.format_exception(caught.value))
+        assert URI_SECRET not in shown and "***@h" in str(caught.value), shown
+        assert caught.value.exit_code == 2
+
+
+def test_every_public_function_redacts_what_leaves_it():
+    """Every function of the public API carries the redaction, so a new one cannot forget it."""
+    import inspect
+
+    import sparkdl_tune as sdt
+
+    functions = {n: getattr(sdt, n) for n in sdt.__all__
+                 if inspect.isfunction(getattr(sdt, n))}
+    assert {"tune", "train", "prepare", "report", "load_config", "load_model"} <= set(functions)
+    unwrapped = [n for n, f in functions.items() if not hasattr(f, "__wrapped__")]
+    assert unwrapped == []
+
+
+def test_an_error_raised_from_a_credentialed_cause_is_redacted_in_the_chain():
+    from sparkdl_tune.errors import ConfigError, public
+
+    @public
+    def fails():
+        try:
+            raise ValueError(f"no answer from https://u:{URI_SECRET}@h/api")
+        except ValueError as exc:
+            raise ConfigError(f"mlflow.tracking_uri https://u:{URI_SECRET}@h: unreachable") \
+                from exc
+
+    with pytest.raises(ConfigError) as caught:
+        fails()
+    assert str(caught.value) == "mlflow.tracking_uri https://***@h: unreachable"
+    assert str(caught.value.__cause__) == "no answer from https://***@h/api"
+    assert caught.value.exit_code == 2
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -21,7 +21,7 @@ import typing
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, public
 
 # importlib.resources also reads it when the package is shipped as a zip (--py-files)
 DEFAULTS_FILE = importlib.resources.files(__package__).joinpath("defaults.yaml")
@@ -33,6 +33,7 @@ TAG_ERRORS = (ValueError, TypeError, IndexError, OverflowError)
 T = typing.TypeVar("T")
 
 
+@public
 def load_config(
     conf_dir: str | pathlib.Path | None = "conf",
     env: str | None = None,
@@ -303,6 +304,7 @@ def set_value(cls: type, data: dict[str, Any], origins: dict[str, str], key: str
         return
 
 
+@public
 def with_values(cfg: T, values: Mapping[str, Any], where: str = "search space") -> T:
     """A copy of the frozen ``cfg`` with dotted keys replaced, type-checked like any layer.
 

@@ -12,7 +12,7 @@ import pathlib
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
-from ..errors import DataError
+from ..errors import DataError, public
 
 SPLITS = ("train", "validation", "test")
 MANIFEST = "manifest.json"
@@ -75,6 +75,7 @@ class Manifest:
         return cls(**{**d, "layout": Layout(**layout)})
 
 
+@public
 def read_manifest(root: str | os.PathLike) -> Manifest:
     """Read ``<root>/manifest.json``; a missing or broken manifest is a :class:`DataError`."""
     path = pathlib.Path(root) / MANIFEST
@@ -91,6 +92,7 @@ def split_path(root: str | os.PathLike, split: str) -> str:
     return str(pathlib.Path(root) / split)
 
 
+@public
 def read_split(spark, root: str | os.PathLike, split: str):
     """The split as a Spark DataFrame (lazy; nothing is collected)."""
     path = split_path(root, split)

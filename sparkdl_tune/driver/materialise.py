@@ -71,6 +71,16 @@ def cache_root(settings: DataSettings) -> str:
     return "file://" + str(pathlib.Path(url).resolve())
 
 
+def check_cache(settings: DataSettings) -> None:
+    """``data.cache_url`` (or the default cache folder) can be written: asked before Spark
+    starts, since the copy is written only after the session is up and the data validated."""
+    from ..config.writable import check_folder, local_path
+
+    path = local_path(cache_root(settings))
+    if path is not None:
+        check_folder("data.cache_url", path, "data cache folder")
+
+
 def _selected_features(settings: DataSettings, manifest: Manifest) -> tuple[str, ...]:
     layout = manifest.layout
     if settings.feature_columns is None:

@@ -14,7 +14,7 @@ import time
 import uuid
 
 from .. import logs
-from ..errors import DataError
+from ..errors import DataError, public
 from ..files import replace_dir, write_json_atomic
 from .dataset import MANIFEST, SPLITS, Manifest
 from .validation import inspect_splits
@@ -22,6 +22,7 @@ from .validation import inspect_splits
 log = logs.get("prepare")
 
 
+@public
 def prepare(source, out: str | os.PathLike, spark=None, overwrite: bool = False) -> Manifest:
     """Write ``source`` as a prepared dataset at ``out`` and return its manifest.
 
@@ -34,11 +35,13 @@ def prepare(source, out: str | os.PathLike, spark=None, overwrite: bool = False)
     Raises:
         DataError: bad source or dataset, naming the culprit and the fix.
     """
+    from ..config.writable import check_folder
     from .session import get_spark
 
     out = pathlib.Path(out)
     if out.exists() and not overwrite:
         raise DataError(f"{out} already exists; pass --overwrite or choose another --out")
+    check_folder("--out", str(out), "dataset folder")  # before Spark starts
     spark = spark or get_spark()
     started = time.monotonic()
     layout = source.layout(spark)

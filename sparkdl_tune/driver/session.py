@@ -6,11 +6,13 @@ import os
 import sys
 
 from .. import logs
+from ..errors import public
 from ..config.schema import SparkSettings
 
 log = logs.get("spark")
 
 
+@public
 def get_spark(settings: SparkSettings | None = None):
     """Return the active SparkSession, or build one from ``settings``.
 

@@ -13,7 +13,7 @@ from typing import Any, Optional
 from .. import logs
 from ..config.loader import as_flat_dict
 from ..config.schema import Config
-from ..errors import ConfigError, TrialFailed
+from ..errors import ConfigError, TrialFailed, public
 from ..spec.result import TrainResult
 
 log = logs.get("train")
@@ -53,6 +53,23 @@ def _stamp_dir(cfg: Config) -> Optional[str]:
 
     root = cache_root(cfg.data)
     return root[len("file://"):] + "/validated" if root.startswith("file://") else None
+
+
+def check_writable(cfg: Config, search: bool = False) -> None:
+    """Every local place a train (with ``search``: a search) will write can be written: the
+    data cache, the MLflow store, the search's output folder. Asked before Spark starts, so
+    a folder that is a file ends the command in a second, not after the last trial."""
+    import os
+
+    from ..config.writable import check_folder
+    from ..tracking.uri import check_writable as check_store
+    from .materialise import check_cache
+
+    if search:
+        check_folder("search.output_dir", os.path.join(cfg.search.output_dir, cfg.search.name),
+                     "search's output folder")
+    check_cache(cfg.data)
+    check_store(cfg.mlflow)
 
 
 def check_task(cfg: Config, manifest) -> None:
@@ -98,6 +115,7 @@ def check_finite(result: TrainResult) -> None:
                           f"{result.learning_rate:g}); lower training.learning_rate")
 
 
+@public
 def train(cfg: Config, spark=None, run_name: Optional[str] = None) -> dict[str, Any]:
     """Train, evaluate on ``test`` and record an MLflow run; returns a summary dict.
 
@@ -112,6 +130,7 @@ def train(cfg: Config, spark=None, run_name: Optional[str] = None) -> dict[str, 
     from ..tracking.results import usage_of
 
     started = time.monotonic()
+    check_writable(cfg)  # before the store is created and Spark starts
     where = tracking.setup(cfg.mlflow)  # a wrong tracking URI fails before the data is read
     prepared = prepare_inputs(cfg, spark)
     name = run_name or f"train-{cfg.model.architecture}"

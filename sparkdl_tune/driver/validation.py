@@ -12,7 +12,7 @@ import pathlib
 from dataclasses import dataclass, field, replace
 
 from .. import logs
-from ..errors import DataError
+from ..errors import DataError, public
 from .dataset import MANIFEST, SPLITS, Layout, Manifest, read_manifest, read_split
 
 log = logs.get("data")
@@ -169,6 +169,7 @@ def inspect_splits(spark, root: str, layout: Layout) -> tuple[Layout, dict[str, 
     return layout, stats
 
 
+@public
 def validate_dataset(spark, root: str, stamp_dir: str | None = None) -> Manifest:
     """Check a prepared dataset against its manifest before training reads it.
 

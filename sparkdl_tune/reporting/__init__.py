@@ -34,7 +34,7 @@ from typing import Optional
 
 from .. import logs
 from ..config.schema import MlflowSettings
-from ..errors import ConfigError
+from ..errors import ConfigError, public
 from ..files import replace_dir
 from .search import Param, Search, find_parent, importance, load_search, varied_params
 
@@ -45,6 +45,7 @@ log = logs.get("report")
 HEATMAP_PARAMS = 3  # default heat-maps: every pair among this many most important parameters
 
 
+@public
 def report(settings: MlflowSettings, search: str, out_dir: str,
            pairs: Optional[list[tuple[str, str]]] = None) -> dict[str, str]:
     """Write the report of ``search`` into ``out_dir`` and log it to the search's parent run.
@@ -60,10 +61,15 @@ def report(settings: MlflowSettings, search: str, out_dir: str,
         File name -> absolute path of every file written (``report.html`` always).
 
     Raises:
-        ConfigError: No such search, or a pair names a parameter the search did not vary.
+        ConfigError: No such search, a pair names a parameter the search did not vary, or
+            ``out_dir`` or the store's artifact folder cannot be written.
     """
+    from ..config.writable import check_folder
+    from ..tracking.uri import check_writable
     from . import page, plots
 
+    check_folder("out_dir", out_dir, "report folder")  # before the search is read
+    check_writable(settings)
     started = time.monotonic()
     data = load_search(settings, search)
     params = varied_params(data)

@@ -26,7 +26,7 @@ from typing import Any
 from .. import logs
 from ..config.loader import with_values
 from ..config.schema import Config
-from ..errors import ConfigError, FatalError
+from ..errors import ConfigError, FatalError, public
 from ..spec.trial import TrialRecord
 from ..tracking.journal import Journal
 from ..tracking.layout import (
@@ -178,6 +178,7 @@ def choose_mode(cfg: Config, spark, data) -> tuple[str, int, int, str]:
     return mode, 1, threads_per_proc(spark, n, cfg.execution.threads_per_proc), why
 
 
+@public
 def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str, Any]:
     """Run (or resume) the search ``cfg.search.name``; returns the summary it writes.
 
@@ -187,7 +188,7 @@ def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str,
         space: A :class:`SearchSpace` built in Python; default: the config's
             ``search.space`` / ``search.space_file``.
     """
-    from ..driver.train import prepare_inputs
+    from ..driver.train import check_writable, prepare_inputs
     from ..tracking import store as tracking
     from ..tracking.results import log_space, usage_of
     from .algorithms import DESIGNS, make_algo, make_design
@@ -214,6 +215,7 @@ def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str,
     pareto.second_objective(s, metric)  # search.objectives: checked before any training
     baseline.check(cfg)  # search.baseline: its keys and values, before any training
     cv_check(s)  # search.cv_folds: settings it cannot go with, before any training
+    check_writable(cfg, search=True)  # output folder, cache, store: before any of them is used
     tracking.setup(cfg.mlflow)
     from ..tracking.resume import count_trials, find_search, finished_trials
     from .definition import check, definition, to_tag

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any, Optional
 
 from ..config.schema import MlflowSettings
+from ..errors import public
 from ..spec.result import TrainResult
 from .layout import MODEL_NAME
 from .results import log_evaluation
@@ -66,6 +67,7 @@ def log_training(result: TrainResult, model, params: Mapping[str, Any],
             "registered_version": int(version) if version is not None else None}
 
 
+@public
 def load_model(model_uri: str, settings: Optional[MlflowSettings] = None):
     """Load a logged model back as a ``tf.keras`` model.
 

@@ -28,13 +28,13 @@ import re
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any, Optional
 
 from .. import logs
 from ..config.schema import MlflowSettings
 from .layout import TAG_FAILURE
 from .uri import (  # noqa: F401 (the store's API)
+    artifact_location,
     check_reachable,
     credentials_to_env,
     redact,
@@ -287,7 +287,7 @@ def prepare(settings: MlflowSettings) -> str:
     if experiment is None:
         try:
             return client.create_experiment(settings.experiment,
-                                            artifact_location=_artifact_location(uri, settings))
+                                            artifact_location=artifact_location(uri, settings))
         except MlflowException:  # created meanwhile by another process?
             experiment = client.get_experiment_by_name(settings.experiment)
             if experiment is None:
@@ -301,15 +301,6 @@ def prepare(settings: MlflowSettings) -> str:
             "another name")
     mlflow.set_experiment(experiment_id=experiment.experiment_id)
     return experiment.experiment_id
-
-
-def _artifact_location(uri: str, settings: MlflowSettings) -> Optional[str]:
-    """Artifacts of a SQLite store live next to the database, not in whatever cwd is current."""
-    if not uri.startswith("sqlite:///") or ":memory:" in uri:
-        return None  # file stores keep artifacts inside; servers and databases decide themselves
-    db = Path(uri[len("sqlite:///"):].split("?")[0]).resolve()
-    slug = re.sub(r"[^\w.-]+", "_", settings.experiment).strip("._") or "experiment"
-    return (db.parent / "mlartifacts" / slug).as_uri()
 
 
 def _quiet_mlflow() -> None:

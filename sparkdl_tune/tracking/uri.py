@@ -1,4 +1,5 @@
-"""Where the MLflow store is, with credentials kept out of sight, and whether it answers.
+"""Where the MLflow store is, with credentials kept out of sight, whether it answers and
+whether a local store can be written (:func:`check_writable`, before Spark starts).
 
 :func:`check_reachable` asks an http(s) tracking server once (5 s to connect, no retries)
 before any data is read: a wrong address, a stopped server or refused credentials end in
@@ -11,11 +12,14 @@ from __future__ import annotations
 import os
 import re
 import warnings
+from pathlib import Path
+from typing import Optional
 
 from ..config.schema import MlflowSettings
+from ..errors import redact  # noqa: F401 (the store's API; errors.py holds it for the public API)
 
 DEFAULT_DB = "mlflow.db"
-_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+_NOT_PATHS = ("databricks", "databricks-uc", "uc")  # MLflow's store names with no "://"
 # check_reachable: seconds to connect, then to answer; MLflow's own client retries for minutes
 _CHECK_CONNECT_S, _CHECK_READ_S = 5.0, 30.0
 _CHECK_ENDPOINT = "/api/2.0/mlflow/experiments/get-by-name"
@@ -25,11 +29,6 @@ def tracking_uri(settings: MlflowSettings) -> str:
     """The store: config, else ``MLFLOW_TRACKING_URI``, else ``sqlite:///<cwd>/mlflow.db``."""
     uri = settings.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     return uri or "sqlite:///" + os.path.abspath(DEFAULT_DB)
-
-
-def redact(text: str) -> str:
-    """``scheme://user:secret@host`` -> ``scheme://***@host`` anywhere in ``text``."""
-    return _USERINFO.sub("***@", text)
 
 
 def credentials_to_env(uri: str) -> str:
@@ -56,6 +55,39 @@ def credentials_to_env(uri: str) -> str:
         env["MLFLOW_TRACKING_USERNAME"] = unquote(user)
         env["MLFLOW_TRACKING_PASSWORD"] = unquote(password)
     return urlunsplit((parts.scheme, hostport, parts.path, parts.query, parts.fragment))
+
+
+def artifact_location(uri: str, settings: MlflowSettings) -> Optional[str]:
+    """Artifacts of a SQLite store live next to the database, not in whatever cwd is current."""
+    if not uri.startswith("sqlite:///") or ":memory:" in uri:
+        return None  # file stores keep artifacts inside; servers and databases decide themselves
+    db = Path(uri[len("sqlite:///"):].split("?")[0]).resolve()
+    slug = re.sub(r"[^\w.-]+", "_", settings.experiment).strip("._") or "experiment"
+    return (db.parent / "mlartifacts" / slug).as_uri()
+
+
+def check_writable(settings: MlflowSettings) -> None:
+    """A local store (SQLite file and its artifact folder, or a file store's folder) that
+    cannot be written is a :class:`~sparkdl_tune.errors.ConfigError` before Spark starts, not
+    a failure when the first run is logged. An experiment created earlier with its artifacts
+    elsewhere keeps them there; that place is not looked at.
+    """
+    from ..config.writable import check_file, check_folder, local_path
+
+    uri = tracking_uri(settings)
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    setting = "MLFLOW_TRACKING_URI" if env and not settings.tracking_uri else "mlflow.tracking_uri"
+    store = "MLflow store" if settings.tracking_uri or env else "default MLflow store"
+    if uri.startswith("sqlite:///"):
+        if ":memory:" in uri:
+            return
+        check_file(setting, uri[len("sqlite:///"):].split("?")[0], f"{store}'s database")
+        check_folder(setting, local_path(artifact_location(uri, settings)),
+                     f"{store}'s artifact folder")
+        return
+    path = None if uri.split(":")[0] in _NOT_PATHS else local_path(uri)
+    if path is not None:
+        check_folder(setting, path, f"{store}'s folder")
 
 
 def check_reachable(settings: MlflowSettings) -> None:
