@@ -36,6 +36,7 @@ from ..tracking.layout import (
     TAG_EXECUTION_MODE,
     TAG_FINAL,
     TAG_KIND,
+    TAG_MAX_TRIALS,
     TAG_SEARCH,
 )
 from . import baseline, pareto
@@ -260,7 +261,8 @@ def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str,
                             resume_run_id=previous.info.run_id if previous else None) as parent:
         parent_id = parent.info.run_id
         # "": not finished (again), until this run's retrain sets it
-        tracking.set_tags({TAG_DEFINITION: to_tag(defined), TAG_FINAL: ""})
+        tracking.set_tags({TAG_DEFINITION: to_tag(defined), TAG_FINAL: "",
+                           TAG_MAX_TRIALS: str(s.max_trials)})
         log_space(space, parent_id)  # the ranges the report's edge warnings look at
         if not previous:
             tracking.log_params({"search.algorithm": s.algorithm,
@@ -438,6 +440,7 @@ def _summary(cfg, monitor: Monitor, best: TrialRecord, final, exec_mode, metric,
     return {
         "search": cfg.search.name, "algorithm": cfg.search.algorithm,
         "execution_mode": exec_mode, "metric": metric, "mode": mode,
+        "max_trials": cfg.search.max_trials,  # the budget now (after search.resume=extend)
         "trials": len(monitor.finished), "failed": len(monitor.failures),
         "cancelled": len(monitor.records) - len(monitor.finished),
         "scheduler": cfg.search.scheduler, "pruned": len(monitor.pruned),
