@@ -40,7 +40,7 @@ from ..tracking.layout import (
     TAG_SEARCH,
 )
 from . import baseline, pareto
-from .final import retrain
+from .final import changed_settings, retrain
 from .folds import check as cv_check
 from .live import LiveTrials
 from .monitor import Monitor
@@ -221,15 +221,22 @@ def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str,
 
     defined = definition(cfg, space, metric, mode)
     previous = find_search(cfg.mlflow, s.name)
+    final_only = False  # a finished search whose final model is retrained, no trial run
     if previous is not None:
         tags = previous.data.tags
         recorded = count_trials(cfg.mlflow, previous.info.run_id)
         changed = check(s.name, tags.get(TAG_DEFINITION), defined, s.resume, recorded)
         finished = bool(tags.get(TAG_FINAL))
         if finished and not (changed and s.max_trials > recorded):
-            log.info("tune: search %r already finished (run %s); nothing to train", s.name,
-                     previous.info.run_id)
-            return _finished_summary(cfg, previous)
+            final_now = changed_settings(cfg, tags[TAG_FINAL]) \
+                if s.retrain and tags[TAG_FINAL] != "none" else []
+            if not final_now:
+                log.info("tune: search %r already finished (run %s); nothing to train",
+                         s.name, previous.info.run_id)
+                return _finished_summary(cfg, previous)
+            log.info("tune: search %r is finished but its final settings changed (%s); "
+                     "retraining the final model only", s.name, "; ".join(final_now))
+            final_only = True
         if changed:
             log.info("tune: extending search %r (search.resume=extend): %s; its %d recorded "
                      "trials are kept", s.name, "; ".join(changed), recorded)
@@ -280,8 +287,9 @@ def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str,
                           journal=journal,
                           scheduler=scheduler if s.scheduler != "fifo" else None, total=total)
         with ReportServer(live.handle, driver_host(prepared.spark)) as server:
-            _search(trial_cfg, prepared, space, algo, monitor, exec_mode, parallelism, threads,
-                    restored, server.address, folds)
+            if not final_only:
+                _search(trial_cfg, prepared, space, algo, monitor, exec_mode, parallelism,
+                        threads, restored, server.address, folds)
         live.close()
         if journal.pending():  # the server was away: nothing more happens before they are in
             _replay_or_fail(cfg, journal, parent_id)
