@@ -78,7 +78,7 @@ def test_an_unimportable_builder_exits_2_before_training(spark, tiny_tabular, tm
 
 
 def test_a_builder_from_python_and_its_checks():
-    from sparkdl_tune.errors import ConfigError, TrialFailed
+    from sparkdl_tune.errors import TrialFailed
     from sparkdl_tune.executor.models import build_model
 
     def wrong(ctx):
