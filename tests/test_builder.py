@@ -3,11 +3,17 @@ real Spark (SparkTrials), Keras, hyperopt and MLflow."""
 
 from __future__ import annotations
 
+import json
+import linecache
+
 import numpy as np
+import pytest
 from conftest import child_runs, tune_overrides
 
 from sparkdl_tune.cli import main
-from sparkdl_tune.config.loader import load_config
+from sparkdl_tune.config.loader import load_config, with_values
+from sparkdl_tune.config.model_spec import builder_identity
+from sparkdl_tune.errors import ConfigError
 from sparkdl_tune.search.tuner import tune
 
 RESIDUAL = "examples.builders:residual_mlp"
@@ -72,7 +78,7 @@ def test_an_unimportable_builder_exits_2_before_training(spark, tiny_tabular, tm
 
 
 def test_a_builder_from_python_and_its_checks():
-    from sparkdl_tune.errors import ConfigError, TrialFailed
+    from sparkdl_tune.errors import TrialFailed
     from sparkdl_tune.executor.models import build_model
 
     def wrong(ctx):
@@ -82,8 +88,6 @@ def test_a_builder_from_python_and_its_checks():
         return tf.keras.Model(inputs, tf.keras.layers.Dense(ctx.output_units + 1)(inputs))
 
     cfg = load_config(None, overrides=["model.params.width=4", "model.params.blocks=1"])
-    from sparkdl_tune.config.loader import with_values
-
     try:
         load_config(None, overrides=["model.builder=examples.builders"])
     except ConfigError as exc:
@@ -102,3 +106,69 @@ def test_a_builder_from_python_and_its_checks():
         assert "test_builder:" in str(exc) and "needs (None, 3)" in str(exc)
     else:
         raise AssertionError("a model with the wrong output was accepted")
+
+
+NOTEBOOK_CELL = """
+def cell_net(ctx):
+    import tensorflow as tf
+
+    inputs = ctx.inputs()
+    x = tf.keras.layers.Dense(int(ctx.params.get("width", 8)), activation="relu")(inputs)
+    return tf.keras.Model(inputs, ctx.head(x))
+"""
+
+
+def run_cell(source: str, number: int, keep_source: bool = True):
+    """What a notebook does with a cell: compile it under a file name of its own (kept in
+    ``linecache``, so ``inspect.getsource`` reads it) and run it in ``__main__``; a new
+    function object each time."""
+    name = f"<notebook-cell-{number}>"
+    if keep_source:
+        linecache.cache[name] = (len(source), None, source.splitlines(True), name)
+    namespace = {"__name__": "__main__"}
+    exec(compile(source, name, "exec"), namespace)
+    return namespace["cell_net"]
+
+
+def test_a_builder_function_is_identified_by_its_source_not_its_address():
+    first, rerun = run_cell(NOTEBOOK_CELL, 1), run_cell(NOTEBOOK_CELL, 2)
+    assert first is not rerun and repr(first) != repr(rerun)  # the addresses differ
+    ident = builder_identity(first)
+    assert ident == builder_identity(rerun) and ident.startswith("__main__:cell_net sha256:")
+    assert "0x" not in ident
+    edited = run_cell(NOTEBOOK_CELL.replace('"relu"', '"tanh"'), 3)
+    assert builder_identity(edited) != ident
+    # no source to read (exec of a string): the bytecode tells them apart, not the address
+    bare, bare_again = (run_cell(NOTEBOOK_CELL, 4, keep_source=False),
+                        run_cell(NOTEBOOK_CELL, 5, keep_source=False))
+    assert builder_identity(bare) == builder_identity(bare_again)
+    assert builder_identity(run_cell(NOTEBOOK_CELL.replace('"relu"', '"tanh"'), 6,
+                                     keep_source=False)) != builder_identity(bare)
+    assert builder_identity(RESIDUAL) == RESIDUAL  # an import string is recorded as it is
+
+
+def test_a_notebook_builder_rerun_resumes_its_search_and_an_edited_one_is_refused(
+        spark, tiny_tabular, tmp_path):
+    cfg = load_config(None, overrides=tune_overrides(
+        tiny_tabular, tmp_path, {"model.params.width": {"choice": [4, 8]}},
+        search__name="notebook", search__algorithm="grid", search__max_trials=2,
+        search__retrain="false", search__report="false", training__epochs=1))
+    first = tune(with_values(cfg, {"model.builder": run_cell(NOTEBOOK_CELL, 1)}), spark)
+    assert first["trials"] == 2 and first["failed"] == 0
+    from mlflow.tracking import MlflowClient
+
+    parent = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db").get_run(
+        first["parent_run_id"])
+    recorded = json.loads(parent.data.tags["sparkdl_tune.definition"])["model.builder"]
+    assert json.loads(recorded).startswith("__main__:cell_net sha256:"), recorded
+
+    # the cell run again: a new function object at a new address, the same search
+    again = tune(with_values(cfg, {"model.builder": run_cell(NOTEBOOK_CELL, 2)}), spark)
+    assert again.get("already_finished") is True
+    assert again["parent_run_id"] == first["parent_run_id"]
+
+    edited = run_cell(NOTEBOOK_CELL.replace('"relu"', '"tanh"'), 3)
+    with pytest.raises(ConfigError) as refused:  # exit 2 from the CLI
+        tune(with_values(cfg, {"model.builder": edited}), spark)
+    assert "model.builder" in str(refused.value) and "new search.name" in str(refused.value)
+    assert len(_trials(tmp_path, first["parent_run_id"])) == 2  # nothing trained meanwhile

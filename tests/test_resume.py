@@ -1,8 +1,10 @@
 """Resume: a search killed with SIGKILL after some trials finished, rerun under the same name,
-runs only the missing trials and ends with exactly the budget."""
+runs only the missing trials and ends with exactly the budget; its final model is reused only
+while the final settings are the same."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -10,7 +12,7 @@ import sys
 import time
 
 import pytest
-from conftest import tune_overrides
+from conftest import child_runs, tune_overrides
 
 SPACE = {"model.units": {"choice": [[4], [8], [16], [32]]},
          "model.dropout": {"uniform": [0.0, 0.3]}}
@@ -101,3 +103,47 @@ def test_sigkill_then_resume_runs_no_finished_trial_twice(tiny_tabular, tmp_path
         assert "pruned" in second.stderr  # the progress line counts them
     print(f"\n{scheduler}: killed after {len(before)} recorded trials ({len(kept_pruned)} "
           f"pruned); resumed run added {BUDGET - len(before)}; trial numbers {numbers}")
+
+
+def test_a_final_run_is_reused_only_with_the_same_final_settings_and_keeps_its_evaluation(
+        spark, tiny_tabular, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from sparkdl_tune.config.loader import load_config
+    from sparkdl_tune.search.tuner import tune
+
+    def config(final_epochs):
+        return load_config(None, overrides=tune_overrides(
+            tiny_tabular, tmp_path, {"model.units": {"choice": [[4], [8]]}},
+            search__name="final-kept", search__algorithm="grid", search__max_trials=2,
+            search__report="false", training__epochs=1, search__final_epochs=final_epochs))
+
+    def plain(value):  # as MLflow's evaluation.json holds it
+        return json.loads(json.dumps(value))
+
+    first = tune(config(1), spark)
+    parent = first["parent_run_id"]
+    evaluation = first["final"]["evaluation"]
+    assert evaluation and first["final"]["epochs"] == 1
+
+    # the driver died after the retrain, before the search was marked finished
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    client.set_tag(parent, "sparkdl_tune.final_run_id", "")
+    reused = tune(config(1), spark)
+    assert reused["final"]["run_id"] == first["final"]["run_id"] and reused["final"]["reused"]
+    assert reused["final"]["evaluation"] == plain(evaluation)  # read back from the run
+    assert len(child_runs(tmp_path, parent, "final")) == 1
+
+    # a finished search rerun with another final_epochs: the final model only is retrained
+    longer = tune(config(2), spark)
+    assert not longer.get("already_finished") and longer["parent_run_id"] == parent
+    assert longer["final"]["run_id"] != first["final"]["run_id"]
+    assert longer["final"]["epochs"] == 2 and longer["final"]["evaluation"]
+    finals = child_runs(tmp_path, parent, "final")
+    assert len(finals) == 2  # the earlier result stays
+    assert {r.data.params["search.final_epochs"] for r in finals} == {"1", "2"}
+    assert len(child_runs(tmp_path, parent, "trial")) == 2  # no trial ran again
+    assert client.get_run(parent).data.tags["sparkdl_tune.final_run_id"] == \
+        longer["final"]["run_id"]
+
+    assert tune(config(2), spark).get("already_finished") is True  # same again: done

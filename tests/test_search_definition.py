@@ -11,6 +11,8 @@ import sys
 from conftest import tune_overrides
 
 from sparkdl_tune.cli import main
+from sparkdl_tune.config.loader import load_config
+from sparkdl_tune.reporting.search import load_search
 
 SPACE = {"training.learning_rate": {"loguniform": [1e-3, 3e-2]},
          "model.units": {"choice": [[8], [16]]}}
@@ -95,6 +97,16 @@ def test_a_changed_search_is_refused_and_extend_runs_only_the_new_trials(spark, 
     grown = json.loads(capsys.readouterr().out)
     assert grown["parent_run_id"] == first["parent_run_id"]
     assert grown["trials"] == 3 and not grown.get("already_finished")
+    assert first["max_trials"] == 2 and grown["max_trials"] == 3  # the budget now
+    from mlflow.tracking import MlflowClient
+
+    parent = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db").get_run(
+        first["parent_run_id"])
+    assert parent.data.tags["sparkdl_tune.max_trials"] == "3"
+    assert parent.data.params["search.max_trials"] == "2"  # MLflow params are immutable
+    settings = load_config(None, overrides=[f"mlflow.tracking_uri=sqlite:///{tmp_path}/mlflow.db",
+                                            "mlflow.experiment=tests"]).mlflow
+    assert load_search(settings, "grown").max_trials == 3  # what the report shows
     after = {r.info.run_id for r in runs(tmp_path, first["parent_run_id"], "trial")}
     assert before < after and len(after - before) == 1  # only the new trial ran
     finals = runs(tmp_path, first["parent_run_id"], "final")

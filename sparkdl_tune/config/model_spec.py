@@ -343,6 +343,44 @@ def _check_builder(builder: Any) -> None:
            "'examples.builders:residual_mlp'")
 
 
+def builder_identity(builder: Any) -> Any:
+    """What identifies ``model.builder`` across processes: an import string as it is; a
+    function as ``module:qualname sha256:<hash of its source>``, never its repr.
+
+    A function's repr holds its memory address, which a notebook's rerun of the cell changes,
+    so a search recorded by it would look changed on resume. The source's hash tells an edited
+    function from a rerun one (a function of ``__main__`` or a notebook has nothing else to
+    tell them apart); where no source can be read (``exec`` of a string), its bytecode is hashed.
+    """
+    if builder is None or isinstance(builder, str) or not callable(builder):
+        return builder
+    import hashlib
+    import inspect
+    import textwrap
+
+    name = (f"{getattr(builder, '__module__', None) or '?'}:"
+            f"{getattr(builder, '__qualname__', type(builder).__qualname__)}")
+    try:
+        text = textwrap.dedent(inspect.getsource(builder)).encode()
+    except (OSError, TypeError):
+        code = getattr(builder, "__code__", None)
+        text = _code_bytes(code) if code is not None else b""
+    return f"{name} sha256:{hashlib.sha256(text).hexdigest()[:16]}" if text else name
+
+
+def _code_bytes(code: Any) -> bytes:
+    """A code object's instructions, names and constants (nested functions' too), without its
+    file name or line numbers."""
+    parts = [code.co_code, repr(code.co_names).encode(), repr(code.co_varnames).encode()]
+    for const in code.co_consts:
+        if hasattr(const, "co_code"):
+            parts.append(_code_bytes(const))
+        else:  # a set's order changes with each process's string hashing
+            parts.append(repr(sorted(map(repr, const)) if isinstance(const, frozenset)
+                              else const).encode())
+    return b"\0".join(parts)
+
+
 def _example_shape(rank: int) -> list[int]:
     return {1: [784, 1], 2: [28, 28, 1], 3: [8, 8, 8, 1]}[rank]
 

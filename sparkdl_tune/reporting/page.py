@@ -62,6 +62,7 @@ def page(search: Search, params: list[Param], scores: list[tuple[str, float, str
     facts = [f"metric <b>{_e(search.metric)}</b> ({_e(search.mode)}imised)",
              f"algorithm <b>{_e(search.algorithm)}</b>" if search.algorithm != "?" else "",
              f"execution {_e(search.execution_mode)}" if search.execution_mode != "?" else "",
+             f"budget {search.max_trials} trials" if search.max_trials else "",
              f"MLflow parent run <code>{_e(search.run_id)}</code>"]
     parts = [f"<h1>Search <code>{_e(search.name)}</code></h1>",
              f"<p class=sub>{' · '.join(f for f in facts if f)}</p>", _cards(search)]

@@ -1,8 +1,9 @@
 """A finished (or running) search as MLflow holds it, and what the report computes from it.
 
 Driver side. The parent run carries ``search.metric``/``mode``/``algorithm``/``space``
-params; each trial is a child run (see :mod:`sparkdl_tune.search.monitor`); the final retrain is a
-child tagged ``sparkdl_tune.kind=final``.
+params and the current budget (tag ``sparkdl_tune.max_trials``); each trial is a child run
+(see :mod:`sparkdl_tune.search.monitor`); the final retrain is a child tagged
+``sparkdl_tune.kind=final``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ..tracking.layout import (
     KIND_TRIAL,
     TAG_EXECUTION_MODE,
     TAG_KIND,
+    TAG_MAX_TRIALS,
     TAG_SEARCH,
     TrialRun,
 )
@@ -66,6 +68,7 @@ class Search:
     curve_keys: list[str] = field(default_factory=list)
     study: dict[str, Any] = field(default_factory=dict)  # the designs' record (study.json)
     bounds: dict[str, Any] = field(default_factory=dict)  # numeric dimensions' ranges
+    max_trials: Optional[int] = None  # the budget now (search.resume=extend raises it)
 
     @property
     def ok(self) -> list[Trial]:
@@ -209,7 +212,8 @@ def load_search(settings: MlflowSettings, search: str) -> Search:
                   execution_mode=tags.get(TAG_EXECUTION_MODE, "?"), kinds=kinds,
                   trials=trials, final=final, curve_keys=curve_keys,
                   study=tracking.read_study(parent.info.run_id),
-                  bounds=space_bounds(parent.info.run_id))
+                  bounds=space_bounds(parent.info.run_id),
+                  max_trials=_int(tags.get(TAG_MAX_TRIALS) or p.get("search.max_trials")))
 
 
 def varied_params(search: Search) -> list[Param]:
@@ -280,6 +284,14 @@ def _cv(metrics: dict[str, float]) -> Optional[tuple[float, int]]:
     """A cross-validated trial's (std of its fold scores, folds); its objective is the mean."""
     std = next((v for k, v in metrics.items() if k.startswith("cv_std_")), None)
     return None if std is None else (std, int(metrics.get("cv_folds", 0)))
+
+
+def _int(text: Optional[str]) -> Optional[int]:
+    """A param or tag string as an int; None when absent or not one."""
+    try:
+        return int(text) if text else None
+    except ValueError:
+        return None
 
 
 def _number(text: Optional[str]) -> Any:

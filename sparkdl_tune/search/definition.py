@@ -58,7 +58,7 @@ def definition(cfg, space, metric: str, mode: str) -> dict[str, str]:
     items.update({f"model.{k}": v for k, v in as_flat_dict(cfg.model).items()})
     items.update({f"training.{k}": v for k, v in as_flat_dict(cfg.training).items()})
     items.update({f"search.space.{d.label}": repr(d.spec) for d in space.dimensions})
-    return {k: json.dumps(v, default=str, sort_keys=True) for k, v in items.items()}
+    return {k: json.dumps(v, default=_plain, sort_keys=True) for k, v in items.items()}
 
 
 def to_tag(values: Mapping[str, str]) -> str:
@@ -111,6 +111,14 @@ def check(name: str, recorded: Optional[str], current: Mapping[str, str], resume
         f"search '{name}' was run with other settings ({listed}); set a new search.name to "
         f"start another search, or, to keep its {finished_trials} finished trials and run the "
         "rest of a larger budget, set search.resume=extend")
+
+
+def _plain(value: Any) -> Any:
+    """JSON for what JSON lacks: a function (``model.builder`` from Python) by what identifies
+    it, not by its repr (a memory address that changes with every notebook rerun)."""
+    from ..config.model_spec import builder_identity
+
+    return builder_identity(value) if callable(value) else str(value)
 
 
 def _same(recorded: Optional[str], value: Optional[str]) -> bool:

@@ -4,18 +4,23 @@ Driver side. A driver that dies after the trials but before the search's parent 
 finished (``TAG_FINAL``) leaves its final child run behind; the next run of the search retrains
 again. Before it does, :func:`earlier_final` looks at the search's final runs:
 
-- one FINISHED, retrained from the same best trial, with its model logged (and registered when
-  ``mlflow.registered_model_name`` is set): its record is reused, nothing is trained;
+- one FINISHED, retrained from the same best trial with the same ``search.final_epochs`` and
+  ``search.final_minutes`` (its params), with its model logged (and registered when
+  ``mlflow.registered_model_name`` is set): its record is reused, its ``evaluation`` read back
+  from the run, nothing is trained;
 - one RUNNING, FAILED or KILLED (the dead driver's): it is marked FAILED with the reason, and
   deleted, with every model version registered from it, so the retrain that follows leaves
   exactly one version.
 
-A FINISHED final run of another best trial (a search extended with more trials) is an earlier
-result of the search and stays, with its model version.
+A FINISHED final run of another best trial (a search extended with more trials), or of other
+final settings, is an earlier result of the search and stays, with its model version. A finished
+search rerun with other final settings retrains too (:func:`changed_settings`): they are not
+part of the search's definition, as no trial depends on them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Optional
 
 from .. import logs
@@ -29,16 +34,41 @@ if TYPE_CHECKING:
 log = logs.get("tune")
 
 BEST_TRIAL_PARAM = "best_trial"  # logged on the final run: the 1-based trial it retrains
+SETTINGS = ("final_epochs", "final_minutes")  # of cfg.search; logged as search.<name> params
 UNFINISHED = ("RUNNING", "FAILED", "KILLED", "SCHEDULED")
 ABANDONED = ("the driver stopped during the final retrain; the next run of the search "
              "retrained again")
 
 
-def earlier_final(settings, search_name: str, parent_run_id: str,
-                  best_number: int) -> Optional[dict[str, Any]]:
-    """The record of a finished final run of trial ``best_number`` (0-based) to reuse (as
-    :func:`retrain` returns it), or None: retrain. Unfinished final
-    runs are removed first (see the module docstring)."""
+def final_settings(cfg: Config) -> dict[str, str]:
+    """``search.final_epochs`` and ``search.final_minutes`` as the final run's params hold
+    them (MLflow's strings)."""
+    return {f"search.{k}": str(getattr(cfg.search, k)) for k in SETTINGS}
+
+
+def changed_settings(cfg: Config, final_run_id: str) -> list[str]:
+    """``key: old -> new`` for each final setting that differs from final run
+    ``final_run_id``'s; ``[]`` when that run cannot be read (nothing to compare with)."""
+    from mlflow import MlflowClient
+
+    try:
+        params = MlflowClient().get_run(final_run_id).data.params
+    except Exception:
+        return []
+    return _differences(params, final_settings(cfg))
+
+
+def _differences(params: Mapping[str, str], now: Mapping[str, str]) -> list[str]:
+    return [f"{k}: {params.get(k, '(unset)')} -> {v}" for k, v in now.items()
+            if params.get(k) != v]
+
+
+def earlier_final(settings, search_name: str, parent_run_id: str, best_number: int,
+                  now: Optional[Mapping[str, str]] = None) -> Optional[dict[str, Any]]:
+    """The record of a finished final run of trial ``best_number`` (0-based) with the final
+    settings ``now`` (:func:`final_settings`; None: any) to reuse (as :func:`retrain` returns
+    it), or None: retrain. Unfinished final runs are removed first (see the module
+    docstring)."""
     from ..tracking import store as tracking
 
     runs = tracking.find_runs(settings, {TAG_KIND: KIND_FINAL, TAG_SEARCH: search_name},
@@ -48,7 +78,7 @@ def earlier_final(settings, search_name: str, parent_run_id: str,
         if run.info.status in UNFINISHED:
             _remove(settings, run)
         elif reusable is None and run.info.status == "FINISHED":
-            reusable = _record(settings, run, best_number)
+            reusable = _record(settings, run, best_number, now)
     if reusable is not None:
         log.info("tune: the final model of trial %d is already trained (run %s%s); reusing "
                  "it", best_number + 1, reusable["run_id"],
@@ -57,10 +87,18 @@ def earlier_final(settings, search_name: str, parent_run_id: str,
     return reusable
 
 
-def _record(settings, run, best_number: int) -> Optional[dict[str, Any]]:
-    """The reusable record of a FINISHED final run, or None when it is of another trial, has no
-    model, or lacks the registered version asked for."""
+def _record(settings, run, best_number: int,
+            now: Optional[Mapping[str, str]]) -> Optional[dict[str, Any]]:
+    """The reusable record of a FINISHED final run, or None when it is of another trial or
+    other final settings, has no model, or lacks the registered version asked for."""
+    from ..tracking.results import read_evaluation
+
     if run.data.params.get(BEST_TRIAL_PARAM) != str(best_number + 1):
+        return None
+    changed = _differences(run.data.params, now or {})
+    if changed:
+        log.info("tune: the final run %s of trial %d had other final settings (%s); "
+                 "retraining", run.info.run_id, best_number + 1, "; ".join(changed))
         return None
     model_uri = _model_uri(run)
     if model_uri is None:
@@ -75,7 +113,8 @@ def _record(settings, run, best_number: int) -> Optional[dict[str, Any]]:
     metrics = run.data.metrics
     return {"run_id": run.info.run_id, "model_uri": model_uri, "registered_version": version,
             "test_metrics": {k: v for k, v in metrics.items() if k.startswith("test_")},
-            "epochs": int(metrics.get("epochs_run", 0)), "reused": True}
+            "epochs": int(metrics.get("epochs_run", 0)), "reused": True,
+            "evaluation": read_evaluation(run.info.run_id)}  # as the retrain returned it
 
 
 def _model_uri(run) -> Optional[str]:
@@ -134,7 +173,8 @@ def retrain(cfg: Config, prepared, space: SearchSpace, best: TrialRecord,
     from ..tracking.model import log_training
 
     # a driver killed during an earlier retrain: its final run is reused, or removed first
-    reused = earlier_final(cfg.mlflow, cfg.search.name, parent_id, best.number)
+    reused = earlier_final(cfg.mlflow, cfg.search.name, parent_id, best.number,
+                           final_settings(cfg))
     if reused is not None:
         return reused
     data = prepared.data
@@ -162,7 +202,8 @@ def retrain(cfg: Config, prepared, space: SearchSpace, best: TrialRecord,
                             tags={TAG_KIND: KIND_FINAL, TAG_SEARCH: cfg.search.name}) as run:
         result = fit(final_cfg, prepared, verbose=2, data=combined)
         info = log_training(result, rebuild(result),
-                            {**as_flat_dict(final_cfg), "best_trial": best.number + 1},
+                            {**as_flat_dict(final_cfg), **final_settings(cfg),
+                             BEST_TRIAL_PARAM: best.number + 1},
                             register_name=cfg.mlflow.registered_model_name)
     log.info("tune: final model %s", ", ".join(f"{k} {v:.4f}"
                                                for k, v in result.test_metrics.items()))

@@ -36,10 +36,11 @@ from ..tracking.layout import (
     TAG_EXECUTION_MODE,
     TAG_FINAL,
     TAG_KIND,
+    TAG_MAX_TRIALS,
     TAG_SEARCH,
 )
 from . import baseline, pareto
-from .final import retrain
+from .final import changed_settings, retrain
 from .folds import check as cv_check
 from .live import LiveTrials
 from .monitor import Monitor
@@ -222,15 +223,22 @@ def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str,
 
     defined = definition(cfg, space, metric, mode)
     previous = find_search(cfg.mlflow, s.name)
+    final_only = False  # a finished search whose final model is retrained, no trial run
     if previous is not None:
         tags = previous.data.tags
         recorded = count_trials(cfg.mlflow, previous.info.run_id)
         changed = check(s.name, tags.get(TAG_DEFINITION), defined, s.resume, recorded)
         finished = bool(tags.get(TAG_FINAL))
         if finished and not (changed and s.max_trials > recorded):
-            log.info("tune: search %r already finished (run %s); nothing to train", s.name,
-                     previous.info.run_id)
-            return _finished_summary(cfg, previous)
+            final_now = changed_settings(cfg, tags[TAG_FINAL]) \
+                if s.retrain and tags[TAG_FINAL] != "none" else []
+            if not final_now:
+                log.info("tune: search %r already finished (run %s); nothing to train",
+                         s.name, previous.info.run_id)
+                return _finished_summary(cfg, previous)
+            log.info("tune: search %r is finished but its final settings changed (%s); "
+                     "retraining the final model only", s.name, "; ".join(final_now))
+            final_only = True
         if changed:
             log.info("tune: extending search %r (search.resume=extend): %s; its %d recorded "
                      "trials are kept", s.name, "; ".join(changed), recorded)
@@ -262,7 +270,8 @@ def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str,
                             resume_run_id=previous.info.run_id if previous else None) as parent:
         parent_id = parent.info.run_id
         # "": not finished (again), until this run's retrain sets it
-        tracking.set_tags({TAG_DEFINITION: to_tag(defined), TAG_FINAL: ""})
+        tracking.set_tags({TAG_DEFINITION: to_tag(defined), TAG_FINAL: "",
+                           TAG_MAX_TRIALS: str(s.max_trials)})
         log_space(space, parent_id)  # the ranges the report's edge warnings look at
         if not previous:
             tracking.log_params({"search.algorithm": s.algorithm,
@@ -280,8 +289,9 @@ def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str,
                           journal=journal,
                           scheduler=scheduler if s.scheduler != "fifo" else None, total=total)
         with ReportServer(live.handle, driver_host(prepared.spark)) as server:
-            _search(trial_cfg, prepared, space, algo, monitor, exec_mode, parallelism, threads,
-                    restored, server.address, folds)
+            if not final_only:
+                _search(trial_cfg, prepared, space, algo, monitor, exec_mode, parallelism,
+                        threads, restored, server.address, folds)
         live.close()
         if journal.pending():  # the server was away: nothing more happens before they are in
             _replay_or_fail(cfg, journal, parent_id)
@@ -440,6 +450,7 @@ def _summary(cfg, monitor: Monitor, best: TrialRecord, final, exec_mode, metric,
     return {
         "search": cfg.search.name, "algorithm": cfg.search.algorithm,
         "execution_mode": exec_mode, "metric": metric, "mode": mode,
+        "max_trials": cfg.search.max_trials,  # the budget now (after search.resume=extend)
         "trials": len(monitor.finished), "failed": len(monitor.failures),
         "cancelled": len(monitor.records) - len(monitor.finished),
         "scheduler": cfg.search.scheduler, "pruned": len(monitor.pruned),

@@ -15,6 +15,9 @@ TAG_ALGORITHM = "sparkdl_tune.algorithm"
 TAG_EXECUTION_MODE = "sparkdl_tune.execution_mode"
 TAG_DEFINITION = "sparkdl_tune.definition"  # see sparkdl_tune.search.definition
 TAG_FINAL = "sparkdl_tune.final_run_id"  # set once finished ("none": no retrain; "": not yet)
+# the current search.max_trials: the param keeps the first budget (MLflow params are immutable),
+# this tag follows search.resume=extend
+TAG_MAX_TRIALS = "sparkdl_tune.max_trials"
 
 # on a trial run
 TAG_TRIAL = "sparkdl_tune.trial"  # 0-based trial number

@@ -162,6 +162,11 @@ def space_bounds(run_id: str) -> dict[str, Any]:
     return _artifact_json(run_id, SPACE_FILE)
 
 
+def read_evaluation(run_id: str) -> Optional[dict[str, Any]]:
+    """Run ``run_id``'s ``evaluation.json`` (see :func:`log_evaluation`); None without one."""
+    return _artifact_json(run_id, EVALUATION_FILE) or None
+
+
 def final_details(run) -> dict[str, Any]:
     """What the report shows of a final (or train) run beyond its metrics: ``evaluation``
     (its ``evaluation.json``) and ``model`` (:func:`usage`: registered name/version, URI,
@@ -179,6 +184,6 @@ def final_details(run) -> dict[str, Any]:
             version = max((int(v.version) for v in found), default=None)
         except Exception:
             version = None
-    return {"evaluation": _artifact_json(run.info.run_id, EVALUATION_FILE) or None,
+    return {"evaluation": read_evaluation(run.info.run_id),
             "model": usage(None, run.info.run_id, name if version else None, version,
                            redact(mlflow.get_tracking_uri()), run.data.params.get("model.task"))}

@@ -356,5 +356,9 @@ def _key(key: Any) -> str:
 
 
 def _text(value: Any, limit: int) -> str:
+    if callable(value):  # model.builder from Python: what identifies it, not its address
+        from ..config.model_spec import builder_identity
+
+        value = builder_identity(value)
     text = redact(str(value))
     return text if len(text) <= limit else text[:limit - 3] + "..."
