@@ -15,6 +15,7 @@ from typing import Any, Optional
 
 from ..config.schema import MlflowSettings
 from ..errors import ConfigError
+from ..search.direction import mode_of
 from ..tracking.layout import (
     KIND_FINAL,
     KIND_SEARCH,
@@ -168,7 +169,6 @@ def load_search(settings: MlflowSettings, search: str) -> Search:
     import mlflow
     from mlflow import MlflowClient
 
-    from ..search.tuner import mode_of
     from ..tracking import store as tracking
     from ..tracking.results import final_details, space_bounds
 
