@@ -82,20 +82,20 @@ def final_html(search) -> list[str]:
                  num_cell(_g(test.get(f"test_baseline_{n}")))] for n in names]
         mean = details.get("train_mean")
         parts.append(table(["metric", "final model",
-                             "mean baseline" + (f" (predicts {mean:.4g})" if mean is not None
-                                                else "")], rows))
+                            "mean baseline" + (f" (predicts {mean:.4g})" if mean is not None
+                                               else "")], rows))
     if "confusion_matrix" in details:
         classes, matrix = details["classes"], details["confusion_matrix"]
         per = details["per_class"]
+        scores = ("precision", "recall", "f1")
         parts.append(table(["class", "precision", "recall", "F1", "support"],
-                            [[esc(c), num_cell(_g(per[c]["precision"])), num_cell(_g(per[c]["recall"])),
-                              num_cell(_g(per[c]["f1"])), num_cell(per[c]["support"])]
-                             for c in classes]))
+                           [[esc(c), *[num_cell(_g(per[c][k])) for k in scores],
+                             num_cell(per[c]["support"])] for c in classes]))
         parts.append("<p class=sub>Confusion matrix (rows: true class, columns: predicted "
                      "class):</p>")
         parts.append(table(["true \\ predicted", *[str(c) for c in classes]],
-                            [[esc(c), *[num_cell(n) for n in row]]
-                             for c, row in zip(classes, matrix)]))
+                           [[esc(c), *[num_cell(n) for n in row]]
+                            for c, row in zip(classes, matrix)]))
     return parts
 
 
