@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import os
 import time
-from .markup import esc, fmt, num_cell, table
+from .markup import breakable, esc, fmt, num_cell, short_names, table, value_cell
 from .results import PER_CLASS, edges_html, final_html
 from .search import Param, Search
 
@@ -31,6 +31,11 @@ CAPTIONS = {
                "the trials, grey cells had none.",
 }
 
+PARAM_COLUMNS = 7  # hyper-parameter columns the trial table holds at 1280 px (the rest: one)
+
+# Every table fits the page at 1280 px: headers wrap after . _ / (markup.breakable), text
+# cells wrap anywhere, numbers and short values (markup.value_cell) never; the trial table
+# is set smaller and fills the width.
 _CSS = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d232a;
  margin:0;background:#f4f6f8}
@@ -45,7 +50,10 @@ h1{font-size:26px;margin:0 0 4px}h2{font-size:19px;margin:34px 0 10px;
 .notice{border-left:4px solid #d62728;background:#fdf0f0;padding:10px 14px;margin:16px 0}
 table{border-collapse:collapse;font-size:13.5px;margin:4px 0;max-width:100%}
 th,td{border-bottom:1px solid #e6e9ec;padding:5px 10px;text-align:left;vertical-align:top}
-th{background:#f6f8fa;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#f6f8fa;font-weight:600;overflow-wrap:break-word}td{overflow-wrap:anywhere}
+td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+td.word{white-space:nowrap}td.more{min-width:13em}td.more span{display:block}
+table.top{font-size:12.5px;width:100%}table.top th,table.top td{padding:4px 5px}
 tr.best td{background:#fff6d6}td.trials{min-width:7em}.scroll{overflow-x:auto}
 figure{margin:18px 0 28px}figure img{max-width:100%;height:auto;border:1px solid #e6e9ec}
 figcaption{color:#5a6570;font-size:13.5px;margin-top:4px}
@@ -73,7 +81,7 @@ def page(search: Search, params: list[Param], scores: list[tuple[str, float, str
             [[esc(k), esc(fmt(v))] for k, v in sorted(best.params.items())])]
         parts += edges_html(search)  # a best value on the edge of its range
         parts += [f"<h2>Top {min(top, len(ok))} of {len(ok)} finished trials</h2>",
-                  _top_table(search, params, top)]
+                  _top_table(search, params, scores, top)]
     parts += final_html(search)  # test details, registered model, load snippet
     parts += _baseline(search)  # search.baseline: the gain
     parts += _designs(search)  # sweep / pyramid: one table per step
@@ -125,16 +133,23 @@ def _cards(search: Search) -> str:
     ) + "</div>"
 
 
-def _top_table(search: Search, params: list[Param], top: int) -> str:
+def _top_table(search: Search, params: list[Param], scores, top: int) -> str:
+    """The best ``top`` trials, one row each. It fits a 1280 px page whatever the space:
+    hyper-parameter columns are headed by the end of their key (the full key in the legend
+    and the tooltip); past :data:`PARAM_COLUMNS` the most important keep a column and the
+    rest share one."""
     sign = -1 if search.mode == "max" else 1
     ranked = sorted(search.ok, key=lambda t: (sign * t.objective, t.number))[:top]
     key = search.val_key  # validation only: nobody picks a trial by its test score
-    names = [p.name for p in params]
+    names, more = _param_columns([p.name for p in params], [n for n, _, _ in scores])
+    short = short_names([p.name for p in params])
     staged = any(t.status == "pruned" or t.rung is not None for t in search.trials)
     folds = max((t.cv[1] for t in ranked if t.cv), default=0)  # search.cv_folds
     metric = f"{search.metric} (mean ± std of {folds} folds)" if folds else search.metric
     head = ["rank", "trial", metric, *([key] if key else []), "seconds", "epochs",
-            *(["status", "rung"] if staged else []), *names]
+            *(["status", "rung"] if staged else []),
+            *(f"<th title='{esc(n)}'>{breakable(short[n])}</th>" for n in names),
+            *([f"other hyper-parameters ({len(more)})"] if more else [])]
     rows = []
     for rank, t in enumerate(ranked, 1):
         score = f"{t.objective:.4g}" + (f" ± {t.cv[0]:.2g}" if t.cv else "")
@@ -143,11 +158,31 @@ def _top_table(search: Search, params: list[Param], top: int) -> str:
             cells.append(num_cell(f"{t.validation[key]:.4g}" if key in t.validation else "—"))
         cells += [num_cell(f"{t.seconds:.1f}"), num_cell(t.epochs)]
         if staged:
-            cells += [esc(f"pruned after epoch {t.pruned_epoch}" if t.status == "pruned"
-                         else t.status), num_cell("—" if t.rung is None else t.rung)]
-        cells += [esc(fmt(t.params.get(n, "—"))) for n in names]
+            cells += [value_cell(f"pruned after epoch {t.pruned_epoch}"
+                                 if t.status == "pruned" else t.status),
+                      num_cell("—" if t.rung is None else t.rung)]
+        cells += [value_cell(fmt(t.params.get(n, "—"))) for n in names]
+        if more:  # one line per value, unless a value is long
+            cells.append("<td class=more>" + " ".join(
+                f"<span>{esc(short[n])}&nbsp;=&nbsp;{esc(fmt(t.params.get(n, '—')))}</span>"
+                for n in more) + "</td>")
         rows.append(cells)
-    return table(head, rows, highlight_first=True)
+    shortened = [f"{esc(short[n])} = <code>{esc(n)}</code>" for n in [*names, *more]
+                 if short[n] != n]
+    legend = (f"<p class=sub>Columns name hyper-parameters by the end of their key: "
+              f"{', '.join(shortened)}.</p>" if shortened else "")
+    return table(head, rows, highlight_first=True, css="top") + legend
+
+
+def _param_columns(names: list[str], by_importance: list[str]) -> tuple[list[str], list[str]]:
+    """(names with a column of their own, in ``names``' order; the rest): all of them up to
+    :data:`PARAM_COLUMNS`, else the most important ``PARAM_COLUMNS - 1`` (then by name)."""
+    if len(names) <= PARAM_COLUMNS:
+        return names, []
+    order = [n for n in by_importance if n in names] + [n for n in names
+                                                        if n not in by_importance]
+    keep = set(order[:PARAM_COLUMNS - 1])
+    return [n for n in names if n in keep], [n for n in names if n not in keep]
 
 
 def _baseline(search: Search) -> list[str]:
@@ -189,7 +224,8 @@ def _designs(search: Search) -> list[str]:
             chosen = step.get("chosen")
             head = f"<h3>{i}. {esc(step['name'])}" + (
                 f": kept <code>{esc(fmt(chosen))}</code>" if chosen is not None else "") + "</h3>"
-            rows = [[esc(fmt(r[label])), num_cell("—" if r["score"] is None else f"{r['score']:.4g}"),
+            rows = [[esc(fmt(r[label])),
+                     num_cell("—" if r["score"] is None else f"{r['score']:.4g}"),
                      num_cell("—" if r["seconds"] is None else f"{r['seconds']:.1f}"),
                      num_cell("—" if r["trial"] is None else r["trial"]), esc(r["status"])]
                     for r in step.get("rows") or []]
