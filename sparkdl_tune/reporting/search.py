@@ -187,7 +187,7 @@ def load_search(settings: MlflowSettings, search: str) -> Search:
         kind = run.data.tags.get(TAG_KIND)
         if kind == KIND_TRIAL:
             number = int(run.data.tags.get(TAG_TRIAL, 0))
-            if number not in latest or _started(run) > _started(latest[number]):
+            if number not in latest or _state(run) > _state(latest[number]):
                 latest[number] = run  # a resume reruns a cancelled trial under its number
         elif kind == KIND_FINAL and final is None:
             m = run.data.metrics
@@ -280,10 +280,13 @@ def _trial(run) -> Trial:
                  cv=_cv(run.data.metrics))
 
 
-def _started(run) -> tuple[int, int]:
-    """When a run started (then ended): the later of two runs of one trial number is its
-    latest state."""
-    return run.info.start_time or 0, run.info.end_time or 0
+def _state(run) -> tuple[bool, int, int]:
+    """How a run ranks among the runs of one trial number (the highest is the trial's state):
+    one a resume keeps (finished, pruned, failed) over one it runs again (cancelled by the
+    clock, or running when the search died: see :mod:`sparkdl_tune.tracking.resume`, which
+    may also renumber a kept one onto a cancelled one's number), then the later."""
+    return (run.info.status not in ("KILLED", "RUNNING"), run.info.start_time or 0,
+            run.info.end_time or 0)
 
 
 def _cv(metrics: dict[str, float]) -> Optional[tuple[float, int]]:
