@@ -21,8 +21,8 @@ def table(head: list[str], rows: list[list[str]], highlight_first: bool = False,
     out = [f"<div class=scroll><table{f' class={css}' if css else ''}><thead><tr>", *heads,
            "</tr></thead><tbody>"]
     for i, cells in enumerate(rows):
-        css = " class=best" if highlight_first and i == 0 else ""
-        out.append(f"<tr{css}>" + "".join(c if c.startswith("<td") else f"<td>{c}</td>"
+        best = " class=best" if highlight_first and i == 0 else ""
+        out.append(f"<tr{best}>" + "".join(c if c.startswith("<td") else f"<td>{c}</td>"
                                           for c in cells) + "</tr>")
     return "".join(out) + "</tbody></table></div>"
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import os
 import time
+
 from .markup import breakable, esc, fmt, num_cell, short_names, table, value_cell
 from .results import PER_CLASS, edges_html, final_html
 from .search import Param, Search
@@ -134,10 +135,10 @@ def _cards(search: Search) -> str:
 
 
 def _top_table(search: Search, params: list[Param], scores, top: int) -> str:
-    """The best ``top`` trials, one row each. It fits a 1280 px page whatever the space:
-    hyper-parameter columns are headed by the end of their key (the full key in the legend
-    and the tooltip); past :data:`PARAM_COLUMNS` the most important keep a column and the
-    rest share one."""
+    """The best ``top`` trials, one row each, made to fit a 1280 px page however many
+    hyper-parameters varied: their columns are headed by the end of their key (the full key
+    in the legend and the tooltip); past :data:`PARAM_COLUMNS` the most important keep a
+    column and the rest share one."""
     sign = -1 if search.mode == "max" else 1
     ranked = sorted(search.ok, key=lambda t: (sign * t.objective, t.number))[:top]
     key = search.val_key  # validation only: nobody picks a trial by its test score
