@@ -94,7 +94,7 @@ window.addEventListener("load", () => document.body.setAttribute("data-images",
     found = re.search(r'data-images="([^"]*)"', dom)
     assert found, dom[:2000]
     images = json.loads(html.unescape(found.group(1)))
-    assert overflowing_tables(source, run, tmp_path) == []  # every column seen at 1280 px
+    assert overflowing(source, run, tmp_path) == []  # every column seen at 1280 px
     assert len(images) == len(list(source.parent.glob("*.png")))
     assert all(width > 0 and complete for _, width, complete in images), images
     shot = tmp_path / "screenshot.png"
@@ -105,15 +105,17 @@ window.addEventListener("load", () => document.body.setAttribute("data-images",
         assert len(set(im.convert("L").resize((64, 200)).getdata())) > 20  # not a blank page
 
 
-def overflowing_tables(page, run: list[str], tmp_path) -> list:
-    """The tables of ``page`` wider than their place on a 1280 px wide window, as Chromium
-    lays them out: ``[header texts, width needed, width there]`` each."""
+def overflowing(page, run: list[str], tmp_path) -> list:
+    """What of ``page`` is wider than its place on a 1280 px wide window, as Chromium lays
+    it out: ``[header texts, width needed, width there]`` per table, and the page itself
+    (``["page", ...]``) when it scrolls sideways."""
     probe = tmp_path / f"fit-{page.name}"
     probe.write_text(page.read_text().replace("</body>", """<script>
-window.addEventListener("load", () => document.body.setAttribute("data-fit", JSON.stringify(
-  [...document.querySelectorAll("table")].map(t => [[...t.querySelectorAll("th")].map(
-    h => h.textContent), t.scrollWidth, t.parentElement.clientWidth, t.getBoundingClientRect()
-    .right, document.documentElement.clientWidth]))));
+window.addEventListener("load", () => { const doc = document.documentElement;
+  document.body.setAttribute("data-fit", JSON.stringify([...document.querySelectorAll(
+    "table")].map(t => [[...t.querySelectorAll("th")].map(h => h.textContent), t.scrollWidth,
+    t.parentElement.clientWidth, t.getBoundingClientRect().right, doc.clientWidth]).concat(
+    [["page", doc.scrollWidth, doc.clientWidth, 0, doc.clientWidth]]))); });
 </script></body>"""))
     dom = subprocess.run([*run, "--window-size=1280,2000", "--dump-dom", probe.as_uri()],
                          capture_output=True, text=True, timeout=90, check=True).stdout
@@ -189,7 +191,7 @@ def test_every_column_of_the_widest_trial_table_shows_at_1280_px(n_params, tmp_p
     source = tmp_path / "report.html"
     source.write_text(page(search, params, [], {}))
     run = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
-    assert overflowing_tables(source, run, tmp_path) == []
+    assert overflowing(source, run, tmp_path) == []
 
 
 def test_report_lists_one_row_per_trial_number_after_a_resume(searched, tmp_path):

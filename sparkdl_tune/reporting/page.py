@@ -36,7 +36,7 @@ PARAM_COLUMNS = 7  # hyper-parameter columns the trial table holds at 1280 px (t
 
 # Every table fits the page at 1280 px: headers wrap after . _ / (markup.breakable), text
 # cells wrap anywhere, numbers and short values (markup.value_cell) never; the trial table
-# is set smaller and fills the width.
+# is set smaller and fills the width. Long code lines (the load snippets) wrap too.
 _CSS = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d232a;
  margin:0;background:#f4f6f8}
@@ -56,6 +56,7 @@ td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 td.word{white-space:nowrap}td.more{min-width:13em}td.more span{display:block}
 table.top{font-size:12.5px;width:100%}table.top th,table.top td{padding:4px 5px}
 tr.best td{background:#fff6d6}td.trials{min-width:7em}.scroll{overflow-x:auto}
+pre{white-space:pre-wrap;overflow-wrap:anywhere}
 figure{margin:18px 0 28px}figure img{max-width:100%;height:auto;border:1px solid #e6e9ec}
 figcaption{color:#5a6570;font-size:13.5px;margin-top:4px}
 footer{color:#8a949e;font-size:12.5px;margin-top:36px}
