@@ -150,7 +150,7 @@ def wide_search(n_params: int = 14) -> tuple[Search, list[Param]]:
 
 
 def test_trial_table_names_columns_short_and_shares_one_past_seven():
-    from sparkdl_tune.reporting.page import PARAM_COLUMNS, _CSS, page
+    from sparkdl_tune.reporting.page import _CSS, PARAM_COLUMNS, page
 
     search, params = wide_search(14)
     scores = [("model.l2", 0.9, "eta2"), ("model.dropout", 0.8, "eta2"),  # most important
