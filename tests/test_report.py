@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 
 import pytest
 from conftest import tune_overrides
@@ -93,6 +94,7 @@ window.addEventListener("load", () => document.body.setAttribute("data-images",
     found = re.search(r'data-images="([^"]*)"', dom)
     assert found, dom[:2000]
     images = json.loads(html.unescape(found.group(1)))
+    assert overflowing(source, run, tmp_path) == []  # every column seen at 1280 px
     assert len(images) == len(list(source.parent.glob("*.png")))
     assert all(width > 0 and complete for _, width, complete in images), images
     shot = tmp_path / "screenshot.png"
@@ -101,6 +103,139 @@ window.addEventListener("load", () => document.body.setAttribute("data-images",
     with Image.open(shot) as im:
         assert im.size == (1280, 4000)
         assert len(set(im.convert("L").resize((64, 200)).getdata())) > 20  # not a blank page
+
+
+def overflowing(page, run: list[str], tmp_path) -> list:
+    """What of ``page`` is wider than its place on a 1280 px wide window, as Chromium lays
+    it out: ``[header texts, width needed, width there]`` per table, and the page itself
+    (``["page", ...]``) when it scrolls sideways."""
+    probe = tmp_path / f"fit-{page.name}"
+    probe.write_text(page.read_text().replace("</body>", """<script>
+window.addEventListener("load", () => { const doc = document.documentElement;
+  document.body.setAttribute("data-fit", JSON.stringify([...document.querySelectorAll(
+    "table")].map(t => [[...t.querySelectorAll("th")].map(h => h.textContent), t.scrollWidth,
+    t.parentElement.clientWidth, t.getBoundingClientRect().right, doc.clientWidth]).concat(
+    [["page", doc.scrollWidth, doc.clientWidth, 0, doc.clientWidth]]))); });
+</script></body>"""))
+    dom = subprocess.run([*run, "--window-size=1280,2000", "--dump-dom", probe.as_uri()],
+                         capture_output=True, text=True, timeout=90, check=True).stdout
+    found = re.search(r'data-fit="([^"]*)"', dom)
+    assert found, dom[:2000]
+    tables = json.loads(html.unescape(found.group(1)))
+    assert tables and all(viewport == 1280 for *_, viewport in tables), tables
+    return [[heads, needed, there] for heads, needed, there, right, viewport in tables
+            if needed > there or right > viewport]
+
+
+def wide_search(n_params: int = 14) -> tuple[Search, list[Param]]:
+    """Ten finished trials over ``n_params`` hyper-parameters with long keys and values, a
+    scheduler's status and rung, cross-validated scores: the widest trial table there is."""
+    keys = ["training.learning_rate", "training.batch_size", "training.optimizer",
+            "training.weight_decay", "training.label_smoothing", "training.warmup_epochs",
+            "model.units", "model.dropout", "model.activation", "model.batch_norm",
+            "model.kernel_size", "model.params.units", "model.backbone.unfreeze_fraction",
+            "model.l2"]
+    keys = sorted(keys)[:n_params]  # as varied_params orders them
+    values = {"model.units": "[256, 128, 64]", "model.params.units": "[512, 256]",
+              "training.optimizer": "adamw", "model.activation": "leaky_relu"}
+    trials = [Trial(number=i, ok=True, objective=0.9 - i / 100, seconds=123.4, epochs=9,
+                    params={k: values.get(k, f"{-1.234567e-5 * (i + 1):.9g}") for k in keys},
+                    test={}, failure=None, run_id=str(i), cv=(0.0123, 5), rung=3,
+                    status="pruned" if i % 2 else "finished", pruned_epoch=3,
+                    validation={"val_loss": 0.3456, "val_accuracy": 0.9 - i / 100})
+              for i in range(10)]
+    search = Search("wide", "0" * 32, "val_accuracy", "max", "tpe", "parallel", {}, trials,
+                    None)
+    return search, [Param(k, False, False, [t.params[k] for t in trials]) for k in keys]
+
+
+def test_trial_table_names_columns_short_and_shares_one_past_seven():
+    from sparkdl_tune.reporting.page import _CSS, PARAM_COLUMNS, page
+
+    search, params = wide_search(14)
+    scores = [("model.l2", 0.9, "eta2"), ("model.dropout", 0.8, "eta2"),  # most important
+              ("model.units", 0.7, "eta2"), ("training.learning_rate", 0.6, "spearman")]
+    text = page(search, params, scores, {})
+    top, after = text.split("finished trials</h2>", 1)[1].split("</table></div>", 1)
+    assert top.lstrip().startswith("<div class=scroll><table class=top>")
+    heads = re.findall(r"<th[^>]*>(.*?)</th>", top)
+    assert len(heads) == 8 + PARAM_COLUMNS  # rank ... rung, 6 columns, the shared one
+    assert heads[-1] == "other hyper-parameters (8)"
+    # the most important keep a column, in the key order; headers are keys' ends
+    assert "<th title='model.l2'>l2</th>" in top
+    assert "<th title='model.dropout'>dropout</th>" in top
+    assert "<th title='training.learning_rate'>learning_<wbr>rate</th>" in top
+    assert "<th title='model.units'>model.<wbr>units</th>" in top  # beside model.params.units
+    assert "weight_decay&nbsp;=&nbsp;-1.235e-05" in top  # an entry of the shared column
+    legend = after.split("</p>", 1)[0]
+    assert "unfreeze_fraction = <code>model.backbone.unfreeze_fraction</code>" in legend
+    assert "<td class=word>-1.235e-05</td>" in top and "<td>[256, 128, 64]</td>" in top
+    # what lets every column fit: cells wrap, numbers and short words do not, a small font
+    for rule in ("td{overflow-wrap:anywhere}", "td.num{text-align:right;font-variant-numeric:"
+                 "tabular-nums;white-space:nowrap}", "td.word{white-space:nowrap}",
+                 "table.top{font-size:12.5px;width:100%}"):
+        assert rule in _CSS, rule
+    few = page(*wide_search(PARAM_COLUMNS), [], {})
+    assert "other hyper-parameters" not in few and few.count("<th title=") == PARAM_COLUMNS
+
+
+@pytest.mark.parametrize("n_params", [7, 14])
+def test_every_column_of_the_widest_trial_table_shows_at_1280_px(n_params, tmp_path):
+    from sparkdl_tune.reporting.page import page
+
+    chromium = next((shutil.which(n) for n in ("chromium", "chromium-browser")
+                     if shutil.which(n)), None)
+    if chromium is None:
+        pytest.fail("chromium is not installed: run scripts/setup.sh (apt-get install chromium)")
+    search, params = wide_search(n_params)
+    source = tmp_path / "report.html"
+    source.write_text(page(search, params, [], {}))
+    run = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
+    assert overflowing(source, run, tmp_path) == []
+
+
+def test_report_lists_one_row_per_trial_number_after_a_resume(searched, tmp_path):
+    """A resume runs a trial the clock cancelled again under its number, and may renumber a
+    kept trial onto a cancelled one's number: the report shows each number once, as it ends."""
+    from sparkdl_tune.reporting.search import load_search
+    from sparkdl_tune.tracking import store as tracking
+
+    settings = searched[0].mlflow  # the same store: a new SQLite one costs seconds to create
+    runs = {}
+
+    def trial(name, n, score=None, rate=0.01):
+        tags = {"sparkdl_tune.kind": "trial", "sparkdl_tune.trial": n}
+        summary = {"trial_seconds": 1.0, "epochs_run": 2}
+        if score is not None:
+            summary.update(objective=score, val_accuracy=score)
+        runs[name] = tracking.record_run(
+            settings, f"trial-{n + 1:03d}", parent, {"training.learning_rate": rate}, {},
+            summary, tags, status=None if score is not None else "KILLED",
+            failure=None if score is not None else "cancelled: search.timeout")
+        time.sleep(0.01)  # start times in this order
+
+    with tracking.start_run(settings, "resumed", tags={"sparkdl_tune.kind": "search",
+                                                      "sparkdl_tune.search": "resumed"}) as run:
+        parent = run.info.run_id
+        tracking.log_params({"search.metric": "val_accuracy", "search.mode": "max"})
+        trial("kept", 0, 0.70, 0.01)
+        trial("renumbered", 1, 0.80, 0.02)  # kept, once trial 2: now on cancelled 1's number
+        trial("cancelled", 1)  # the clock stopped it; the resume ran it again...
+        trial("cancelled again", 2)
+        trial("rerun", 2, 0.90, 0.03)  # ...as this one
+        trial("cancelled twice", 3, rate=0.04)
+        trial("cancelled twice, latest", 3, rate=0.05)
+    search = load_search(settings, "resumed")
+    assert [(t.number, t.run_id) for t in search.trials] == [
+        (0, runs["kept"]), (1, runs["renumbered"]), (2, runs["rerun"]),
+        (3, runs["cancelled twice, latest"])]
+    report(settings, "resumed", str(tmp_path / "r"))
+    text = (tmp_path / "r" / "report.html").read_text()
+    assert "<b>4</b><span>trials: 3 finished, 0 failed, 1 cancelled</span>" in text
+    top = text.split("finished trials</h2>", 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r"<tr(?: class=best)?><td class=num>(\d+)</td><td class=num>(\d+)</td>",
+                      top)
+    assert rows == [("1", "3"), ("2", "2"), ("3", "1")]  # rank, trial: one row per number
 
 
 def test_cli_report_with_pairs_replaces_the_previous_report(searched, tmp_path, capsys):

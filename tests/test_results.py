@@ -137,3 +137,61 @@ def test_edge_warnings_name_the_dimension_side_and_scale():
         "(log scale); widen the range upward"]
     # 2e-4 is 20% up the log range (1e-4..3e-3), though only 3% up the linear one
     assert edge_warnings(bounds, {"training.learning_rate": 2e-4}) == []
+
+
+def test_fashion_mnist_manifest_names_its_classes_and_old_manifests_still_load(tiny_dataset,
+                                                                             tmp_path):
+    from sparkdl_tune.driver.dataset import MANIFEST, read_manifest
+    from sparkdl_tune.driver.datasets import FashionMnistSource
+    from sparkdl_tune.driver.datasets.fashion_mnist import CLASS_NAMES
+
+    on_disk = json.loads((tiny_dataset / MANIFEST).read_text())
+    assert on_disk["layout"]["class_names"][7] == "Sneaker"
+    assert read_manifest(tiny_dataset).layout.class_names == CLASS_NAMES
+    # a subset is relabelled 0, 1, ... in the order given: its names follow
+    subset = FashionMnistSource(classes=(9, 5)).layout()
+    assert subset.class_names == ("Ankle boot", "Sandal") and subset.num_classes == 2
+    # a manifest written before names existed (no key) loads, keeps ids, and writes the same
+    # text back (the materialised copy's fingerprint hashes it)
+    del on_disk["layout"]["class_names"]
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / MANIFEST).write_text(json.dumps(on_disk, indent=2))
+    manifest = read_manifest(old)
+    assert manifest.layout.class_names is None and manifest.layout.num_classes == 10
+    assert json.loads(manifest.to_json()) == on_disk
+
+
+def test_fashion_mnist_summary_and_report_name_the_classes(spark, tiny_dataset, tmp_path):
+    """Per-class scores and the confusion matrix by name (T-shirt/top ... Ankle boot) in the
+    summary, evaluation.json and the report; MLflow metric keys keep the class ids."""
+    import html
+
+    import mlflow
+
+    from sparkdl_tune.driver.datasets.fashion_mnist import CLASS_NAMES
+
+    cfg = load_config(None, overrides=tune_overrides(
+        tiny_dataset, tmp_path, {"training.learning_rate": {"loguniform": [1e-3, 3e-2]}},
+        search__name="named", search__max_trials=1, training__epochs=1, model__units="[16]"))
+    tune(cfg, spark)
+    written = json.loads((tmp_path / "out" / "named" / "summary.json").read_text())
+    details = written["final"]["evaluation"]
+    assert details["classes"] == list(CLASS_NAMES)
+    assert list(details["per_class"]) == list(CLASS_NAMES)
+    assert sum(v["support"] for v in details["per_class"].values()) == 100  # the test split
+    assert details["per_class"]["Ankle boot"]["support"] == 10
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    run_id = written["final"]["run_id"]
+    assert {"test_precision_0", "test_f1_9"} <= set(client.get_run(run_id).data.metrics)
+    matrix_file = json.loads(open(client.download_artifacts(
+        run_id, "confusion_matrix.json", str(tmp_path))).read())
+    assert matrix_file["classes"] == list(CLASS_NAMES)
+    page = html.unescape((tmp_path / "out" / "named" / "report" / "report.html").read_text())
+    final = page.split("Final model (test split)", 1)[1]
+    per_class, matrix = final.split("Confusion matrix", 1)
+    for name in CLASS_NAMES:  # a row of the per-class table, a row and a column of the matrix
+        assert f"<td>{name}</td>" in per_class, name
+        assert f"<td>{name}</td>" in matrix, name
+    head = matrix.split("<thead>", 1)[1].split("</thead>", 1)[0]
+    assert "T-shirt/<wbr>top" in head and "Ankle boot" in head

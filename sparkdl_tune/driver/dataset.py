@@ -29,6 +29,9 @@ class Layout:
         label: The label column.
         feature_kind: ``array`` or ``columns``.
         num_classes: For classification; ``None`` means "infer from the data".
+        class_names: For classification when the source knows them (Fashion-MNIST): the
+            name of class ``i`` at position ``i``, so reports and summaries say "Sneaker",
+            not "7"; ``None`` keeps the class ids.
     """
 
     task: str
@@ -36,6 +39,7 @@ class Layout:
     label: str = "label"
     feature_kind: str = "columns"
     num_classes: Optional[int] = None
+    class_names: Optional[tuple[str, ...]] = None
 
     def __post_init__(self):
         if self.task not in ("classification", "regression"):
@@ -47,6 +51,12 @@ class Layout:
         if self.label in self.features:
             raise DataError(f"column {self.label!r} is both a feature and the label; drop it "
                             "from --features")
+        names = self.class_names
+        if names is not None and (self.task != "classification" or len(set(names)) != len(names)
+                                  or len(names) != (self.num_classes or len(names))):
+            raise DataError(f"class_names {list(names)} do not fit a {self.task} task with "
+                            f"{self.num_classes} classes; give one distinct name per class, "
+                            "or none")
 
     @property
     def columns(self) -> list[str]:
@@ -66,12 +76,17 @@ class Manifest:
     source: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=False)
+        d = asdict(self)
+        if d["layout"]["class_names"] is None:  # as before names existed: the same text, so
+            del d["layout"]["class_names"]     # the same materialised copy (its fingerprint)
+        return json.dumps(d, indent=2, sort_keys=False)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Manifest":
         layout = dict(d["layout"])
         layout["features"] = tuple(layout["features"])
+        if layout.get("class_names") is not None:  # absent in manifests written before
+            layout["class_names"] = tuple(layout["class_names"])
         return cls(**{**d, "layout": Layout(**layout)})
 
 

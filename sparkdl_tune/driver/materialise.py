@@ -59,7 +59,8 @@ def training_data(spark, settings: DataSettings, manifest: Manifest,
     input_dim = len(features) if named else manifest.num_features
     data = TrainingData(converters=converters, input_dim=input_dim,
                         num_classes=layout.num_classes, task=layout.task,
-                        feature_names=tuple(features) if named else ())
+                        feature_names=tuple(features) if named else (),
+                        class_names=tuple(layout.class_names or ()))
     return data.select(settings.feature_columns)
 
 

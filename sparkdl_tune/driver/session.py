@@ -6,8 +6,8 @@ import os
 import sys
 
 from .. import logs
-from ..errors import public
 from ..config.schema import SparkSettings
+from ..errors import public
 
 log = logs.get("spark")
 

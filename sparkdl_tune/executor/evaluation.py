@@ -9,7 +9,7 @@ model and the dataset come from the caller.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Optional, Sequence
 
 LABEL = "label"  # the materialised Parquet's label column (sparkdl_tune.driver.materialise)
 
@@ -73,10 +73,14 @@ def regression(y, pred, train_mean: Optional[float] = None) -> dict[str, float]:
     return out
 
 
-def classification(y, outputs, num_classes: int) -> dict[str, Any]:
+def classification(y, outputs, num_classes: int, names: Sequence[str] = ()) -> dict[str, Any]:
     """Per-class precision/recall/F1/support and the confusion matrix (rows: true class,
     columns: predicted class) of ``outputs`` (softmax rows, or one sigmoid column for two
-    classes) against integer labels ``y``."""
+    classes) against integer labels ``y``.
+
+    ``classes`` lists class ``i``'s name at position ``i`` (``names[i]``, or ``"i"`` where
+    the dataset gave none); ``per_class`` is keyed by those names.
+    """
     import numpy as np
 
     y = np.asarray(y).reshape(-1).astype("int64")
@@ -88,6 +92,7 @@ def classification(y, outputs, num_classes: int) -> dict[str, Any]:
     k = max(int(num_classes), int(y.max(initial=0)) + 1, int(pred.max(initial=0)) + 1)
     matrix = np.zeros((k, k), dtype="int64")
     np.add.at(matrix, (y, pred), 1)
+    classes = [str(names[c]) if c < len(names) else str(c) for c in range(k)]
     per_class = {}
     for c in range(k):
         tp = int(matrix[c, c])
@@ -95,24 +100,26 @@ def classification(y, outputs, num_classes: int) -> dict[str, Any]:
         precision = tp / predicted if predicted else 0.0
         recall = tp / actual if actual else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_class[str(c)] = {"precision": precision, "recall": recall, "f1": f1,
-                             "support": actual}
+        per_class[classes[c]] = {"precision": precision, "recall": recall, "f1": f1,
+                                 "support": actual}
     rows = int(matrix.sum())
-    return {"classes": [str(c) for c in range(k)], "per_class": per_class,
+    return {"classes": classes, "per_class": per_class,
             "confusion_matrix": matrix.tolist(),
             "accuracy": float(np.trace(matrix)) / rows if rows else float("nan"),
             "macro_f1": float(np.mean([v["f1"] for v in per_class.values()])) if k else 0.0}
 
 
 def evaluate(model, dataset: Iterable, task: str, num_classes: Optional[int] = None,
-             train_files: Iterable[str] = ()) -> tuple[dict[str, float], dict[str, Any]]:
+             train_files: Iterable[str] = (), class_names: Sequence[str] = ()
+             ) -> tuple[dict[str, float], dict[str, Any]]:
     """The test split's extra scores: ``(scalars, details)``.
 
     ``scalars`` (to be prefixed ``test_``): regression ``mse``, ``mae``, ``rmse``, ``r2`` and
     ``baseline_mse``/``baseline_mae``/``baseline_rmse``/``baseline_r2`` (the train mean as the
     prediction, from ``train_files``' label column); classification ``macro_f1``.
     ``details``: ``{"task", ...}`` with the baseline's mean (regression) or the per-class
-    scores and the confusion matrix (classification), JSON-ready.
+    scores and the confusion matrix (classification, classes named by ``class_names`` where
+    the dataset knows them), JSON-ready.
     """
     y, outputs = predictions(model, dataset)
     if task == "regression":
@@ -120,5 +127,5 @@ def evaluate(model, dataset: Iterable, task: str, num_classes: Optional[int] = N
         scores = regression(y, outputs, mean)
         return scores, {"task": task, "rows": int(len(y)), "train_mean": mean,
                         "metrics": scores}
-    details = classification(y, outputs, num_classes or 2)
+    details = classification(y, outputs, num_classes or 2, class_names)
     return {"macro_f1": details["macro_f1"]}, {"task": task, "rows": int(len(y)), **details}

@@ -173,7 +173,8 @@ def _evaluate(job: TrainJob, model, scores: dict) -> tuple[dict, dict]:
                                                                     job.data.num_classes)
     with stream(job, "test", 0, 1, finite=True) as (test_ds, _):
         extra, details = evaluation.evaluate(model, test_ds, task, classes,
-                                             job.data.converters["train"].file_urls)
+                                             job.data.converters["train"].file_urls,
+                                             job.data.class_names)
     return {**extra, **scores}, details  # Keras' own values win where both have a name
 
 

@@ -9,6 +9,8 @@ import math
 import re
 from typing import Any, Mapping, Optional
 
+from .markup import esc, num_cell, table
+
 EDGE_SHARE = 0.05  # within 5% of the range (in the search's own scale) counts as the edge
 PER_CLASS = re.compile(r"^test_(precision|recall|f1)_\d+$")
 
@@ -45,9 +47,7 @@ def edges_html(search) -> list[str]:
     lines = edge_warnings(search.bounds, best.params)
     if not lines:
         return []
-    from .page import _e
-
-    items = "".join(f"<li>{_e(line)}</li>" for line in lines)
+    items = "".join(f"<li>{esc(line)}</li>" for line in lines)
     return [f"<div class=notice><b>Best value on the edge of its range.</b> The optimum may "
             f"lie outside the space searched:<ul>{items}</ul></div>"]
 
@@ -59,15 +59,13 @@ def final_html(search) -> list[str]:
     final = search.final
     if not final:
         return []
-    from .page import _e, _num, _table
-
     parts = ["<h2>Final model (test split)</h2>"]
     model = final.get("model") or {}
     if model:
-        rows = [["registered model", _e(model.get("registered_model") or "not registered")],
-                ["model URI", f"<code>{_e(model.get('model_uri'))}</code>"],
-                ["tracking URI", f"<code>{_e(model.get('tracking_uri'))}</code>"]]
-        parts.append(_table(["", ""], rows))
+        rows = [["registered model", esc(model.get("registered_model") or "not registered")],
+                ["model URI", f"<code>{esc(model.get('model_uri'))}</code>"],
+                ["tracking URI", f"<code>{esc(model.get('tracking_uri'))}</code>"]]
+        parts.append(table(["", ""], rows))
         load = model.get("load") or {}
         for label, key in (("Load it (pyfunc, <code>x</code>: float32 rows of the input "
                             "width)", "pyfunc"),
@@ -75,29 +73,29 @@ def final_html(search) -> list[str]:
                             "floats per row)", "spark_udf")):
             if key in load:
                 parts.append(f"<p class=sub>{label}, with <code>MLFLOW_TRACKING_URI</code> "
-                             f"set:</p><pre><code>{_e(load[key])}</code></pre>")
+                             f"set:</p><pre><code>{esc(load[key])}</code></pre>")
     details = final.get("evaluation") or {}
     test = final.get("test") or {}
     if details.get("task") == "regression" or "test_r2" in test:
         names = ("mse", "rmse", "mae", "r2")
-        rows = [[_e(n.upper() if n != "r2" else "R²"), _num(_g(test.get(f"test_{n}"))),
-                 _num(_g(test.get(f"test_baseline_{n}")))] for n in names]
+        rows = [[esc(n.upper() if n != "r2" else "R²"), num_cell(_g(test.get(f"test_{n}"))),
+                 num_cell(_g(test.get(f"test_baseline_{n}")))] for n in names]
         mean = details.get("train_mean")
-        parts.append(_table(["metric", "final model",
-                             "mean baseline" + (f" (predicts {mean:.4g})" if mean is not None
-                                                else "")], rows))
+        parts.append(table(["metric", "final model",
+                            "mean baseline" + (f" (predicts {mean:.4g})" if mean is not None
+                                               else "")], rows))
     if "confusion_matrix" in details:
         classes, matrix = details["classes"], details["confusion_matrix"]
         per = details["per_class"]
-        parts.append(_table(["class", "precision", "recall", "F1", "support"],
-                            [[_e(c), _num(_g(per[c]["precision"])), _num(_g(per[c]["recall"])),
-                              _num(_g(per[c]["f1"])), _num(per[c]["support"])]
-                             for c in classes]))
+        scores = ("precision", "recall", "f1")
+        parts.append(table(["class", "precision", "recall", "F1", "support"],
+                           [[esc(c), *[num_cell(_g(per[c][k])) for k in scores],
+                             num_cell(per[c]["support"])] for c in classes]))
         parts.append("<p class=sub>Confusion matrix (rows: true class, columns: predicted "
                      "class):</p>")
-        parts.append(_table(["true \\ predicted", *[str(c) for c in classes]],
-                            [[_e(c), *[_num(n) for n in row]]
-                             for c, row in zip(classes, matrix)]))
+        parts.append(table(["true \\ predicted", *[str(c) for c in classes]],
+                           [[esc(c), *[num_cell(n) for n in row]]
+                            for c, row in zip(classes, matrix)]))
     return parts
 
 

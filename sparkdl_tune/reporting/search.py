@@ -16,6 +16,7 @@ from typing import Any, Optional
 
 from ..config.schema import MlflowSettings
 from ..errors import ConfigError
+from ..search.direction import mode_of
 from ..tracking.layout import (
     KIND_FINAL,
     KIND_SEARCH,
@@ -24,6 +25,7 @@ from ..tracking.layout import (
     TAG_KIND,
     TAG_MAX_TRIALS,
     TAG_SEARCH,
+    TAG_TRIAL,
     TrialRun,
 )
 
@@ -54,7 +56,8 @@ class Trial:
 
 @dataclass
 class Search:
-    """A search's parent run, its trials in trial order and its final retrain (or None)."""
+    """A search's parent run, its trials in trial order (one per number: the latest run of a
+    trial that a resume ran again) and its final retrain (or None)."""
 
     name: str
     run_id: str
@@ -171,7 +174,6 @@ def load_search(settings: MlflowSettings, search: str) -> Search:
     import mlflow
     from mlflow import MlflowClient
 
-    from ..search.tuner import mode_of
     from ..tracking import store as tracking
     from ..tracking.results import final_details, space_bounds
 
@@ -183,19 +185,21 @@ def load_search(settings: MlflowSettings, search: str) -> Search:
     children = mlflow.search_runs(
         [parent.info.experiment_id], output_format="list", max_results=50_000,
         filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
-    trials, final, recorded = [], None, set()
+    latest, final = {}, None
     for run in children:  # newest first
         kind = run.data.tags.get(TAG_KIND)
         if kind == KIND_TRIAL:
-            trials.append(_trial(run))
-            if run.info.status == "FINISHED":
-                recorded |= set(run.data.metrics)
+            number = int(run.data.tags.get(TAG_TRIAL, 0))
+            if number not in latest or _state(run) > _state(latest[number]):
+                latest[number] = run  # a resume reruns a cancelled trial under its number
         elif kind == KIND_FINAL and final is None:
             m = run.data.metrics
             final = {"run_id": run.info.run_id, "seconds": m.get("wall_seconds"),
                      "test": {k: v for k, v in m.items() if k.startswith("test_")}}
             final.update(final_details(run))  # evaluation.json, the model and how to load it
-    trials.sort(key=lambda t: t.number)
+    trials = [_trial(latest[n]) for n in sorted(latest)]  # one row per trial number
+    recorded = {k for run in latest.values() if run.info.status == "FINISHED"
+                for k in run.data.metrics}
     curve_keys = [k for k in (metric, "val_loss" if metric != "val_loss" else "loss")
                   if k in recorded]
     for t in trials:
@@ -278,6 +282,15 @@ def _trial(run) -> Trial:
                  pruned_epoch=t.pruned_epoch, rung=t.rung,
                  validation={k: v for k, v in run.data.metrics.items() if k.startswith("val_")},
                  cv=_cv(run.data.metrics))
+
+
+def _state(run) -> tuple[bool, int, int]:
+    """How a run ranks among the runs of one trial number (the highest is the trial's state):
+    one a resume keeps (finished, pruned, failed) over one it runs again (cancelled by the
+    clock, or running when the search died: see :mod:`sparkdl_tune.tracking.resume`, which
+    may also renumber a kept one onto a cancelled one's number), then the later."""
+    return (run.info.status not in ("KILLED", "RUNNING"), run.info.start_time or 0,
+            run.info.end_time or 0)
 
 
 def _cv(metrics: dict[str, float]) -> Optional[tuple[float, int]]:

@@ -40,6 +40,7 @@ from ..tracking.layout import (
     TAG_SEARCH,
 )
 from . import baseline, pareto
+from .direction import mode_of
 from .final import changed_settings, retrain
 from .folds import check as cv_check
 from .live import LiveTrials
@@ -125,14 +126,6 @@ def design_options(cfg: Config, space: SearchSpace) -> dict[str, Any]:
     width, out = data_widths(cfg, read_manifest(cfg.data.path))
     return {"input_dim": width, "output_size": out, "min_delta": s.pyramid.min_delta,
             "start_units": s.pyramid.start_units, "max_layers": s.pyramid.max_layers}
-
-
-LOWER_IS_BETTER = ("loss", "mae", "mse", "error")  # in a metric's name
-
-
-def mode_of(metric: str) -> str:
-    """``min`` for a loss or an error, else ``max`` (``search.mode`` overrides it)."""
-    return "min" if any(w in metric for w in LOWER_IS_BETTER) else "max"
 
 
 def objective_metric(cfg: Config, space: SearchSpace | None = None) -> tuple[str, str]:

@@ -22,6 +22,7 @@ class TrainingData:
     task: str
     feature_names: tuple = ()  # the named columns in the copy; () for an array column
     columns: Optional[tuple] = None  # positions kept in each feature vector; None: all
+    class_names: tuple = ()  # class i's name when the dataset knows it (the test details)
 
     def rows(self, split: str) -> int:
         return len(self.converters[split])

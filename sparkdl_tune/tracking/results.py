@@ -2,7 +2,7 @@
 to load the model (driver side).
 
 :func:`log_evaluation` writes :mod:`sparkdl_tune.executor.evaluation`'s details into a run:
-classification's per-class precision/recall/F1 as metrics (``test_precision_<class>``...) and
+classification's per-class precision/recall/F1 as metrics (``test_precision_<class id>``...) and
 the confusion matrix as ``confusion_matrix.json`` (+ ``confusion_matrix.png``), every task's
 details as ``evaluation.json``. :func:`usage` is the ``model`` block of a summary: the
 registered model (``name/version``), the tracking URI (credentials redacted) and a two-line
@@ -30,8 +30,9 @@ def log_evaluation(details: Optional[Mapping[str, Any]], run_id: str, step: int 
         return
     from .store import log_steps
 
-    log_steps(run_id, {f"test_{name}_{c}": (step, [float(scores[name])])
-                       for c, scores in details["per_class"].items()
+    per_class = details["per_class"]  # keyed by class name: metric keys keep the class id
+    log_steps(run_id, {f"test_{name}_{i}": (step, [float(per_class[c][name])])
+                       for i, c in enumerate(details["classes"])
                        for name in ("precision", "recall", "f1")})
     client.log_dict(run_id, {"classes": details["classes"],
                              "rows_true_columns_predicted": details["confusion_matrix"]},
@@ -57,7 +58,9 @@ def confusion_figure(classes, matrix):
     size = max(3.0, 0.45 * len(classes) + 1.5)
     fig, ax = plt.subplots(figsize=(size + 0.8, size))
     image = ax.imshow(matrix, cmap="Blues")
-    ax.set_xticks(range(len(classes)), classes)
+    named = any(len(str(c)) > 3 for c in classes)  # names, not ids: slant them to fit
+    ax.set_xticks(range(len(classes)), classes, rotation=40 if named else 0,
+                  ha="right" if named else "center")
     ax.set_yticks(range(len(classes)), classes)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")

@@ -22,6 +22,9 @@ FILES = {
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 SCHEMA = "features array<float>, label int"
+# label i of the IDX files (Zalando's list, github.com/zalandoresearch/fashion-mnist)
+CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+               "Sneaker", "Bag", "Ankle boot")
 ROWS_PER_TASK = 7_500
 
 
@@ -51,9 +54,10 @@ class FashionMnistSource:
                             "e.g. 0.1")
 
     def layout(self, spark=None) -> Layout:
+        kept = self.classes or range(10)  # relabelled 0, 1, ... in this order
         return Layout(task="classification", features=("features",), label="label",
-                      feature_kind="array",
-                      num_classes=len(self.classes) if self.classes else 10)
+                      feature_kind="array", num_classes=len(kept),
+                      class_names=tuple(CLASS_NAMES[c] for c in kept))
 
     def files(self) -> dict[str, tuple[str, str]]:
         """Resolve each IDX file, gzipped or not; a missing one is a DataError."""
