@@ -161,3 +161,12 @@ def test_only_the_horovod_modules_import_horovod():
              if imp.split(".")[0] == "horovod" and mod not in own}
     assert not wrong, sorted(wrong)
     assert all(any(i.startswith("horovod") for i in every[mod]) for mod in own)
+
+
+def test_no_modules_import_each_other_in_a_circle():
+    """Package faces (``__init__.py``) count as the modules they are: ``from . import x``
+    inside a package is an import of the package's module ``x``, not of the package."""
+    every = modules_under(".")
+    graph = {mod: {imp for imp in imps if imp in every and imp != mod and imp != "sparkdl_tune"}
+             for mod, imps in every.items()}
+    assert not circles(graph), circles(graph)
