@@ -151,3 +151,14 @@ def test_the_circle_finder_finds_a_circle():
     assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert circles({"a": {"b"}, "b": set()}) == []
 
+
+def test_only_the_petastorm_reader_imports_petastorm():
+    """The driver materialises with Spark and hands executors plain file lists
+    (:class:`~sparkdl_tune.spec.data.SplitFiles`), so a platform without Petastorm only loses
+    that reader."""
+    every = modules_under(".")
+    wrong = {f"{mod} -> {imp}" for mod, imps in every.items() for imp in imps
+             if imp.split(".")[0] == "petastorm"
+             and mod != "sparkdl_tune.executor.readers.petastorm"}
+    assert not wrong, sorted(wrong)
+    assert any(i.startswith("petastorm") for i in every["sparkdl_tune.executor.readers.petastorm"])

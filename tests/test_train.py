@@ -46,12 +46,12 @@ def test_train_in_process_logs_a_loadable_model(spark, tiny_dataset, tmp_path):
 
 def test_materialised_data_is_reused_while_unchanged(spark, tiny_dataset, tmp_path):
     cfg = load_config(None, overrides=train_overrides(tiny_dataset, tmp_path))
-    first = prepare_inputs(cfg, spark).data.converters["train"]
-    stamp = os.path.getmtime(first.file_urls[0][len("file://"):])
-    second = prepare_inputs(cfg, spark).data.converters["train"]
-    assert second.file_urls == first.file_urls
-    assert os.path.getmtime(second.file_urls[0][len("file://"):]) == stamp
-    assert len(second) == 270
+    first = prepare_inputs(cfg, spark).data.splits["train"]
+    stamp = os.path.getmtime(first.files[0][len("file://"):])
+    second = prepare_inputs(cfg, spark).data.splits["train"]
+    assert second.files == first.files
+    assert os.path.getmtime(second.files[0][len("file://"):]) == stamp
+    assert second.rows == 270
     names = sorted(os.listdir(tmp_path / "cache"))
     assert [n.split("-")[0] for n in names if not n.startswith(("validated", "."))] == \
         ["test", "train", "validation"]
@@ -84,7 +84,7 @@ def test_each_validation_pass_covers_the_whole_split(spark, tiny_dataset, tmp_pa
     prepared = prepare_inputs(cfg, spark)
     result = fit(cfg, prepared, verbose=0)
     assert result.extra["cached_in_memory"] is (cache == "auto")
-    files = [u[len("file://"):] for u in prepared.data.converters["validation"].file_urls]
+    files = [u[len("file://"):] for u in prepared.data.splits["validation"].files]
     table = pq.ParquetDataset(files).read()
     x = np.stack(table.column("features").to_numpy(zero_copy_only=False)).astype(np.float32)
     y = table.column("label").to_numpy()
