@@ -72,16 +72,18 @@ class ArrowReader:
 
     def _decode(self, file: int, group: int):
         """Row group ``group`` of file ``file`` as ``(features, label)`` numpy arrays."""
+        import pyarrow as pa
+
         pf = self._file(file)
         rows = pf.metadata.row_group(group).num_rows
-        batch = next(pf.iter_batches(batch_size=rows, row_groups=[group],
-                                     columns=[FEATURES, LABEL]))
-        x = column_as_numpy(batch.column(0))
-        y = column_as_numpy(batch.column(1))
+        table = pa.Table.from_batches(list(pf.iter_batches(  # one batch: the whole group
+            batch_size=max(1, rows), row_groups=[group], columns=[FEATURES, LABEL])))
+        x = column_as_numpy(table.column(FEATURES))
+        y = column_as_numpy(table.column(LABEL))
         if x is None or y is None or x.ndim != 2:
             raise ValueError(f"{self._urls[file]} row group {group}: the '{FEATURES}' column "
-                             f"({batch.schema.field(0).type}) is not a list of numbers of one "
-                             f"length without nulls, or '{LABEL}' is not numeric")
+                             f"({table.schema.field(FEATURES).type}) is not a list of numbers "
+                             f"of one length without nulls, or '{LABEL}' is not numeric")
         return x, y
 
     def _file(self, i: int):
@@ -100,11 +102,13 @@ class ArrowReader:
 
         schema = self._file(0).schema_arrow
         md = self._file(0).metadata
-        width = None
+        width = None  # left unknown when the metadata does not tell
         if md.num_row_groups and md.row_group(0).num_rows:
-            col = schema.get_field_index(FEATURES)
-            values = md.row_group(0).column(col).num_values
-            width = values // md.row_group(0).num_rows or None
+            group = md.row_group(0)
+            leaves = [group.column(j) for j in range(group.num_columns)
+                      if group.column(j).path_in_schema.split(".")[0] == FEATURES]
+            if len(leaves) == 1 and leaves[0].num_values % group.num_rows == 0:
+                width = leaves[0].num_values // group.num_rows or None
         x_type = schema.field(FEATURES).type.value_type.to_pandas_dtype()
         y_type = schema.field(LABEL).type.to_pandas_dtype()
         return (tf.TensorSpec((None, width), tf.as_dtype(x_type)),

@@ -14,8 +14,12 @@ class PetastormReader:
     """This rank's row groups of ``urls`` as ``tf.data`` of ``(features, label)`` numpy
     pairs, one element per row group."""
 
-    def __init__(self, urls: list[str], **options):
-        self._reader = _make_reader(urls, **options)
+    def __init__(self, urls: list[str], *, workers: int, shuffle: bool, seed: Optional[int],
+                 num_epochs: Optional[int], cur_shard: Optional[int],
+                 shard_count: Optional[int]):
+        self._reader = _make_reader(urls, workers=workers, shuffle=shuffle, seed=seed,
+                                    num_epochs=num_epochs, cur_shard=cur_shard,
+                                    shard_count=shard_count)
 
     def dataset(self):
         import tensorflow as tf
