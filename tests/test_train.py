@@ -1,4 +1,5 @@
-"""The train workflow on a real local[2] Spark, real Petastorm, Keras and MLflow (sqlite)."""
+"""The train workflow on a real local[2] Spark, real Petastorm (or Arrow), Keras and MLflow
+(sqlite)."""
 
 from __future__ import annotations
 
@@ -69,10 +70,13 @@ def test_horovod_two_ranks(spark, tiny_dataset, tmp_path):
     assert run.data.metrics["learning_rate"] == pytest.approx(2 * cfg.training.learning_rate)
 
 
-@pytest.mark.parametrize("cache", ["auto", "off"])
-def test_each_validation_pass_covers_the_whole_split(spark, tiny_dataset, tmp_path, cache):
+@pytest.mark.parametrize("cache,reader", [("auto", "petastorm"), ("off", "petastorm"),
+                                          ("off", "arrow")])
+def test_each_validation_pass_covers_the_whole_split(spark, tiny_dataset, tmp_path, cache,
+                                                     reader):
     """The last epoch's val metrics are those of the final weights on every validation row
-    (30 rows in batches of 8: a pass that stopped at whole batches would see 24)."""
+    (30 rows in batches of 8: a pass that stopped at whole batches would see 24), whichever
+    reader re-reads the Parquet for each pass (the cached path is the readers' own test)."""
     import pyarrow.parquet as pq
     import tensorflow as tf
 
@@ -80,7 +84,7 @@ def test_each_validation_pass_covers_the_whole_split(spark, tiny_dataset, tmp_pa
 
     cfg = load_config(None, overrides=train_overrides(
         tiny_dataset, tmp_path, training__batch_size=8, training__epochs=3,
-        data__in_memory_cache=cache))
+        data__in_memory_cache=cache, data__reader=reader))
     prepared = prepare_inputs(cfg, spark)
     result = fit(cfg, prepared, verbose=0)
     assert result.extra["cached_in_memory"] is (cache == "auto")
