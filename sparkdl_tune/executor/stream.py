@@ -17,10 +17,10 @@ class stream:
     """Context manager: this rank's shard of one split as ``tf.data`` of (x, y) batches.
 
     The reader the job names (:mod:`sparkdl_tune.executor.readers`: Petastorm or Arrow)
-    delivers this rank's whole row groups as numpy, in a new order every pass. In ``tf.data`` each row group's rows are
-    permuted (``tf.gather``) and ``rebatch`` re-cuts the groups to the batch size, all in C++.
-    When the shard fits the memory budget the decoded row groups are cached during the first
-    pass; later passes reshuffle the cached groups and their rows.
+    delivers this rank's whole row groups as numpy, in a new order every pass. In ``tf.data``
+    each row group's rows are permuted (``tf.gather``) and ``rebatch`` re-cuts the groups to
+    the batch size, all in C++. When the shard fits the memory budget the decoded row groups
+    are cached during the first pass; later passes reshuffle the cached groups and their rows.
 
     The training stream is endless (``fit`` counts steps). ``finite``: one pass, no cache
     (the test split). ``per_pass`` (the validation split): Keras starts a new iterator for
