@@ -228,7 +228,7 @@ def child_stream(args, cache: str, reader: str = "") -> dict:
     worker._EpochTimer = _epoch_timer  # same timing, plus CPU seconds (this process only)
     result = launch.train(None, job)
     return {"sps": result.samples_per_second,
-            "epoch_seconds": result.extra["epoch_seconds"], "cpu_per_epoch": _cpu(_TIMERS[0]),
+            "epoch_seconds": _TIMERS[0].seconds, "cpu_per_epoch": _cpu(_TIMERS[0]),
             "cached": result.extra["cached_in_memory"], "threads": job.threads,
             "reader_workers": job.reader_workers, "reader": job.reader,
             "test_accuracy": result.test_metrics.get("test_accuracy")}
@@ -249,8 +249,9 @@ def child_horovod(args, cache: str) -> dict:
     job = _job(args, cfg, data, spark=spark, in_memory_cache=cache)
     started = time.monotonic()
     result = launch.train(spark, job)
+    mean = result.extra["epoch_seconds"]  # the ranks' mean epoch (no per-epoch list)
     return {"sps": result.samples_per_second,
-            "epoch_seconds": result.extra["epoch_seconds"],
+            "epoch_seconds": mean if isinstance(mean, list) else [mean],
             "cached": [r["cached_in_memory"] for r in result.extra["ranks"]],
             "threads": job.threads, "reader_workers": job.reader_workers,
             "wall": time.monotonic() - started,
