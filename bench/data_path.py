@@ -1,5 +1,6 @@
-"""Data-path benchmark: samples/s of ``model.fit`` fed by the streamed path (Parquet ->
-Petastorm -> tf.data) over the same model fitting numpy arrays in memory, in one run.
+"""Data-path benchmark: samples/s of ``model.fit`` fed by the streamed path (Parquet -> a
+row-group reader, Petastorm or Arrow -> tf.data) over the same model fitting numpy arrays in
+memory, in one run.
 
     .venv/bin/python bench/data_path.py [--dataset /tmp/fm] [--epochs 4] [--repeat 3]
 
@@ -16,13 +17,17 @@ Variants:
     b        plain Petastorm: converter.make_tf_dataset(batch_size=128, workers_count=4)
     c        this package's stream, in-memory cache off (data.in_memory_cache=off)
     d        this package's stream, in-memory cache auto (what users get)
+    f-off    this package's stream with the Arrow reader (data.reader=arrow), cache off
+    f-auto   the same, cache auto
     e-off    two Horovod ranks via launch.train (horovod.spark.run on local[2]), cache off
     e-auto   the same, cache auto
     r        diagnostic: this package's stream alone (no model), cache off, same threads
     rp       diagnostic: this package's Petastorm reader alone (row groups -> numpy)
+    ra       diagnostic: the Arrow reader alone (row groups -> numpy, through tf.data)
     rs       diagnostic: stock make_batch_reader(shuffle_rows=True) alone
 
-``--set key=value`` passes config overrides (e.g. ``data.reader_workers=3``) to every variant;
+``--set key=value`` passes config overrides (e.g. ``data.reader_workers=3``) to every variant
+(c, d and e use ``data.reader`` as set, petastorm by default; f always arrow);
 the materialised copy lives under ``--cache`` (made once, reused while the layout is unchanged).
 """
 
@@ -41,16 +46,19 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-ALL = ("a", "b", "c", "d", "e-off", "e-auto")
+ALL = ("a", "b", "c", "d", "f-off", "f-auto", "e-off", "e-auto")
 LABELS = {
     "a": "(a) in memory, numpy arrays",
     "b": "(b) plain Petastorm make_tf_dataset, 4 workers",
     "c": "(c) sparkdl_tune stream, cache off",
     "d": "(d) sparkdl_tune stream, cache auto",
+    "f-off": "(f) sparkdl_tune stream, Arrow reader, cache off",
+    "f-auto": "(f) sparkdl_tune stream, Arrow reader, cache auto",
     "e-off": "(e) 2 Horovod ranks, cache off (total)",
     "e-auto": "(e) 2 Horovod ranks, cache auto (total)",
     "r": "(r) sparkdl_tune stream alone, no model",
     "rp": "(rp) this package's Petastorm reader alone, no tf.data",
+    "ra": "(ra) the Arrow reader alone, through tf.data",
     "rs": "(rs) stock make_batch_reader(shuffle_rows=True) alone",
 }
 
@@ -113,7 +121,7 @@ def child_materialise(args) -> dict:
     with open(args.data, "wb") as f:
         pickle.dump(data, f)
     return {"seconds": time.monotonic() - started,
-            "files": {s: len(c.file_urls) for s, c in data.converters.items()}}
+            "files": {s: len(f.files) for s, f in data.splits.items()}}
 
 
 def _load_data(args):
@@ -156,7 +164,7 @@ def child_memory(args) -> dict:
     tf.keras.utils.set_random_seed(job.seed)
 
     def arrays(split):
-        table = pq.read_table([u[len("file://"):] for u in data.converters[split].file_urls])
+        table = pq.read_table([u[len("file://"):] for u in data.splits[split].files])
         feats = table.column("features").combine_chunks()
         x = feats.values.to_numpy().reshape(len(table), -1).astype(np.float32)
         return x, table.column("label").to_numpy()
@@ -176,6 +184,8 @@ def child_memory(args) -> dict:
 
 
 def child_petastorm(args) -> dict:
+    from petastorm.spark.spark_dataset_converter import SparkDatasetConverter
+
     cfg = _config(args)
     data = _load_data(args)
     job = _job(args, cfg, data)
@@ -194,9 +204,10 @@ def child_petastorm(args) -> dict:
     model = build_model(cfg.model, cfg.training, data.input_dim, data.num_classes,
                         seed=job.seed)
     timer = _epoch_timer(tf)
-    with data.converters["train"].make_tf_dataset(batch_size=batch, workers_count=4) as tr, \
-            data.converters["validation"].make_tf_dataset(batch_size=batch,
-                                                          workers_count=4) as va:
+    train, val = (SparkDatasetConverter(s.url, list(s.files), s.rows)
+                  for s in (data.splits["train"], data.splits["validation"]))
+    with train.make_tf_dataset(batch_size=batch, workers_count=4) as tr, \
+            val.make_tf_dataset(batch_size=batch, workers_count=4) as va:
         def xy(b):
             return b.features, b.label
 
@@ -207,19 +218,19 @@ def child_petastorm(args) -> dict:
             "cpu_per_epoch": _cpu(timer), "threads": job.threads}
 
 
-def child_stream(args, cache: str) -> dict:
-    from sparkdl_tune import worker
+def child_stream(args, cache: str, reader: str = "") -> dict:
     from sparkdl_tune.driver import launch
+    from sparkdl_tune.executor import worker
 
     cfg = _config(args)
     data = _load_data(args)
-    job = _job(args, cfg, data, in_memory_cache=cache)
+    job = _job(args, cfg, data, in_memory_cache=cache, reader=reader or cfg.data.reader)
     worker._EpochTimer = _epoch_timer  # same timing, plus CPU seconds (this process only)
     result = launch.train(None, job)
     return {"sps": result.samples_per_second,
-            "epoch_seconds": result.extra["epoch_seconds"], "cpu_per_epoch": _cpu(_TIMERS[0]),
+            "epoch_seconds": _TIMERS[0].seconds, "cpu_per_epoch": _cpu(_TIMERS[0]),
             "cached": result.extra["cached_in_memory"], "threads": job.threads,
-            "reader_workers": job.reader_workers,
+            "reader_workers": job.reader_workers, "reader": job.reader,
             "test_accuracy": result.test_metrics.get("test_accuracy")}
 
 
@@ -238,8 +249,9 @@ def child_horovod(args, cache: str) -> dict:
     job = _job(args, cfg, data, spark=spark, in_memory_cache=cache)
     started = time.monotonic()
     result = launch.train(spark, job)
+    mean = result.extra["epoch_seconds"]  # the ranks' mean epoch (no per-epoch list)
     return {"sps": result.samples_per_second,
-            "epoch_seconds": result.extra["epoch_seconds"],
+            "epoch_seconds": mean if isinstance(mean, list) else [mean],
             "cached": [r["cached_in_memory"] for r in result.extra["ranks"]],
             "threads": job.threads, "reader_workers": job.reader_workers,
             "wall": time.monotonic() - started,
@@ -285,7 +297,7 @@ def child_reader_alone(args, stock: bool) -> dict:
 
     from sparkdl_tune.executor.readers.petastorm import _make_reader
 
-    urls = data.converters["train"].file_urls
+    urls = list(data.splits["train"].files)
     reader = (make_batch_reader(urls, num_epochs=None, workers_count=job.reader_workers,
                                 seed=1, shuffle_rows=True) if stock else
               _make_reader(urls, workers=job.reader_workers, shuffle=True, seed=1,
@@ -302,9 +314,43 @@ def child_reader_alone(args, stock: bool) -> dict:
             "cpu_per_epoch": statistics.median(cpu[1:])}
 
 
+def child_arrow_alone(args) -> dict:
+    """The Arrow reader alone (row groups -> numpy -> tf.data), drained without a model."""
+    cfg = _config(args)
+    data = _load_data(args)
+    job = _job(args, cfg, data, in_memory_cache="off")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    from sparkdl_tune.executor.readers.arrow import ArrowReader
+    from sparkdl_tune.executor.worker import _set_threads
+
+    _set_threads(tf, job.threads)
+    reader = ArrowReader(list(data.splits["train"].files), workers=job.reader_workers,
+                         shuffle=True, seed=1, num_epochs=None, cur_shard=None,
+                         shard_count=None)
+    rows, seconds, cpu = data.rows("train"), [], []
+    try:
+        it = iter(reader.dataset())
+        for _ in range(cfg.training.epochs):
+            t, c, n = time.monotonic(), time.process_time(), 0
+            while n < rows:
+                n += len(next(it)[1])
+            seconds.append(time.monotonic() - t)
+            cpu.append(time.process_time() - c)
+        del it
+    finally:
+        reader.close()
+    return {"sps": _rate(rows, seconds), "epoch_seconds": seconds,
+            "cpu_per_epoch": statistics.median(cpu[1:])}
+
+
 CHILDREN = {
     "a": child_memory, "b": child_petastorm,
     "c": lambda a: child_stream(a, "off"), "d": lambda a: child_stream(a, "auto"),
+    "f-off": lambda a: child_stream(a, "off", "arrow"),
+    "f-auto": lambda a: child_stream(a, "auto", "arrow"),
+    "ra": child_arrow_alone,
     "e-off": lambda a: child_horovod(a, "off"), "e-auto": lambda a: child_horovod(a, "auto"),
     "r": child_stream_alone, "rp": lambda a: child_reader_alone(a, stock=False),
     "rs": lambda a: child_reader_alone(a, stock=True), "materialise": child_materialise,

@@ -23,8 +23,8 @@ def _prepared(spark, dataset, tmp_path):
     return training_data(spark, settings, read_manifest(str(dataset)))
 
 
-def _rows(spark, converter) -> list[tuple]:
-    df = spark.read.parquet(*converter.file_urls)
+def _rows(spark, split) -> list[tuple]:
+    df = spark.read.parquet(*split.files)
     return sorted((tuple(float(v) for v in r["features"]), float(r["label"]))
                   for r in df.collect())
 
@@ -34,7 +34,7 @@ def _stamps(folds) -> dict[str, int]:
     import os
 
     return {u: os.stat(u[len("file://"):]).st_mtime_ns
-            for f in folds for u in f.converters["validation"].file_urls}
+            for f in folds for u in f.splits["validation"].files}
 
 
 def test_folds_are_disjoint_cover_train_and_validation_and_are_reused(spark, tiny_tabular,
@@ -44,18 +44,18 @@ def test_folds_are_disjoint_cover_train_and_validation_and_are_reused(spark, tin
     data = _prepared(spark, tiny_tabular, tmp_path)
     folds = fold_data(spark, data, 3, seed=7)
     assert len(folds) == 3
-    everything = sorted(_rows(spark, data.converters["train"])
-                        + _rows(spark, data.converters["validation"]))
-    held = [_rows(spark, f.converters["validation"]) for f in folds]
+    everything = sorted(_rows(spark, data.splits["train"])
+                        + _rows(spark, data.splits["validation"]))
+    held = [_rows(spark, f.splits["validation"]) for f in folds]
     assert sorted(r for h in held for r in h) == everything  # every row in exactly one fold
     for i, fold in enumerate(folds):
-        assert len(fold.converters["validation"]) == len(held[i]) > 0
-        assert len(fold.converters["train"]) + len(held[i]) == len(everything)
-        fitted = _rows(spark, fold.converters["train"])
+        assert fold.splits["validation"].rows == len(held[i]) > 0
+        assert fold.splits["train"].rows + len(held[i]) == len(everything)
+        fitted = _rows(spark, fold.splits["train"])
         assert not set(fitted) & set(held[i])
         assert sorted(fitted + held[i]) == everything
-        assert fold.converters["test"] is data.converters["test"]
-        assert len(fold.converters["validation"].file_urls) >= 2  # a shard per Horovod rank
+        assert fold.splits["test"] is data.splits["test"]
+        assert len(fold.splits["validation"].files) >= 2  # a shard per Horovod rank
         assert fold.feature_names == data.feature_names and fold.input_dim == data.input_dim
     sizes = [len(h) for h in held]
     assert all(abs(n - len(everything) / 3) < 0.25 * len(everything) / 3 for n in sizes)
@@ -63,14 +63,14 @@ def test_folds_are_disjoint_cover_train_and_validation_and_are_reused(spark, tin
     stamps = _stamps(folds)
     again = fold_data(spark, data, 3, seed=7)
     assert _stamps(again) == stamps
-    assert [f.converters["validation"].file_urls for f in again] == \
-        [f.converters["validation"].file_urls for f in folds]
-    assert [len(f.converters["validation"]) for f in again] == sizes
+    assert [f.splits["validation"].files for f in again] == \
+        [f.splits["validation"].files for f in folds]
+    assert [f.splits["validation"].rows for f in again] == sizes
     # another k: new folds
-    assert fold_data(spark, data, 2, seed=7)[0].converters["validation"].file_urls != \
-        folds[0].converters["validation"].file_urls
+    assert fold_data(spark, data, 2, seed=7)[0].splits["validation"].files != \
+        folds[0].splits["validation"].files
     sub = folds[0].select(["f1", "f3"])  # a feature subset: columns of the same fold copies
-    assert sub.columns == (0, 2) and sub.input_dim == 2 and sub.converters is folds[0].converters
+    assert sub.columns == (0, 2) and sub.input_dim == 2 and sub.splits is folds[0].splits
 
 
 def test_too_many_folds_for_the_rows_is_a_config_error(spark, tiny_tabular, tmp_path):

@@ -170,3 +170,15 @@ def test_no_modules_import_each_other_in_a_circle():
     graph = {mod: {imp for imp in imps if imp in every and imp != mod and imp != "sparkdl_tune"}
              for mod, imps in every.items()}
     assert not circles(graph), circles(graph)
+
+
+def test_only_the_petastorm_reader_imports_petastorm():
+    """The driver materialises with Spark and hands executors plain file lists
+    (:class:`~sparkdl_tune.spec.data.SplitFiles`), so a platform without Petastorm only loses
+    that reader."""
+    every = modules_under(".")
+    wrong = {f"{mod} -> {imp}" for mod, imps in every.items() for imp in imps
+             if imp.split(".")[0] == "petastorm"
+             and mod != "sparkdl_tune.executor.readers.petastorm"}
+    assert not wrong, sorted(wrong)
+    assert any(i.startswith("petastorm") for i in every["sparkdl_tune.executor.readers.petastorm"])

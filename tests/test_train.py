@@ -1,4 +1,5 @@
-"""The train workflow on a real local[2] Spark, real Petastorm, Keras and MLflow (sqlite)."""
+"""The train workflow on a real local[2] Spark, real Petastorm (or Arrow), Keras and MLflow
+(sqlite)."""
 
 from __future__ import annotations
 
@@ -46,12 +47,12 @@ def test_train_in_process_logs_a_loadable_model(spark, tiny_dataset, tmp_path):
 
 def test_materialised_data_is_reused_while_unchanged(spark, tiny_dataset, tmp_path):
     cfg = load_config(None, overrides=train_overrides(tiny_dataset, tmp_path))
-    first = prepare_inputs(cfg, spark).data.converters["train"]
-    stamp = os.path.getmtime(first.file_urls[0][len("file://"):])
-    second = prepare_inputs(cfg, spark).data.converters["train"]
-    assert second.file_urls == first.file_urls
-    assert os.path.getmtime(second.file_urls[0][len("file://"):]) == stamp
-    assert len(second) == 270
+    first = prepare_inputs(cfg, spark).data.splits["train"]
+    stamp = os.path.getmtime(first.files[0][len("file://"):])
+    second = prepare_inputs(cfg, spark).data.splits["train"]
+    assert second.files == first.files
+    assert os.path.getmtime(second.files[0][len("file://"):]) == stamp
+    assert second.rows == 270
     names = sorted(os.listdir(tmp_path / "cache"))
     assert [n.split("-")[0] for n in names if not n.startswith(("validated", "."))] == \
         ["test", "train", "validation"]
@@ -72,10 +73,13 @@ def test_two_ranks(spark, tiny_dataset, tmp_path, backend):
     assert run.data.metrics["learning_rate"] == pytest.approx(2 * cfg.training.learning_rate)
 
 
-@pytest.mark.parametrize("cache", ["auto", "off"])
-def test_each_validation_pass_covers_the_whole_split(spark, tiny_dataset, tmp_path, cache):
+@pytest.mark.parametrize("cache,reader", [("auto", "petastorm"), ("off", "petastorm"),
+                                          ("off", "arrow")])
+def test_each_validation_pass_covers_the_whole_split(spark, tiny_dataset, tmp_path, cache,
+                                                     reader):
     """The last epoch's val metrics are those of the final weights on every validation row
-    (30 rows in batches of 8: a pass that stopped at whole batches would see 24)."""
+    (30 rows in batches of 8: a pass that stopped at whole batches would see 24), whichever
+    reader re-reads the Parquet for each pass (the cached path is the readers' own test)."""
     import pyarrow.parquet as pq
     import tensorflow as tf
 
@@ -83,11 +87,11 @@ def test_each_validation_pass_covers_the_whole_split(spark, tiny_dataset, tmp_pa
 
     cfg = load_config(None, overrides=train_overrides(
         tiny_dataset, tmp_path, training__batch_size=8, training__epochs=3,
-        data__in_memory_cache=cache))
+        data__in_memory_cache=cache, data__reader=reader))
     prepared = prepare_inputs(cfg, spark)
     result = fit(cfg, prepared, verbose=0)
     assert result.extra["cached_in_memory"] is (cache == "auto")
-    files = [u[len("file://"):] for u in prepared.data.converters["validation"].file_urls]
+    files = [u[len("file://"):] for u in prepared.data.splits["validation"].files]
     table = pq.ParquetDataset(files).read()
     x = np.stack(table.column("features").to_numpy(zero_copy_only=False)).astype(np.float32)
     y = table.column("label").to_numpy()

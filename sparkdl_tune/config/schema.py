@@ -10,11 +10,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Optional, Union
 
 from ..spec.engines import ENGINES
+from ..spec.readers import READERS
 from .model_spec import ModelSpec, TrainingSpec
 
-# execution.backend: the names come from the engine registry, so a new engine is valid here
-# (and listed in the loader's "not one of" message) without a second list.
+# execution.backend and data.reader: the names come from the registries, so a new engine or
+# reader is valid here (and listed in the loader's "not one of" message) without a second list.
 BackendName = Literal[tuple(ENGINES)]  # type: ignore[valid-type]
+READER_NAMES = tuple(READERS)
 
 
 @dataclass(frozen=True)
@@ -31,17 +33,20 @@ class SparkSettings:
 class DataSettings:
     """A prepared dataset (see :mod:`sparkdl_tune.driver.preparation`) and how training reads it.
 
-    ``cache_url`` is where Petastorm's materialised copy lives (default ``.cache/petastorm``
+    ``reader`` names the row-group reader of :mod:`sparkdl_tune.executor.readers`
+    (``petastorm``, or ``arrow``: pyarrow alone, for where Petastorm does not install).
+    ``cache_url`` is where the materialised copy lives (default ``.cache/petastorm``
     under the working directory; on a cluster a shared URL such as ``dbfs:/tmp/...``).
     ``feature_columns`` picks a subset of named feature columns (a search dimension).
     ``in_memory_cache``: ``auto`` keeps decoded batches in memory when the rank's shard fits
     in ``cache_max_mb``; ``off`` always streams from Parquet. ``row_group_mb`` is the Parquet
     row-group size as written (encoded; Fashion-MNIST's 1 MB holds about 1,000 rows, 3 MB
     decoded): the unit of reading, of per-epoch shuffling and of sharding among ranks.
-    ``reader_workers`` is the number of Petastorm reader threads per rank.
+    ``reader_workers`` is the number of reader threads per rank.
     """
 
     path: str = "data/fashion-mnist"
+    reader: Literal[READER_NAMES] = "petastorm"
     cache_url: Optional[str] = None
     feature_columns: Optional[tuple[str, ...]] = None
     reader_workers: int = 2

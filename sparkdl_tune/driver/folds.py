@@ -26,7 +26,7 @@ from dataclasses import replace
 
 from .. import logs
 from ..errors import ConfigError
-from ..spec.data import TrainingData
+from ..spec.data import SplitFiles, TrainingData
 from .materialise import (
     FEATURES,
     LABEL,
@@ -48,7 +48,7 @@ def fold_data(spark, data: TrainingData, k: int, seed: int = 42,
 
     Args:
         spark: The driver's SparkSession.
-        data: The prepared splits (train, validation, test converters).
+        data: The prepared splits (train, validation, test).
         k: Number of folds (``search.cv_folds``), 2 or more.
         seed: Seeds the fold assignment (``execution.seed``).
         min_files: At least this many Parquet files per fold (>= Horovod ranks).
@@ -58,17 +58,15 @@ def fold_data(spark, data: TrainingData, k: int, seed: int = 42,
         ConfigError: A fold would have fewer rows than ``min_files`` (too many folds for the
             rows of train+validation).
     """
-    from petastorm.spark.spark_dataset_converter import SparkDatasetConverter
-
-    train, val = data.converters["train"], data.converters["validation"]
-    total = len(train) + len(val)
+    train, val = data.splits["train"], data.splits["validation"]
+    total = train.rows + val.rows
     if total < k * min_files:
         raise ConfigError(f"search.cv_folds is {k} but train+validation has {total} rows, "
                           f"fewer than {min_files} per fold; lower search.cv_folds")
-    sources = list(train.file_urls) + list(val.file_urls)
-    root = train.cache_dir_url.rstrip("/").rsplit("/", 1)[0]
-    key = {"version": FORMAT_VERSION, "train": train.cache_dir_url,
-           "validation": val.cache_dir_url, "files": sources, "k": k, "seed": seed,
+    sources = list(train.files + val.files)
+    root = train.url.rstrip("/").rsplit("/", 1)[0]
+    key = {"version": FORMAT_VERSION, "train": train.url,
+           "validation": val.url, "files": sources, "k": k, "seed": seed,
            "min_files": min_files, "row_group_mb": row_group_mb}
     name = "folds-" + hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     url = f"{root}/{name}"
@@ -82,10 +80,9 @@ def fold_data(spark, data: TrainingData, k: int, seed: int = 42,
     files = [_parquet_files(spark, _fold_url(url, i)) for i in range(k)]
     for i in range(k):
         rest = [f for j in range(k) if j != i for f in files[j]]
-        fit = SparkDatasetConverter(url, rest, total - rows[i])
-        held = SparkDatasetConverter(_fold_url(url, i), files[i], rows[i])
-        folds.append(replace(data, converters={**data.converters, "train": fit,
-                                               "validation": held}))
+        fit = SplitFiles(url, rest, total - rows[i])
+        held = SplitFiles(_fold_url(url, i), files[i], rows[i])
+        folds.append(replace(data, splits={**data.splits, "train": fit, "validation": held}))
     return folds
 
 

@@ -1,6 +1,7 @@
-"""Driver side of the data path: a prepared dataset -> Petastorm converters, one per split.
+"""Driver side of the data path: a prepared dataset -> one :class:`SplitFiles` per split.
 
-Each split is materialised once as Parquet that Petastorm reads directly: features assembled
+Each split is materialised once, by Spark, as Parquet that every reader
+(:mod:`sparkdl_tune.executor.readers`) reads directly: features assembled
 into one ``float32`` array column, label cast for the task, rows shuffled once, row groups
 sized for sharding. The copy lives under ``data.cache_url`` in a folder named by a hash of
 everything it depends on (manifest, split files, format version), so runs and trials on
@@ -22,7 +23,7 @@ import uuid
 from .. import logs
 from ..config.schema import DataSettings
 from ..errors import ConfigError
-from ..spec.data import TrainingData
+from ..spec.data import SplitFiles, TrainingData
 from .dataset import SPLITS, Manifest, read_split, split_path
 
 log = logs.get("data")
@@ -35,7 +36,7 @@ DEFAULT_CACHE_DIR = ".cache/petastorm"
 
 def training_data(spark, settings: DataSettings, manifest: Manifest,
                   min_files: int = 2) -> TrainingData:
-    """Materialise (or reuse) every split and wrap each in a Petastorm converter.
+    """Materialise (or reuse) every split and describe each by its files and rows.
 
     Args:
         spark: The driver's SparkSession.
@@ -44,20 +45,16 @@ def training_data(spark, settings: DataSettings, manifest: Manifest,
         min_files: At least this many Parquet files per split (>= Horovod ranks, so every
             rank gets a shard).
     """
-    from petastorm.spark.spark_dataset_converter import SparkDatasetConverter
-
     _selected_features(settings, manifest)  # a bad selection fails here, before any copy
     layout = manifest.layout
     features = layout.features  # one copy of every feature: trials select their columns
     cache = cache_root(settings)
-    converters = {}
-    for split in SPLITS:
-        url, files, rows = _materialise(spark, settings, manifest, split, features, cache,
-                                        min_files)
-        converters[split] = SparkDatasetConverter(url, files, rows)
+    splits = {split: SplitFiles(*_materialise(spark, settings, manifest, split, features,
+                                              cache, min_files))
+              for split in SPLITS}
     named = layout.feature_kind != "array"
     input_dim = len(features) if named else manifest.num_features
-    data = TrainingData(converters=converters, input_dim=input_dim,
+    data = TrainingData(splits=splits, input_dim=input_dim,
                         num_classes=layout.num_classes, task=layout.task,
                         feature_names=tuple(features) if named else (),
                         class_names=tuple(layout.class_names or ()))
@@ -138,7 +135,7 @@ def _materialise(spark, settings, manifest, split, features, cache, min_files):
     # Shuffle once here, so every row group is a random sample: per-epoch shuffling then
     # only needs to reorder row groups and rows within them.
     shuffled = shuffled_once(df.select(x.alias(FEATURES), y.alias(LABEL)), files, seed=17)
-    log.info("data: materialising the %s split (%d rows) for Petastorm -> %s", split, rows, url)
+    log.info("data: materialising the %s split (%d rows) -> %s", split, rows, url)
     writer = (shuffled.write.option("parquet.block.size", settings.row_group_mb * 2**20)
               .option("compression", "uncompressed"))
     if not url.startswith("file://"):

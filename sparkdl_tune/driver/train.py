@@ -90,7 +90,8 @@ def make_job(cfg: Config, data, threads: int, verbose: int = 2):
         model=cfg.model, training=cfg.training, data=data, num_proc=ex.num_proc,
         backend=ex.backend,
         scale_learning_rate=ex.scale_learning_rate, threads=threads, seed=ex.seed,
-        reader_workers=cfg.data.reader_workers, shuffle=cfg.data.shuffle,
+        reader=cfg.data.reader, reader_workers=cfg.data.reader_workers,
+        shuffle=cfg.data.shuffle,
         in_memory_cache=cfg.data.in_memory_cache, cache_max_mb=cfg.data.cache_max_mb,
         verbose=verbose)
 

@@ -16,11 +16,11 @@ if TYPE_CHECKING:
 class stream:
     """Context manager: this rank's shard of one split as ``tf.data`` of (x, y) batches.
 
-    The reader (:mod:`sparkdl_tune.executor.readers`: Petastorm) delivers this rank's whole
-    row groups as numpy, in a new order every pass. In ``tf.data`` each row group's rows are
-    permuted (``tf.gather``) and ``rebatch`` re-cuts the groups to the batch size, all in C++.
-    When the shard fits the memory budget the decoded row groups are cached during the first
-    pass; later passes reshuffle the cached groups and their rows.
+    The reader the job names (:mod:`sparkdl_tune.executor.readers`: Petastorm or Arrow)
+    delivers this rank's whole row groups as numpy, in a new order every pass. In ``tf.data``
+    each row group's rows are permuted (``tf.gather``) and ``rebatch`` re-cuts the groups to
+    the batch size, all in C++. When the shard fits the memory budget the decoded row groups
+    are cached during the first pass; later passes reshuffle the cached groups and their rows.
 
     The training stream is endless (``fit`` counts steps). ``finite``: one pass, no cache
     (the test split). ``per_pass`` (the validation split): Keras starts a new iterator for
@@ -40,13 +40,13 @@ class stream:
         from .readers import make_reader
 
         job = self.job
-        converter = job.data.converters[self.split]
-        shard_bytes = len(converter) / self.size * (job.data.input_dim + 1) * 4
+        files = job.data.splits[self.split]
+        shard_bytes = files.rows / self.size * (job.data.input_dim + 1) * 4
         cached = not self.finite and _use_memory_cache(job, shard_bytes)
         shuffle = job.shuffle and self.split == "train"
         seed = job.seed + self.rank
         self.reader = make_reader(
-            converter.file_urls, workers=job.reader_workers, shuffle=shuffle,
+            list(files.files), name=job.reader, workers=job.reader_workers, shuffle=shuffle,
             seed=seed if shuffle else None,
             num_epochs=1 if (cached or self.finite or self.per_pass) else None,
             cur_shard=self.rank if self.size > 1 else None,

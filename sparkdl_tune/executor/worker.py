@@ -73,7 +73,7 @@ def _train(job: TrainJob, backend) -> tuple[RankReport, Optional[TrainResult]]:
     if training.time_limit_minutes:
         callbacks.append(_TimeLimit(tf, training.time_limit_minutes * 60, timer, backend))
     # no validation split (a final model trained on train+validation): no val_* metrics
-    validate = "validation" in job.data.converters
+    validate = "validation" in job.data.splits
     unfreezing = _unfreezing(tf, job, model, lr, backend, steps, validate)
     if unfreezing is not None:
         callbacks.append(unfreezing)
@@ -173,7 +173,7 @@ def _evaluate(job: TrainJob, model, scores: dict) -> tuple[dict, dict]:
                                                                     job.data.num_classes)
     with stream(job, "test", 0, 1, finite=True) as (test_ds, _):
         extra, details = evaluation.evaluate(model, test_ds, task, classes,
-                                             job.data.converters["train"].file_urls,
+                                             job.data.splits["train"].files,
                                              job.data.class_names)
     return {**extra, **scores}, details  # Keras' own values win where both have a name
 

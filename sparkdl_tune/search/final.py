@@ -164,8 +164,6 @@ def retrain(cfg: Config, prepared, space: SearchSpace, best: TrialRecord,
     """The best parameters, trained on train+validation with the final epoch budget."""
     from dataclasses import replace
 
-    from petastorm.spark.spark_dataset_converter import SparkDatasetConverter
-
     from ..config.loader import as_flat_dict, with_values
     from ..driver.train import fit
     from ..executor.models import rebuild
@@ -178,17 +176,15 @@ def retrain(cfg: Config, prepared, space: SearchSpace, best: TrialRecord,
     if reused is not None:
         return reused
     data = prepared.data
-    train, val = data.converters["train"], data.converters["validation"]
-    both = SparkDatasetConverter(train.cache_dir_url, list(train.file_urls) + list(val.file_urls),
-                                 len(train) + len(val))
+    both = data.splits["train"] + data.splits["validation"]
     # the validation rows are training rows now: measuring on them would only flatter the model
     # (no val_* metrics in the final run); test metrics alone describe it
-    converters = {k: v for k, v in data.converters.items() if k != "validation"}
-    combined = replace(data, converters={**converters, "train": both})
+    splits = {k: v for k, v in data.splits.items() if k != "validation"}
+    combined = replace(data, splits={**splits, "train": both})
     epochs = cfg.search.final_epochs or cfg.training.epochs
     budget = cfg.search.final_minutes
     if budget:
-        epochs = epochs_within(budget, epochs, best, len(both), prepared.spark, cfg)
+        epochs = epochs_within(budget, epochs, best, both.rows, prepared.spark, cfg)
     final_cfg = with_values(cfg, {**best.params,
                                   "training.epochs": epochs,
                                   "training.time_limit_minutes": budget,
@@ -197,7 +193,7 @@ def retrain(cfg: Config, prepared, space: SearchSpace, best: TrialRecord,
                                   "training.reduce_lr.enabled": False})
     final_cfg = _replayed_unfreezing(final_cfg, best)
     log.info("tune: retraining trial %d's parameters on train+validation (%d rows, %d epochs)",
-             best.number + 1, len(both), final_cfg.training.epochs)
+             best.number + 1, both.rows, final_cfg.training.epochs)
     with tracking.start_run(cfg.mlflow, f"{cfg.search.name}-final", parent_run_id=parent_id,
                             tags={TAG_KIND: KIND_FINAL, TAG_SEARCH: cfg.search.name}) as run:
         result = fit(final_cfg, prepared, verbose=2, data=combined)

@@ -7,8 +7,28 @@ from typing import Optional
 
 
 @dataclass(frozen=True)
+class SplitFiles:
+    """One materialised split: its folder ``url``, its Parquet ``files`` (URLs, in order) and
+    its ``rows``. Our own record rather than a reader library's handle, so any reader (see
+    :mod:`sparkdl_tune.executor.readers`) can read it and the driver needs no reader library
+    to build one."""
+
+    url: str
+    files: tuple[str, ...]
+    rows: int
+
+    def __post_init__(self):
+        object.__setattr__(self, "files", tuple(self.files))
+
+    def __add__(self, other: SplitFiles) -> SplitFiles:
+        """Both splits' files and rows as one (train+validation for a final model); the folder
+        stays this split's."""
+        return SplitFiles(self.url, self.files + other.files, self.rows + other.rows)
+
+
+@dataclass(frozen=True)
 class TrainingData:
-    """Picklable handle shipped to executors: one Petastorm converter per split.
+    """Picklable handle shipped to executors: the :class:`SplitFiles` of each split.
 
     The copy holds every feature column of the dataset (``feature_names``, in the order of
     the stored feature vector); a training on a subset of them (``data.feature_columns``, a
@@ -16,7 +36,7 @@ class TrainingData:
     positions of its features, when building batches (:meth:`select`).
     """
 
-    converters: dict  # split -> petastorm SparkDatasetConverter
+    splits: dict  # split name -> SplitFiles
     input_dim: int
     num_classes: Optional[int]
     task: str
@@ -25,7 +45,7 @@ class TrainingData:
     class_names: tuple = ()  # class i's name when the dataset knows it (the test details)
 
     def rows(self, split: str) -> int:
-        return len(self.converters[split])
+        return self.splits[split].rows
 
     def select(self, names) -> TrainingData:
         """This data reduced to the named feature columns (kept in the copy's order)."""

@@ -22,6 +22,7 @@ class TrainJob:
     scale_learning_rate: bool = True
     threads: int = 2
     seed: int = 42
+    reader: str = "petastorm"  # data.reader: a name in spec.readers.READERS
     reader_workers: int = 2
     shuffle: bool = True
     in_memory_cache: str = "auto"

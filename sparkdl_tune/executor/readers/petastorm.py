@@ -14,8 +14,12 @@ class PetastormReader:
     """This rank's row groups of ``urls`` as ``tf.data`` of ``(features, label)`` numpy
     pairs, one element per row group."""
 
-    def __init__(self, urls: list[str], **options):
-        self._reader = _make_reader(urls, **options)
+    def __init__(self, urls: list[str], *, workers: int, shuffle: bool, seed: Optional[int],
+                 num_epochs: Optional[int], cur_shard: Optional[int],
+                 shard_count: Optional[int]):
+        self._reader = _make_reader(urls, workers=workers, shuffle=shuffle, seed=seed,
+                                    num_epochs=num_epochs, cur_shard=cur_shard,
+                                    shard_count=shard_count)
 
     def dataset(self):
         import tensorflow as tf
@@ -110,6 +114,8 @@ def _fast_classes():
     from petastorm.workers_pool import thread_pool
     from petastorm.workers_pool.ventilator import ConcurrentVentilator
 
+    from .arrow import column_as_numpy
+
     def rebind(fn, **names):
         """``fn`` reading ``names`` from its module globals with the values given."""
         return types.FunctionType(fn.__code__, {**fn.__globals__, **names}, fn.__name__,
@@ -136,7 +142,7 @@ def _fast_classes():
                 return
             out = {}
             for name in names:
-                values = _column_as_numpy(table.column(name))
+                values = column_as_numpy(table.column(name))
                 if values is None:
                     values = convert_arrow_table_to_numpy_dict(table.select([name]),
                                                                self._schema)[name]
@@ -174,32 +180,6 @@ def _fast_classes():
 
     _FAST_CLASSES = (ReshufflingReader, FastArrowReaderWorker, QuietThreadPool)
     return _FAST_CLASSES
-
-
-def _column_as_numpy(column):
-    """A numeric column as a numpy vector, a fixed-length numeric list column as a matrix
-    (both without copying where Arrow allows); None for anything else."""
-    import numpy as np
-    import pyarrow as pa
-
-    arr = column.chunks[0] if column.num_chunks == 1 else column.combine_chunks()
-    if arr.null_count or len(arr) == 0:
-        return None
-    kind = arr.type
-    if pa.types.is_integer(kind) or pa.types.is_floating(kind):
-        return arr.to_numpy(zero_copy_only=False)
-    if not (pa.types.is_list(kind) or pa.types.is_large_list(kind)):
-        return None
-    if not (pa.types.is_integer(kind.value_type) or pa.types.is_floating(kind.value_type)):
-        return None
-    offsets = arr.offsets.to_numpy()
-    width = int(offsets[1] - offsets[0])
-    if not (np.diff(offsets) == width).all():
-        return None
-    values = arr.values.slice(int(offsets[0]), int(offsets[-1] - offsets[0]))
-    if values.null_count:
-        return None
-    return values.to_numpy(zero_copy_only=False).reshape(len(arr), width)
 
 
 def _features_and_label(batch):

@@ -1,0 +1,17 @@
+"""The row-group readers, by name: ``data.reader`` picks one.
+
+Named as ``"module:Class"`` strings, so this registry imports nothing: the config reads the
+valid names from it, and :mod:`sparkdl_tune.executor.readers` imports the chosen reader's
+module on the executor, on first use. A new reader is its module in
+``sparkdl_tune/executor/readers/`` plus one line here (``tests/test_readers.py`` holds it so).
+"""
+
+from __future__ import annotations
+
+READERS = {  # data.reader -> "module:class"
+    "petastorm": "sparkdl_tune.executor.readers.petastorm:PetastormReader",
+    "arrow": "sparkdl_tune.executor.readers.arrow:ArrowReader",
+}
+
+#: the keyword options every reader's constructor takes after ``urls``
+OPTIONS = ("workers", "shuffle", "seed", "num_epochs", "cur_shard", "shard_count")
