@@ -194,7 +194,8 @@ class SearchSettings:
     ``final_minutes`` caps the retrain's wall time: its epochs are cut to what the best trial's
     measured throughput says fits, and training stops before an epoch that would not.
     ``execution_mode``: ``parallel`` (SparkTrials, one in-process training per Spark task),
-    ``distributed`` (driver-side Trials, each trial a Horovod job of ``execution.num_proc``),
+    ``distributed`` (driver-side Trials, each trial a job of ``execution.num_proc`` ranks on
+    ``execution.backend``),
     or ``auto``. ``scheduler`` decides, from the per-epoch reports of running trials, which to
     stop early (``fifo``: none; ``asha``, ``hyperband``, ``median``: see ``pruning``); a stopped
     trial is recorded as *pruned*, with the epoch and score it reached. ``report`` writes plots and

@@ -3,8 +3,8 @@
 The trial trains one model per fold (:func:`sparkdl_tune.driver.folds.fold_data`: fold ``i``
 validates on the ``i``-th fold of train+validation and trains on the rest), at most ``slots``
 at a time in threads of the process that runs the trial (the Spark task of a ``parallel``
-search, the driver of a ``distributed`` one with ``execution.num_proc: 1``; a Horovod trial's
-folds run one after the other, as Horovod starts jobs only from the driver's main thread).
+search, the driver of a ``distributed`` one; a Horovod trial's folds run one after the other,
+as Horovod starts jobs only from the driver's main thread).
 Each fold is scored like a trial without folds (the best epoch value of ``search.metric``);
 the trial's score is the mean of the fold scores, and their standard deviation (population,
 ``ddof=0``) is recorded beside it. A failed fold fails the trial, naming the fold.

@@ -1,10 +1,11 @@
 """The hyperopt objective: one trial = one training with the trial's hyper-parameters.
 
 In ``parallel`` mode this runs inside a Spark task (SparkTrials ships it to an executor) and
-trains in-process there; in ``distributed`` mode it runs on the driver and launches a Horovod
-job. Either way it never raises for a failed trial: it returns hyperopt's ``fail`` status with
-the reason, so the search records it and goes on. With ``search.cv_folds`` a trial is k
-trainings, one per fold, and its score their mean (:mod:`sparkdl_tune.search.folds`).
+trains in-process there; in ``distributed`` mode it runs on the driver and launches a job of
+``execution.num_proc`` ranks on ``execution.backend``. Either way it never raises for a failed
+trial: it returns hyperopt's ``fail`` status with the reason, so the search records it and goes
+on. With ``search.cv_folds`` a trial is k trainings, one per fold, and its score their mean
+(:mod:`sparkdl_tune.search.folds`).
 """
 
 from __future__ import annotations

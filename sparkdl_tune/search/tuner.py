@@ -7,7 +7,8 @@ Driver side. The engine's own calls (``fmin``, SparkTrials, its trial store) are
    fails here, before any training;
 2. validate and materialise the dataset once (shared by every trial);
 3. pick the execution mode: ``parallel`` (SparkTrials, one in-process training per Spark task)
-   or ``distributed`` (driver-side Trials, each trial a Horovod job), and say why;
+   or ``distributed`` (driver-side Trials, each trial a multi-rank job of
+   ``execution.backend``: Horovod or a tf.distribute barrier stage), and say why;
 4. find the search's MLflow parent run by name: resume its finished trials, or start it;
 5. run hyperopt under the budget while :class:`~sparkdl_tune.search.monitor.Monitor` records each
    trial as it lands;
@@ -50,7 +51,7 @@ from .space import SearchSpace
 
 log = logs.get("tune")
 
-PARALLEL_MAX_SHARD_MB = 4096  # a train split bigger than this goes to Horovod trials
+PARALLEL_MAX_SHARD_MB = 4096  # a train split bigger than this goes to distributed trials
 TPE_STARTUP_TRIALS = 10  # random trials before TPE models the results (at most)
 
 
@@ -156,12 +157,12 @@ def choose_mode(cfg: Config, spark, data) -> tuple[str, int, int, str]:
     if s.execution_mode != "auto":
         mode, why = s.execution_mode, "as configured (search.execution_mode)"
     elif n > 1:
-        mode, why = "distributed", f"execution.num_proc={n} asks for Horovod trials"
+        mode, why = "distributed", f"execution.num_proc={n} asks for {n}-rank trials"
     elif available < 2:
         mode, why = "distributed", f"only {available} task slot: trials run one at a time"
     elif shard_mb > PARALLEL_MAX_SHARD_MB:
         mode, why = "distributed", (f"the train split ({shard_mb:.0f} MB) is too big for one "
-                                    "task: each trial is a Horovod job")
+                                    "task: each trial is a multi-rank job")
     else:
         mode, why = "parallel", (f"{available} task slots and a {shard_mb:.0f} MB train split "
                                  "that fits one task")
@@ -343,7 +344,8 @@ def _folds(cfg: Config, prepared, exec_mode: str, parallelism: int) -> tuple[lis
         return [], 1
     per_trial = parallelism if exec_mode == "parallel" else cfg.execution.num_proc
     at_once = slots_per_trial(k, slots(prepared.spark), per_trial,
-                              horovod=exec_mode == "distributed" and per_trial > 1)
+                              horovod=exec_mode == "distributed" and per_trial > 1
+                              and cfg.execution.backend == "horovod")
     data = fold_data(prepared.spark, prepared.data, k, seed=cfg.execution.seed,
                      min_files=max(2, cfg.execution.num_proc),
                      row_group_mb=cfg.data.row_group_mb)
