@@ -37,7 +37,7 @@ def test_the_config_takes_exactly_the_registry_names(monkeypatch):
         load_config(None, overrides=["execution.backend=tf_distributed"])
     line = str(err.value)
     assert "\n" not in line and "'execution.backend' is 'tf_distributed'" in line
-    assert "not one of: " + ", ".join(engines.ENGINES) in line
+    assert "not one of: " + ", ".join(["auto", *engines.ENGINES]) in line
     assert "did you mean 'tf_distribute'?" in line
 
 
@@ -70,3 +70,44 @@ def test_a_new_engine_is_its_module_plus_one_registry_line():
                          timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["gloo_test", "Backend", "sparkdl_tune.driver.launch.local"]
+
+
+def test_auto_picks_the_profiles_engine_and_reader():
+    """``auto`` is the first registry entry whose library is installed: Horovod and
+    Petastorm where they are (profile classic), else tf_distribute and Arrow (current)."""
+    cfg = load_config(None)
+    want_backend = "horovod" if engines.installed("horovod") else "tf_distribute"
+    want_reader = "petastorm" if engines.installed("petastorm") else "arrow"
+    assert (cfg.execution.backend, cfg.data.reader) == (want_backend, want_reader)
+
+
+MISSING_ENGINE = """
+from sparkdl_tune.spec import engines
+engines.ENGINES = {"absent": engines.Engine(  # an engine whose library is not installed, first
+    "sparkdl_tune.executor.backends.single:Backend", "sparkdl_tune.driver.launch.local:train",
+    library="sparkdl_tune_no_such_library"), **engines.ENGINES}
+from sparkdl_tune.cli import main
+import sys
+from sparkdl_tune.config.loader import load_config
+print(load_config(None).execution.backend)
+sys.exit(main(["train", sys.argv[1], "execution.backend=absent", "execution.num_proc=2"]))
+"""
+
+
+def test_an_engine_that_is_not_installed_is_skipped_by_auto_and_refused_by_name(tmp_path):
+    """Named explicitly on a platform without its library, an engine ends the command with
+    one line and exit 2 before Spark starts; ``auto`` passes over it."""
+    import subprocess
+    import sys
+
+    job = tmp_path / "job.yaml"
+    job.write_text(f"data:\n  path: {tmp_path / 'data'}\n")
+    out = subprocess.run([sys.executable, "-c", MISSING_ENGINE, str(job)],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert out.stdout.split()[0] in engines.ENGINES  # auto: not the absent one
+    lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, out.stderr
+    assert "execution.backend is 'absent' but sparkdl_tune_no_such_library is not installed" \
+        in lines[0] and "execution.backend=auto" in lines[0]
+    assert not (tmp_path / "spark-warehouse").exists() and not (tmp_path / "mlflow.db").exists()

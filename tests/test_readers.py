@@ -28,7 +28,7 @@ def test_the_registry_is_the_one_list_of_readers():
 
     folder = pathlib.Path(readers.__file__).parent
     modules = {p.stem for p in folder.glob("*.py") if p.stem != "__init__"}
-    assert modules == {v.split(":")[0].rpartition(".")[2] for v in readers.READERS.values()}
+    assert modules == {v.cls.split(":")[0].rpartition(".")[2] for v in readers.READERS.values()}
     for name in readers.READERS:
         cls = readers.reader_class(name)
         assert callable(getattr(cls, "dataset", None)) and callable(getattr(cls, "close", None))
@@ -38,7 +38,7 @@ def test_the_registry_is_the_one_list_of_readers():
         # the module imports nothing heavy at import time (its library is loaded on use)
         module = importlib.import_module(cls.__module__)
         assert module.__name__.startswith("sparkdl_tune.executor.readers.")
-    assert typing.get_args(_fields(DataSettings)["reader"]) == tuple(readers.READERS)
+    assert typing.get_args(_fields(DataSettings)["reader"]) == ("auto", *readers.READERS)
     with pytest.raises(ValueError, match="the readers are: petastorm, arrow"):
         readers.reader_class("feather")
 

@@ -9,14 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional, Union
 
-from ..spec.engines import ENGINES
+from ..spec.engines import ENGINES, first_installed
 from ..spec.readers import READERS
 from .model_spec import ModelSpec, TrainingSpec
 
 # execution.backend and data.reader: the names come from the registries, so a new engine or
 # reader is valid here (and listed in the loader's "not one of" message) without a second list.
-BackendName = Literal[tuple(ENGINES)]  # type: ignore[valid-type]
-READER_NAMES = tuple(READERS)
+# ``auto`` (the default) is the first of the registry that is installed: the profile's own.
+BackendName = Literal[("auto", *ENGINES)]  # type: ignore[valid-type]
+READER_NAMES = ("auto", *READERS)
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,8 @@ class DataSettings:
     """A prepared dataset (see :mod:`sparkdl_tune.driver.preparation`) and how training reads it.
 
     ``reader`` names the row-group reader of :mod:`sparkdl_tune.executor.readers`
-    (``petastorm``, or ``arrow``: pyarrow alone, for where Petastorm does not install).
+    (``petastorm``, or ``arrow``: pyarrow alone, for where Petastorm does not install);
+    ``auto``: Petastorm where it is installed (profile classic), else Arrow.
     ``cache_url`` is where the materialised copy lives (default ``.cache/petastorm``
     under the working directory; on a cluster a shared URL such as ``dbfs:/tmp/...``).
     ``feature_columns`` picks a subset of named feature columns (a search dimension).
@@ -46,7 +48,7 @@ class DataSettings:
     """
 
     path: str = "data/fashion-mnist"
-    reader: Literal[READER_NAMES] = "petastorm"
+    reader: Literal[READER_NAMES] = "auto"
     cache_url: Optional[str] = None
     feature_columns: Optional[tuple[str, ...]] = None
     reader_workers: int = 2
@@ -58,6 +60,8 @@ class DataSettings:
     def __post_init__(self):
         if self.reader_workers < 1 or self.row_group_mb < 1 or self.cache_max_mb < 0:
             raise ValueError("reader_workers and row_group_mb must be >= 1, cache_max_mb >= 0")
+        if self.reader == "auto":
+            object.__setattr__(self, "reader", first_installed(READERS, "data.reader"))
 
 
 @dataclass(frozen=True)
@@ -66,14 +70,15 @@ class ExecutionSettings:
 
     ``backend`` is the engine that joins the ranks (:mod:`sparkdl_tune.spec.engines`):
     ``horovod`` (Horovod over Gloo) or ``tf_distribute`` (a Spark barrier stage running
-    TensorFlow's MultiWorkerMirroredStrategy). ``scale_learning_rate`` multiplies the learning
+    TensorFlow's MultiWorkerMirroredStrategy); ``auto``: Horovod where it is installed
+    (profile classic), else tf_distribute. ``scale_learning_rate`` multiplies the learning
     rate by the number of ranks (the usual rule for a global batch ``N`` times larger).
     ``threads_per_proc`` caps TensorFlow's threads per rank (default: the host's cores shared
     among its ranks).
     """
 
     num_proc: int = 1
-    backend: BackendName = "horovod"
+    backend: BackendName = "auto"
     scale_learning_rate: bool = True
     threads_per_proc: Optional[int] = None
     seed: int = 42
@@ -82,6 +87,8 @@ class ExecutionSettings:
     def __post_init__(self):
         if self.num_proc < 1:
             raise ValueError(f"num_proc is {self.num_proc}; use 1 (in-process) or more")
+        if self.backend == "auto":
+            object.__setattr__(self, "backend", first_installed(ENGINES, "execution.backend"))
 
 
 @dataclass(frozen=True)

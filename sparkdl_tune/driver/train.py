@@ -72,6 +72,22 @@ def check_writable(cfg: Config, search: bool = False) -> None:
     check_store(cfg.mlflow)
 
 
+def check_installed(cfg: Config) -> None:
+    """The chosen reader, and the engine of a multi-rank training, can be imported here: a
+    ``horovod`` named on a platform without Horovod ends the command before Spark starts."""
+    from ..spec import engines, readers
+
+    wanted = [("data.reader", cfg.data.reader, readers.READERS)]
+    if cfg.execution.num_proc > 1:
+        wanted.append(("execution.backend", cfg.execution.backend, engines.ENGINES))
+    for key, name, registry in wanted:
+        library = registry[name].library
+        if not engines.installed(library):
+            raise ConfigError(f"{key} is {name!r} but {library} is not installed in this "
+                              f"environment; set {key}=auto (here: "
+                              f"{engines.first_installed(registry, key)}) or install {library}")
+
+
 def check_task(cfg: Config, manifest) -> None:
     if cfg.model.task != manifest.layout.task:
         raise ConfigError(f"model.task is {cfg.model.task!r} but the dataset at "
@@ -132,6 +148,7 @@ def train(cfg: Config, spark=None, run_name: Optional[str] = None) -> dict[str, 
 
     started = time.monotonic()
     check_writable(cfg)  # before the store is created and Spark starts
+    check_installed(cfg)
     where = tracking.setup(cfg.mlflow)  # a wrong tracking URI fails before the data is read
     prepared = prepare_inputs(cfg, spark)
     name = run_name or f"train-{cfg.model.architecture}"

@@ -183,7 +183,7 @@ def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str,
         space: A :class:`SearchSpace` built in Python; default: the config's
             ``search.space`` / ``search.space_file``.
     """
-    from ..driver.train import check_writable, prepare_inputs
+    from ..driver.train import check_installed, check_writable, prepare_inputs
     from ..tracking import store as tracking
     from ..tracking.results import log_space, usage_of
     from .algorithms import DESIGNS, make_algo, make_design
@@ -211,6 +211,7 @@ def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str,
     baseline.check(cfg)  # search.baseline: its keys and values, before any training
     cv_check(s)  # search.cv_folds: settings it cannot go with, before any training
     check_writable(cfg, search=True)  # output folder, cache, store: before any of them is used
+    check_installed(cfg)
     tracking.setup(cfg.mlflow)
     from ..tracking.resume import count_trials, find_search, finished_trials
     from .definition import check, definition, to_tag

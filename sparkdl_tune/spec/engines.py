@@ -19,14 +19,17 @@ from dataclasses import dataclass
 class Engine:
     backend: str   # "module:Class", a subclass of sparkdl_tune.executor.backends.single.Backend
     launcher: str  # "module:function", called as launcher(spark, job, start_timeout)
+    library: str = "tensorflow"  # the package it needs beyond the profile's own set
 
 
 SINGLE = Engine("sparkdl_tune.executor.backends.single:Backend",
                 "sparkdl_tune.driver.launch.local:train")
 
+# in order of preference: ``execution.backend: auto`` is the first whose library is installed
+# (Horovod on the classic profile, tf_distribute on the current one, where Horovod does not build)
 ENGINES: dict[str, Engine] = {
     "horovod": Engine("sparkdl_tune.executor.backends.horovod:HorovodBackend",
-                      "sparkdl_tune.driver.launch.horovod:train"),
+                      "sparkdl_tune.driver.launch.horovod:train", library="horovod"),
     "tf_distribute": Engine("sparkdl_tune.executor.backends.tf_distribute:TFDistributeBackend",
                             "sparkdl_tune.driver.launch.barrier:train"),
 }
@@ -35,6 +38,25 @@ ENGINES: dict[str, Engine] = {
 def engine(name: str, num_proc: int = 2) -> Engine:
     """The engine of ``execution.backend: name`` (``SINGLE`` for one rank)."""
     return SINGLE if num_proc <= 1 else ENGINES[name]
+
+
+def installed(library: str) -> bool:
+    """Whether ``library`` can be imported here (looked up, not imported: cheap)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(library) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def first_installed(registry: dict, setting: str) -> str:
+    """The first name of ``registry`` whose ``library`` is installed: what ``auto`` means."""
+    for name, entry in registry.items():
+        if installed(entry.library):
+            return name
+    raise ValueError(f"{setting}: none of {', '.join(registry)} is installed here; install "
+                     f"one of {', '.join(e.library for e in registry.values())}")
 
 
 def resolve(ref: str):

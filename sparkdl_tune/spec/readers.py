@@ -8,9 +8,20 @@ module on the executor, on first use. A new reader is its module in
 
 from __future__ import annotations
 
-READERS = {  # data.reader -> "module:class"
-    "petastorm": "sparkdl_tune.executor.readers.petastorm:PetastormReader",
-    "arrow": "sparkdl_tune.executor.readers.arrow:ArrowReader",
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Reader:
+    cls: str      # "module:Class" under sparkdl_tune/executor/readers/
+    library: str  # the package it reads with
+
+
+# in order of preference: ``data.reader: auto`` is the first whose library is installed
+# (Petastorm on the classic profile, Arrow on the current one, where Petastorm does not import)
+READERS = {
+    "petastorm": Reader("sparkdl_tune.executor.readers.petastorm:PetastormReader", "petastorm"),
+    "arrow": Reader("sparkdl_tune.executor.readers.arrow:ArrowReader", "pyarrow"),
 }
 
 #: the keyword options every reader's constructor takes after ``urls``

@@ -22,7 +22,7 @@ def reader_class(name: str) -> type:
     """The class registered as ``name`` (imported now)."""
     if name not in READERS:
         raise ValueError(f"unknown reader {name!r}; the readers are: {', '.join(READERS)}")
-    module, _, cls = READERS[name].partition(":")
+    module, _, cls = READERS[name].cls.partition(":")
     return getattr(importlib.import_module(module), cls)
 
 
