@@ -184,6 +184,7 @@ def test_a_builder_written_with_import_keras_trains_rebuilds_and_loads(tmp_path)
     from sparkdl_tune.executor.models import build_model, rebuild
     from sparkdl_tune.spec.result import TrainResult
     from sparkdl_tune.tracking import store
+    from sparkdl_tune.tracking.model import load_model, log_training
 
     cfg = load_config(None, overrides=["model.builder=examples.keras_builders:keras_mlp",
                                        "model.params.width=8", "model.params.blocks=1"])
@@ -200,7 +201,7 @@ def test_a_builder_written_with_import_keras_trains_rebuilds_and_loads(tmp_path)
     np.testing.assert_allclose(rebuild(result).predict(x[:4], verbose=0), expected, rtol=1e-6)
     settings = MlflowSettings(tracking_uri=f"sqlite:///{tmp_path / 'm.db'}", experiment="keras")
     with store.start_run(settings, "keras-builder"):
-        out = store.log_training(result, {})
-    loaded = store.load_model(out["model_uri"])
+        out = log_training(result, rebuild(result), {})
+    loaded = load_model(out["model_uri"])
     assert loaded.get_layer("scale").__class__.__name__ == "Scale"
     np.testing.assert_allclose(loaded.predict(x[:4], verbose=0), expected, rtol=1e-6)
