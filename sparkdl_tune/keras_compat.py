@@ -15,7 +15,7 @@ import contextlib
 import functools
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def keras_major() -> int:
     """The major version of the Keras that ``tf.keras`` is here: 2 (classic) or 3 (current).
 

@@ -58,9 +58,9 @@ def log_training(result: TrainResult, model, params: Mapping[str, Any],
     log_evaluation(result.extra.get("evaluation"), run_id, last)  # per-class, confusion matrix
     example = np.random.default_rng(0).random((EXAMPLE_ROWS, result.input_dim), dtype=np.float32)
     signature = infer_signature(example, model(example, training=False).numpy())
-    logged = dict(name=MODEL_NAME, signature=signature, input_example=example,
-                  registered_model_name=register_name, pip_requirements=_pip_requirements(),
-                  run_id=run_id, step=last)
+    logged = {"name": MODEL_NAME, "signature": signature, "input_example": example,
+              "registered_model_name": register_name, "pip_requirements": _pip_requirements(),
+              "run_id": run_id, "step": last}
     with muted():
         if _keras3():  # the keras flavour; its log_model takes no run_id, Model.log does
             import mlflow.keras
