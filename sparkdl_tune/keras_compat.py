@@ -24,7 +24,10 @@ def keras_major() -> int:
     """
     import tensorflow as tf
 
-    return int(str(tf.keras.__version__).split(".", 1)[0])
+    # Keras 3 has keras.version(); tf-keras has __version__; TF 2.15's tf.keras has neither
+    version = getattr(tf.keras, "version", None)
+    version = version() if callable(version) else getattr(tf.keras, "__version__", "2")
+    return int(str(version).split(".", 1)[0])
 
 
 def optimizers(tf, legacy: bool = False):
