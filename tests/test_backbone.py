@@ -87,8 +87,6 @@ def test_each_keras_application_builds_from_a_local_weights_file(arch, keras_cla
     assert again.count_params() == net.count_params()
 
 
-@pytest.mark.requires_petastorm
-@pytest.mark.requires_horovod
 def test_progressive_unfreezing_in_a_real_training(spark, tiny_dataset, cnn_file, tmp_path):
     """patience 0: a step after every epoch, up to max_unfrozen 2 blocks; lr x 0.1 per step.
     Two Horovod ranks: both recompile after the same epochs (rank 0 decides)."""
@@ -121,7 +119,6 @@ def test_progressive_unfreezing_in_a_real_training(spark, tiny_dataset, cnn_file
     assert changed == {"dense_0": True, "conv_1": True, "conv_0": False}
 
 
-@pytest.mark.requires_petastorm
 def test_a_tune_on_a_registered_model_backbone(spark, tiny_dataset, cnn_file, tmp_path):
     """Pretrain and register a CNN, then tune a head on ``models:/name/1`` (named only in the
     space: the driver ships it all the same) in parallel mode with trainable_layers searched;
@@ -191,7 +188,6 @@ def test_an_unknown_output_layer_exits_2(spark, tiny_dataset, cnn_file, tmp_path
     assert "conv_1" in err[0]
 
 
-@pytest.mark.requires_petastorm
 def test_a_backbone_file_missing_from_the_space_exits_2_before_training(spark, tiny_dataset,
                                                                         cnn_file, tmp_path,
                                                                         capsys):

@@ -23,7 +23,6 @@ def _trials(tmp_path, parent_run_id):
     return child_runs(tmp_path, parent_run_id)
 
 
-@pytest.mark.requires_petastorm
 def test_example_builder_is_tuned_in_parallel_and_its_final_model_loads(spark, tiny_dataset,
                                                                          tmp_path):
     import sparkdl_tune as sdt
@@ -50,7 +49,6 @@ def test_example_builder_is_tuned_in_parallel_and_its_final_model_loads(spark, t
     assert probs.shape == (3, 10) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-4)
 
 
-@pytest.mark.requires_petastorm
 def test_a_failing_builder_fails_its_trial_only(spark, tiny_tabular, tmp_path):
     space = {"model.params.width": {"choice": [8, 16, 4]}}
     cfg = load_config(None, overrides=tune_overrides(
