@@ -1,5 +1,13 @@
 # make demo / make test set up everything they need first (scripts/setup.sh is idempotent).
+# PROFILE=classic (default: .venv, constraints.txt) or PROFILE=current (.venv-current,
+# constraints-current.txt); see README "Pinned versions". VENV overrides the folder.
+PROFILE ?= classic
+ifeq ($(PROFILE),current)
+VENV ?= .venv-current
+else
 VENV ?= .venv
+endif
+export PROFILE VENV
 PY := $(VENV)/bin/python
 DEMO_OUT ?= out/demo
 

@@ -1,24 +1,27 @@
 #!/usr/bin/env bash
 # The main job on embedded defaults: prepare Fashion-MNIST (kept between runs), then tune an
 # MLP (about 10 minutes on 2 cores), retrain the best and print the summary. Rerunning with the
-# same DEMO_SEARCH name resumes or, when finished, just prints the result.
+# same DEMO_SEARCH name resumes or, when finished, just prints the result. VENV is the profile's
+# environment (make sets it: .venv, or .venv-current with PROFILE=current); Spark's local Python
+# workers run that venv's interpreter (sparkdl_tune.driver.session sets PYSPARK_PYTHON).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-out/demo}
 DATA=${DEMO_DATA:-data/fashion-mnist}
-CLI=.venv/bin/sparkdl-tune
+VENV=${VENV:-.venv}
+CLI=$VENV/bin/sparkdl-tune
 mkdir -p "$OUT"
 
 if [ -f "$DATA/manifest.json" ]; then
   echo "[demo] dataset already prepared at $DATA (delete it to prepare again)"
-  $CLI validate --dataset "$DATA"
+  "$CLI" validate --dataset "$DATA"
 else
   echo "[demo] preparing Fashion-MNIST -> $DATA"
-  $CLI prepare fashion-mnist --out "$DATA" > "$OUT/manifest.json"
+  "$CLI" prepare fashion-mnist --out "$DATA" > "$OUT/manifest.json"
 fi
 cp "$DATA/manifest.json" "$OUT/manifest.json"
 echo "[demo] manifest ($OUT/manifest.json):"
-.venv/bin/python - "$OUT/manifest.json" <<'PY'
+"$VENV/bin/python" - "$OUT/manifest.json" <<'PY'
 import json, sys
 m = json.load(open(sys.argv[1]))
 print(f"  layout: {m['layout']['feature_kind']} '{m['layout']['features'][0]}' x {m['num_features']},"
@@ -31,9 +34,9 @@ PY
 
 SEARCH=${DEMO_SEARCH:-fashion-mlp-demo}
 echo "[demo] tuning search '$SEARCH' (conf/jobs/fashion_tune.yaml; MLflow store ./mlflow.db)"
-$CLI tune conf/jobs/fashion_tune.yaml data.path="$DATA" search.name="$SEARCH" \
+"$CLI" tune conf/jobs/fashion_tune.yaml data.path="$DATA" search.name="$SEARCH" \
   search.output_dir="$OUT/tune" > "$OUT/tune-summary.json"
-.venv/bin/python - "$OUT/tune-summary.json" <<'PY'
+"$VENV/bin/python" - "$OUT/tune-summary.json" "$VENV" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))  # stdout of tune is exactly one JSON document
 print(f"[demo] search '{s['search']}': {s.get('trials')} trials ({s.get('failed')} failed), "
@@ -45,5 +48,5 @@ if final:
     print(f"[demo] final model (train+validation, {final.get('epochs')} epochs): "
           + ", ".join(f"{k} {v:.4f}" for k, v in final.get("test_metrics", {}).items()))
     print(f"[demo] model {final.get('model_uri')} in MLflow run {final.get('run_id')}")
-print(f"[demo] summary: {sys.argv[1]}; browse runs with: .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db")
+print(f"[demo] summary: {sys.argv[1]}; browse runs with: {sys.argv[2]}/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db")
 PY

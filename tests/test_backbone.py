@@ -65,7 +65,7 @@ def test_each_keras_application_builds_from_a_local_weights_file(arch, keras_cla
 
     reference = getattr(tf.keras.applications, keras_class)(
         include_top=False, weights=None, input_shape=(32, 32, 3), pooling="avg")
-    weights = tmp_path / f"{arch}.h5"
+    weights = tmp_path / f"{arch}.weights.h5"  # the name Keras 3 asks of save_weights
     reference.save_weights(weights)
     cfg = load_config(None, overrides=_backbone(arch, f"model.backbone.weights={weights}",
                                                 "model.input_shape=[28,28,1]",

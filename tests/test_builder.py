@@ -172,3 +172,34 @@ def test_a_notebook_builder_rerun_resumes_its_search_and_an_edited_one_is_refuse
         tune(with_values(cfg, {"model.builder": edited}), spark)
     assert "model.builder" in str(refused.value) and "new search.name" in str(refused.value)
     assert len(_trials(tmp_path, first["parent_run_id"])) == 2  # nothing trained meanwhile
+
+
+def test_a_builder_written_with_import_keras_trains_rebuilds_and_loads(tmp_path):
+    """examples/keras_builders.py (``import keras``, a registered custom layer) on this
+    profile's Keras: compiled by the package, trained, rebuilt from JSON the way results reach
+    the driver, and logged to and loaded from MLflow with the custom layer."""
+    from sparkdl_tune.config.schema import MlflowSettings
+    from sparkdl_tune.executor.models import build_model, rebuild
+    from sparkdl_tune.spec.result import TrainResult
+    from sparkdl_tune.tracking import store
+    from sparkdl_tune.tracking.model import load_model, log_training
+
+    cfg = load_config(None, overrides=["model.builder=examples.keras_builders:keras_mlp",
+                                       "model.params.width=8", "model.params.blocks=1"])
+    net = build_model(cfg.model, cfg.training, 12, 3, seed=0)
+    rng = np.random.default_rng(0)
+    x, y = rng.random((32, 12), dtype=np.float32), np.arange(32) % 3
+    history = net.fit(x, y, epochs=2, batch_size=8, verbose=0).history
+    assert len(history["loss"]) == 2 and np.isfinite(history["loss"]).all()
+    assert net.get_layer("scale").__class__.__name__ == "Scale"
+    result = TrainResult(history=history, test_metrics={}, epochs_run=2, wall_seconds=1.0,
+                         samples_per_second=1.0, num_proc=1, learning_rate=1e-3, input_dim=12,
+                         model_json=net.to_json(), weights=net.get_weights())
+    expected = net.predict(x[:4], verbose=0)
+    np.testing.assert_allclose(rebuild(result).predict(x[:4], verbose=0), expected, rtol=1e-6)
+    settings = MlflowSettings(tracking_uri=f"sqlite:///{tmp_path / 'm.db'}", experiment="keras")
+    with store.start_run(settings, "keras-builder"):
+        out = log_training(result, rebuild(result), {})
+    loaded = load_model(out["model_uri"])
+    assert loaded.get_layer("scale").__class__.__name__ == "Scale"
+    np.testing.assert_allclose(loaded.predict(x[:4], verbose=0), expected, rtol=1e-6)

@@ -54,6 +54,7 @@ def train_two_ranks(spark, dataset, workdir, backend="horovod") -> dict:
 # --- in-process checks --------------------------------------------------------------------
 
 
+@pytest.mark.requires_horovod
 def test_pinning_takes_the_addresses_horovod_passes_from_the_spark_task(monkeypatch):
     from horovod.spark.task import task_info
     from pyspark.resource import ResourceInformation

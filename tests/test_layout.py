@@ -13,7 +13,7 @@ import sparkdl_tune
 PACKAGE = pathlib.Path(sparkdl_tune.__file__).parent
 # leaves both sides may import: they import nothing of the package's but each other
 SHARED = {"sparkdl_tune", "sparkdl_tune.errors", "sparkdl_tune.logs", "sparkdl_tune.files",
-          "sparkdl_tune.config", "sparkdl_tune.config.model_spec"}
+          "sparkdl_tune.config", "sparkdl_tune.config.model_spec", "sparkdl_tune.keras_compat"}
 HEAVY = {"tensorflow", "keras", "pyspark", "py4j", "mlflow", "horovod", "hyperopt"}
 
 

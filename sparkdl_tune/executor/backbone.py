@@ -83,7 +83,8 @@ def load_trunk(tf, spec: BackboneSpec, image: Optional[tuple[int, ...]],
                                                        input_shape=size, pooling="avg")
         if spec.mode != "scratch":
             net.load_weights(local_path(spec.weights))
-        return tf.keras.Model(net.inputs, net.outputs, name=NAME)
+        # .output, not .outputs: Keras 3 keeps a list of one as a list when the model is called
+        return tf.keras.Model(net.inputs, net.output, name=NAME)
     from .compilation import custom_objects
 
     base = tf.keras.models.load_model(local_path(spec.source), compile=False,
@@ -100,7 +101,7 @@ def load_trunk(tf, spec: BackboneSpec, image: Optional[tuple[int, ...]],
     trunk = tf.keras.Model(base.inputs, out, name=NAME)
     if spec.mode == "scratch":  # the same network, fresh weights from its initializers
         trunk = tf.keras.models.clone_model(trunk, clone_function=_reseeded(seed))
-        trunk = tf.keras.Model(trunk.inputs, trunk.outputs, name=NAME)
+        trunk = tf.keras.Model(trunk.inputs, trunk.output, name=NAME)
     return trunk
 
 

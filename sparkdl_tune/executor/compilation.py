@@ -47,7 +47,8 @@ def make_optimizer(training: TrainingSpec, learning_rate: Optional[float] = None
     Args:
         training: Supplies the optimizer name, learning rate, momentum and nesterov flag.
         learning_rate: Overrides ``training.learning_rate``.
-        legacy: Use the ``tf.keras.optimizers.legacy`` class of the same name.
+        legacy: Use Keras 2's ``tf.keras.optimizers.legacy`` class of the same name (Keras 3
+            has one family: the plain class).
         total_steps: Steps the cosine schedule decays over; required for
             ``lr_schedule: cosine``.
 
@@ -70,8 +71,9 @@ def make_optimizer(training: TrainingSpec, learning_rate: Optional[float] = None
         kwargs.update(momentum=training.momentum, nesterov=training.nesterov)
     elif training.optimizer == "rmsprop":
         kwargs["momentum"] = training.momentum
-    module = tf.keras.optimizers.legacy if legacy else tf.keras.optimizers
-    return getattr(module, _OPTIMIZER_CLASSES[training.optimizer])(**kwargs)
+    from ..keras_compat import optimizers
+
+    return getattr(optimizers(tf, legacy), _OPTIMIZER_CLASSES[training.optimizer])(**kwargs)
 
 
 def custom_objects() -> dict[str, Callable]:

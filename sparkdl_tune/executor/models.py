@@ -55,7 +55,8 @@ def build_model(
         seed: Seeds every initializer and dropout layer, so two builds are identical.
         wrap_optimizer: Called with the optimizer before compiling, e.g.
             ``hvd.DistributedOptimizer``.
-        legacy_optimizer: Use ``tf.keras.optimizers.legacy`` classes (for older Horovod).
+        legacy_optimizer: Use Keras 2's ``tf.keras.optimizers.legacy`` classes (for older
+            Horovod); Keras 3 has no others (:func:`sparkdl_tune.keras_compat.optimizers`).
         total_steps: Optimizer steps of the whole fit, for ``training.lr_schedule: cosine``.
 
     Returns:

@@ -5,10 +5,11 @@ epochs (or after the epochs of ``unfreeze_at``), the next ``unfreeze_layers`` bl
 backbone become trainable and the learning rate is multiplied by ``unfreeze_lr_factor``; until
 ``max_unfrozen`` blocks train, or the epochs run out. A change of what trains needs a new
 compile; it is done inside ``fit`` (a fresh optimizer at the new rate, the train step retraced
-with ``make_train_function(force=True)``), so every other callback (Horovod's, per-epoch reports
-to the driver, time limits) sees one ``fit``. With several ranks every rank takes rank 0's
-decision. Each epoch's logs gain ``backbone_unfrozen`` (blocks that trained in it) and ``lr``;
-a search's final retrain reads the best trial's steps from them (:func:`steps_of`).
+by :func:`sparkdl_tune.keras_compat.retrace_train_step`), so every other callback (Horovod's,
+per-epoch reports to the driver, time limits) sees one ``fit``. With several ranks every rank
+takes rank 0's decision. Each epoch's logs gain ``backbone_unfrozen`` (blocks that trained in
+it) and ``lr``; a search's final retrain reads the best trial's steps from them
+(:func:`steps_of`).
 """
 
 from __future__ import annotations

@@ -136,6 +136,7 @@ def _unfreezing(tf, job: TrainJob, model, lr: float, backend, steps: int, valida
     spec = job.model.backbone
     if spec is None or spec.mode != "progressive":
         return None
+    from ..keras_compat import retrace_train_step
     from .compilation import (
         keras_loss,
         keras_metric,
@@ -157,7 +158,7 @@ def _unfreezing(tf, job: TrainJob, model, lr: float, backend, steps: int, valida
             model.compile(optimizer=wrap(optimizer) if wrap else optimizer,
                           loss=keras_loss(tf, head.loss),
                           metrics=[keras_metric(tf, m) for m in metrics])
-        model.make_train_function(force=True)
+        retrace_train_step(model, backend.scope)
 
     return callback(tf, spec, model, lr, recompile, backend, validate)
 

@@ -2,7 +2,9 @@
 (:func:`log_training`), and loaded back (:func:`load_model`).
 
 Above :mod:`.store` (runs, params, metrics) and :mod:`.results` (evaluation artifacts): the one
-tracking module that knows the model flavour. It takes the Keras model it logs from the
+tracking module that knows the model flavour: ``mlflow.tensorflow`` where ``tf.keras`` is
+Keras 2 (profile classic), MLflow's Keras 3 flavour ``mlflow.keras`` (a ``.keras`` file) where
+it is Keras 3 (profile current). It takes the Keras model it logs from the
 caller (the driver rebuilds it from the result), so tracking imports no executor code.
 """
 
@@ -31,7 +33,7 @@ def log_training(result: TrainResult, model, params: Mapping[str, Any],
     ``wall_seconds``, ``samples_per_second``, ``epochs_run``, ``num_proc`` and
     ``learning_rate`` at the last epoch's step. The model (the result's network, rebuilt on the
     driver by :func:`sparkdl_tune.executor.models.rebuild`) is logged with a signature (float32
-    ``(-1, input_dim)`` in, predictions out) and a small input example.
+    ``(-1, input_dim)`` in, predictions out) and, under Keras 2, a small input example.
 
     Args:
         result: What the training returned.
@@ -44,7 +46,6 @@ def log_training(result: TrainResult, model, params: Mapping[str, Any],
         ``{"run_id", "model_uri", "registered_version"}``; the version is None when not
         registered. ``model_uri`` loads with :func:`load_model`.
     """
-    import mlflow.tensorflow
     import numpy as np
     from mlflow.models import infer_signature
 
@@ -57,11 +58,22 @@ def log_training(result: TrainResult, model, params: Mapping[str, Any],
     log_evaluation(result.extra.get("evaluation"), run_id, last)  # per-class, confusion matrix
     example = np.random.default_rng(0).random((EXAMPLE_ROWS, result.input_dim), dtype=np.float32)
     signature = infer_signature(example, model(example, training=False).numpy())
+    logged = {"name": MODEL_NAME, "signature": signature, "input_example": example,
+              "registered_model_name": register_name, "pip_requirements": _pip_requirements(),
+              "run_id": run_id, "step": last}
     with muted():
-        info = mlflow.tensorflow.log_model(
-            model, name=MODEL_NAME, signature=signature, input_example=example,
-            registered_model_name=register_name, pip_requirements=_pip_requirements(),
-            run_id=run_id, step=last)
+        if _keras3():  # the keras flavour; its log_model takes no run_id, Model.log does
+            import mlflow.keras
+            from mlflow.models import Model
+
+            # It fails to write an input example (mlflow issue 16183: no folder for it yet);
+            # the signature still gives the input's schema to serving and spark_udf.
+            logged.pop("input_example")
+            info = Model.log(artifact_path=None, flavor=mlflow.keras, model=model, **logged)
+        else:
+            import mlflow.tensorflow
+
+            info = mlflow.tensorflow.log_model(model, **logged)
     version = getattr(info, "registered_model_version", None)  # MLflow prints "Created version"
     return {"run_id": run_id, "model_uri": info.model_uri,
             "registered_version": int(version) if version is not None else None}
@@ -76,12 +88,22 @@ def load_model(model_uri: str, settings: Optional[MlflowSettings] = None):
     this process. For framework-free inference, ``mlflow.pyfunc.load_model(uri).predict(x)``
     with a float32 ``np.ndarray`` of shape ``(n, input_dim)`` also works.
     """
-    import mlflow.tensorflow
-
     if settings is not None:
         prepare(settings)
     with muted():
+        if _keras3():
+            import mlflow.keras
+
+            return mlflow.keras.load_model(model_uri)
+        import mlflow.tensorflow
+
         return mlflow.tensorflow.load_model(model_uri)
+
+
+def _keras3() -> bool:
+    from ..keras_compat import keras_major
+
+    return keras_major() >= 3
 
 
 def _pip_requirements() -> list[str]:
@@ -92,7 +114,8 @@ def _pip_requirements() -> list[str]:
     from importlib import metadata
 
     reqs = []
-    for names in (_TF_DISTRIBUTIONS, ("numpy",), ("cloudpickle",)):
+    keras = (("keras",),) if _keras3() else ()  # Keras 3 is its own package beside TensorFlow
+    for names in (_TF_DISTRIBUTIONS, *keras, ("numpy",), ("cloudpickle",)):
         for name in names:
             with contextlib.suppress(metadata.PackageNotFoundError):
                 reqs.append(f"{name}=={metadata.version(name)}")
