@@ -73,6 +73,46 @@ def test_two_ranks(spark, tiny_dataset, tmp_path, backend):
     assert run.data.metrics["learning_rate"] == pytest.approx(2 * cfg.training.learning_rate)
 
 
+def _validation_rows(prepared):
+    import pyarrow.parquet as pq
+
+    files = [u[len("file://"):] for u in prepared.data.splits["validation"].files]
+    table = pq.ParquetDataset(files).read()
+    x = np.stack(table.column("features").to_numpy(zero_copy_only=False)).astype(np.float32)
+    return x, table.column("label").to_numpy()
+
+
+def test_two_tf_distribute_workers_learn_like_one_and_validate_every_row(spark, tiny_tabular,
+                                                                         tmp_path):
+    """tf_distribute with 2 workers (Keras 2 on classic; Keras 3, mended, on current): the test
+    accuracy is close to one process's, and the last epoch's val metrics are those of the final
+    weights on every validation row (each worker validates its own shard; the metrics add up
+    across the workers), not one worker's half."""
+    import tensorflow as tf
+
+    from sparkdl_tune.driver.train import fit
+    from sparkdl_tune.executor.models import rebuild
+
+    common = dict(training__epochs=4, training__batch_size=16)
+    one_cfg = load_config(None, overrides=train_overrides(tiny_tabular, tmp_path, **common))
+    prepared = prepare_inputs(one_cfg, spark)
+    one = fit(one_cfg, prepared, verbose=0)
+    two_cfg = load_config(None, overrides=train_overrides(
+        tiny_tabular, tmp_path, execution__num_proc=2, execution__backend="tf_distribute",
+        **common))
+    two = fit(two_cfg, prepare_inputs(two_cfg, spark), verbose=0)
+    assert two.num_proc == 2 and two.epochs_run == 4
+    a1, a2 = one.test_metrics["test_accuracy"], two.test_metrics["test_accuracy"]
+    assert a1 > 0.8 and abs(a1 - a2) <= 0.1, (a1, a2)
+
+    x, y = _validation_rows(prepared)
+    probs = rebuild(two).predict(x, verbose=0)
+    loss = float(tf.keras.losses.sparse_categorical_crossentropy(y, probs).numpy().mean())
+    assert two.history["val_accuracy"][-1] == pytest.approx(
+        float(np.mean(probs.argmax(axis=1) == y)), abs=1e-6)
+    assert two.history["val_loss"][-1] == pytest.approx(loss, rel=1e-4)
+
+
 @pytest.mark.parametrize("cache,reader", [("auto", "petastorm"), ("off", "petastorm"),
                                           ("off", "arrow")])
 def test_each_validation_pass_covers_the_whole_split(spark, tiny_dataset, tmp_path, cache,
