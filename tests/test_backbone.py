@@ -87,9 +87,13 @@ def test_each_keras_application_builds_from_a_local_weights_file(arch, keras_cla
     assert again.count_params() == net.count_params()
 
 
-def test_progressive_unfreezing_in_a_real_training(spark, tiny_dataset, cnn_file, tmp_path):
+@pytest.mark.parametrize("backend", [pytest.param("horovod", marks=pytest.mark.requires_horovod),
+                                     "tf_distribute"])
+def test_progressive_unfreezing_in_a_real_training(spark, tiny_dataset, cnn_file, tmp_path,
+                                                   backend):
     """patience 0: a step after every epoch, up to max_unfrozen 2 blocks; lr x 0.1 per step.
-    Two Horovod ranks: both recompile after the same epochs (rank 0 decides)."""
+    Two ranks of each engine: both recompile after the same epochs (rank 0 decides); under
+    tf_distribute the fresh optimizer is built in the strategy's scope (Keras 2 and 3)."""
     import tensorflow as tf
 
     import sparkdl_tune as sdt
@@ -99,7 +103,7 @@ def test_progressive_unfreezing_in_a_real_training(spark, tiny_dataset, cnn_file
         tiny_dataset, tmp_path, training__epochs=4, model__units="[]",
         model__backbone__source=str(cnn_file), model__backbone__patience=0,
         model__backbone__max_unfrozen=2, mlflow__registered_model_name="null",
-        execution__num_proc=2))
+        execution__num_proc=2, execution__backend=backend))
     summary = train(cfg, spark)
     from mlflow.tracking import MlflowClient
 
