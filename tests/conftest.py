@@ -101,19 +101,10 @@ def tiny_dataset(spark, tiny_fashion_dir, tmp_path_factory):
     return out
 
 
-def available_reader() -> str:
-    """The data reader this environment has: Petastorm (profile classic, the default) where it
-    is installed, else Arrow (profile current has no Petastorm)."""
-    import importlib.util
-
-    return "petastorm" if importlib.util.find_spec("petastorm") is not None else "arrow"
-
-
 def train_overrides(dataset, tmp_path, **extra) -> list[str]:
-    """Overrides for a fast tiny training with a private MLflow store and data cache."""
+    """Overrides for a fast tiny training with a private MLflow store and Petastorm cache."""
     base = {
         "data.path": str(dataset),
-        "data.reader": available_reader(),
         "data.cache_url": str(tmp_path / "cache"),
         "mlflow.tracking_uri": f"sqlite:///{tmp_path}/mlflow.db",
         "mlflow.experiment": "tests",
