@@ -93,7 +93,7 @@ def test_two_tf_distribute_workers_learn_like_one_and_validate_every_row(spark, 
     from sparkdl_tune.driver.train import fit
     from sparkdl_tune.executor.models import rebuild
 
-    common = dict(training__epochs=4, training__batch_size=16)
+    common = {"training__epochs": 4, "training__batch_size": 16}
     one_cfg = load_config(None, overrides=train_overrides(tiny_tabular, tmp_path, **common))
     prepared = prepare_inputs(one_cfg, spark)
     one = fit(one_cfg, prepared, verbose=0)
