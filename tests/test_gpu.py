@@ -104,8 +104,9 @@ def test_without_gpu_resources_every_rank_runs_on_cpu(spark, tiny_dataset, tmp_p
 # --- the GPU case on a local-cluster master -----------------------------------------------
 
 
-@pytest.mark.parametrize("backend", ["horovod", pytest.param("tf_distribute",
-                                                              marks=pytest.mark.slow)])
+@pytest.mark.parametrize("backend", [
+    pytest.param("horovod", marks=pytest.mark.requires_horovod),
+    pytest.param("tf_distribute", marks=pytest.mark.slow)])
 def test_each_rank_sees_only_the_gpu_spark_assigned(tiny_dataset, tmp_path, backend):
     import subprocess
 

@@ -130,8 +130,9 @@ def test_asha_prunes_trials_and_records_them_as_pruned(spark, tiny_tabular, tmp_
           f"spent (fifo: 48); best trial {summary['best_trial']} trained 6")
 
 
-@pytest.mark.parametrize("backend", ["horovod", pytest.param("tf_distribute",
-                                                              marks=pytest.mark.slow)])
+@pytest.mark.parametrize("backend", [
+    pytest.param("horovod", marks=pytest.mark.requires_horovod),
+    pytest.param("tf_distribute", marks=pytest.mark.slow)])
 def test_asha_in_distributed_mode_stops_every_rank_at_the_same_epoch(spark, tiny_tabular,
                                                                     tmp_path, caplog, backend):
     """Trials of 2 ranks (each engine): rank 0 asks the driver, both ranks stop after the

@@ -15,7 +15,8 @@ from conftest import train_overrides
 
 from sparkdl_tune.executor import readers
 
-READERS = sorted(readers.READERS)
+READERS = [pytest.param(n, marks=pytest.mark.requires_petastorm) if n == "petastorm" else n
+           for n in sorted(readers.READERS)]
 WIDTH, GROUP_ROWS, ROWS, GROUPS = 3, 10, 95, 20  # 10 row groups a file, 1 short
 
 
@@ -49,7 +50,7 @@ def test_an_unknown_reader_exits_2_with_one_line_naming_the_readers(capsys):
     code = main(["train", "conf/jobs/fashion_mlp.yaml", "data.reader=arow"])
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("sparkdl-tune:")]
     assert code == 2 and len(err) == 1, err
-    assert "'data.reader' is 'arow', not one of: petastorm, arrow" in err[0]
+    assert "'data.reader' is 'arow', not one of: auto, petastorm, arrow" in err[0]
     assert "did you mean 'arrow'?" in err[0]
 
 
@@ -109,7 +110,8 @@ def _passes(name, urls, passes, *, endless=False, **options):
 # times. Such a pass is short, so these exactness checks fail for it now and then.
 PETASTORM_RACE = pytest.mark.xfail(reason="Petastorm's pool can end a pass before its last "
                                           "row groups arrive", strict=False)
-EXACT = [pytest.param("petastorm", marks=PETASTORM_RACE), "arrow"]
+EXACT = [pytest.param("petastorm", marks=[PETASTORM_RACE, pytest.mark.requires_petastorm]),
+         "arrow"]
 
 
 @pytest.mark.parametrize("name", EXACT)
@@ -162,13 +164,15 @@ def test_the_stream_selects_features_and_caches_alike(parquet_files, name, cache
             np.testing.assert_allclose(x, np.stack([y, y + 0.5], axis=1))
 
 
+@pytest.mark.slow
+@pytest.mark.requires_petastorm
 def test_both_readers_train_to_the_same_accuracy(spark, tiny_tabular, tmp_path):
     """One training per reader on the same separable data, features subset, 2 epochs."""
     from sparkdl_tune.config.loader import load_config
     from sparkdl_tune.driver.train import fit, prepare_inputs
 
     accuracy = {}
-    for name in READERS:
+    for name in sorted(readers.READERS):
         cfg = load_config(None, overrides=train_overrides(
             tiny_tabular, tmp_path, data__reader=name, training__epochs=4,
             training__batch_size=16, data__feature_columns='["f1","f2","f3"]'))

@@ -26,7 +26,8 @@ def fashion(spark, tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("backend", ["horovod", "tf_distribute"])
+@pytest.mark.parametrize("backend", [
+    pytest.param("horovod", marks=pytest.mark.requires_horovod), "tf_distribute"])
 def test_two_ranks_match_one_process_accuracy(spark, fashion, tmp_path, backend):
     """num_proc 2 (each engine, two Spark tasks) within 1.0 point of num_proc 1, same epochs."""
     common = dict(model__units="[256,128]", training__batch_size=128, training__epochs=5)

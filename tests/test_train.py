@@ -58,7 +58,8 @@ def test_materialised_data_is_reused_while_unchanged(spark, tiny_dataset, tmp_pa
         ["test", "train", "validation"]
 
 
-@pytest.mark.parametrize("backend", ["horovod", "tf_distribute"])
+@pytest.mark.parametrize("backend", [pytest.param("horovod", marks=pytest.mark.requires_horovod),
+                                     "tf_distribute"])
 def test_two_ranks(spark, tiny_dataset, tmp_path, backend):
     cfg = load_config(None, overrides=train_overrides(tiny_dataset, tmp_path,
                                                       execution__num_proc=2,
@@ -82,6 +83,7 @@ def _validation_rows(prepared):
     return x, table.column("label").to_numpy()
 
 
+@pytest.mark.slow
 def test_two_tf_distribute_workers_learn_like_one_and_validate_every_row(spark, tiny_tabular,
                                                                          tmp_path):
     """tf_distribute with 2 workers (Keras 2 on classic; Keras 3, mended, on current): the test
@@ -113,8 +115,9 @@ def test_two_tf_distribute_workers_learn_like_one_and_validate_every_row(spark, 
     assert two.history["val_loss"][-1] == pytest.approx(loss, rel=1e-4)
 
 
-@pytest.mark.parametrize("cache,reader", [("auto", "petastorm"), ("off", "petastorm"),
-                                          ("off", "arrow")])
+@pytest.mark.parametrize("cache,reader", [
+    pytest.param("auto", "petastorm", marks=pytest.mark.requires_petastorm),
+    pytest.param("off", "petastorm", marks=pytest.mark.requires_petastorm), ("off", "arrow")])
 def test_each_validation_pass_covers_the_whole_split(spark, tiny_dataset, tmp_path, cache,
                                                      reader):
     """The last epoch's val metrics are those of the final weights on every validation row

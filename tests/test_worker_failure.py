@@ -33,7 +33,8 @@ def _rank_processes(root: psutil.Process, rank: str, variable: str) -> list[psut
 # Horovod's rank 0 and tf_distribute's rank 1 in the default suite; the other ranks (the same
 # paths, another rank) in make test-slow
 @pytest.mark.parametrize("backend,victim", [
-    pytest.param("horovod", "1", marks=pytest.mark.slow), ("horovod", "0"),
+    pytest.param("horovod", "1", marks=[pytest.mark.slow, pytest.mark.requires_horovod]),
+    pytest.param("horovod", "0", marks=pytest.mark.requires_horovod),
     ("tf_distribute", "1"), pytest.param("tf_distribute", "0", marks=pytest.mark.slow)])
 def test_killing_a_worker_fails_the_run_naming_the_rank(tiny_dataset, tmp_path, backend,
                                                         victim):
