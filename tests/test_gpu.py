@@ -38,8 +38,9 @@ TOKEN_VAR = "SPARKDL_TUNE_GPU_TEST_TOKEN"  # marks every process the GPU test st
 RANK_PROCESS = {"horovod": "gloo_exec_fn", "tf_distribute": "sparkdl_tune.executor.barrier"}
 
 
-def train_two_ranks(spark, dataset, workdir, backend="horovod") -> dict:
-    """A 2-rank training of the tiny dataset (2 epochs); the ranks' reports."""
+def train_two_ranks(spark, dataset, workdir, backend="auto") -> dict:
+    """A 2-rank training of the tiny dataset (2 epochs) on ``backend`` (``auto``: the
+    profile's engine); the ranks' reports."""
     from sparkdl_tune.config.loader import load_config
     from sparkdl_tune.driver.train import fit, prepare_inputs
 
