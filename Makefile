@@ -9,7 +9,7 @@ VENV ?= .venv
 endif
 export PROFILE VENV
 PY := $(VENV)/bin/python
-DEMO_OUT ?= out/demo
+DEMO_OUT ?=
 
 .PHONY: setup demo test test-slow bench clean
 

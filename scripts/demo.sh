@@ -6,9 +6,16 @@
 # workers run that venv's interpreter (sparkdl_tune.driver.session sets PYSPARK_PYTHON).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=${1:-out/demo}
-DATA=${DEMO_DATA:-data/fashion-mnist}
 VENV=${VENV:-.venv}
+# Each profile keeps its own output folder and MLflow store, so the second profile's demo runs
+# its own search instead of printing the other profile's finished one.
+if [ "${PROFILE:-classic}" = current ]; then
+  OUT=${1:-out/demo-current}; STORE=${DEMO_STORE:-mlflow-current.db}
+else
+  OUT=${1:-out/demo}; STORE=${DEMO_STORE:-mlflow.db}
+fi
+export MLFLOW_TRACKING_URI=${MLFLOW_TRACKING_URI:-sqlite:///$PWD/$STORE}
+DATA=${DEMO_DATA:-data/fashion-mnist}
 CLI=$VENV/bin/sparkdl-tune
 mkdir -p "$OUT"
 
@@ -33,10 +40,10 @@ print("  feature stats:", {k: round(v, 4) for k, v in m["feature_stats"]["featur
 PY
 
 SEARCH=${DEMO_SEARCH:-fashion-mlp-demo}
-echo "[demo] tuning search '$SEARCH' (conf/jobs/fashion_tune.yaml; MLflow store ./mlflow.db)"
+echo "[demo] tuning search '$SEARCH' (conf/jobs/fashion_tune.yaml; MLflow store $MLFLOW_TRACKING_URI)"
 "$CLI" tune conf/jobs/fashion_tune.yaml data.path="$DATA" search.name="$SEARCH" \
   search.output_dir="$OUT/tune" > "$OUT/tune-summary.json"
-"$VENV/bin/python" - "$OUT/tune-summary.json" "$VENV" <<'PY'
+"$VENV/bin/python" - "$OUT/tune-summary.json" "$VENV" "$MLFLOW_TRACKING_URI" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))  # stdout of tune is exactly one JSON document
 print(f"[demo] search '{s['search']}': {s.get('trials')} trials ({s.get('failed')} failed), "
@@ -48,5 +55,5 @@ if final:
     print(f"[demo] final model (train+validation, {final.get('epochs')} epochs): "
           + ", ".join(f"{k} {v:.4f}" for k, v in final.get("test_metrics", {}).items()))
     print(f"[demo] model {final.get('model_uri')} in MLflow run {final.get('run_id')}")
-print(f"[demo] summary: {sys.argv[1]}; browse runs with: {sys.argv[2]}/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db")
+print(f"[demo] summary: {sys.argv[1]}; browse runs with: {sys.argv[2]}/bin/mlflow ui --backend-store-uri {sys.argv[3]}")
 PY
