@@ -10,7 +10,7 @@ the key, the value and the fix.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, Optional
 
 from ..config.model_spec import (
@@ -74,6 +74,19 @@ def make_optimizer(training: TrainingSpec, learning_rate: Optional[float] = None
     from ..keras_compat import optimizers
 
     return getattr(optimizers(tf, legacy), _OPTIMIZER_CLASSES[training.optimizer])(**kwargs)
+
+
+def compile_model(tf, net, training: TrainingSpec, head: Head, metrics: Sequence[str],
+                  learning_rate: Optional[float] = None, *, legacy: bool = False,
+                  total_steps: Optional[int] = None,
+                  wrap_optimizer: Optional[Callable[[Any], Any]] = None) -> None:
+    """Compile ``net`` with ``training``'s optimizer (wrapped, e.g. by Horovod), the head's loss
+    and ``metrics``: the first build and a recompile after unfreezing do the same."""
+    optimizer = make_optimizer(training, learning_rate, legacy=legacy, total_steps=total_steps)
+    if wrap_optimizer is not None:
+        optimizer = wrap_optimizer(optimizer)
+    net.compile(optimizer=optimizer, loss=keras_loss(tf, head.loss),
+                metrics=[keras_metric(tf, m) for m in metrics])
 
 
 def custom_objects() -> dict[str, Callable]:

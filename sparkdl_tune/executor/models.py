@@ -22,9 +22,8 @@ from ..config.model_spec import ModelSpec, TrainingSpec
 from ..errors import ConfigError
 from .compilation import (
     Head,
+    compile_model,
     custom_objects,
-    keras_loss,
-    keras_metric,
     make_optimizer,
     resolve_head,
     resolve_metrics,
@@ -94,12 +93,8 @@ def build_model(
     name = "backbone" if model.backbone is not None else model.architecture
     net = tf.keras.Model(inputs, outputs, name=f"sparkdl_tune_{name}")
 
-    optimizer = make_optimizer(training, learning_rate, legacy=legacy_optimizer,
-                               total_steps=total_steps)
-    if wrap_optimizer is not None:
-        optimizer = wrap_optimizer(optimizer)
-    net.compile(optimizer=optimizer, loss=keras_loss(tf, head.loss),
-                metrics=[keras_metric(tf, name) for name in metrics])
+    compile_model(tf, net, training, head, metrics, learning_rate, legacy=legacy_optimizer,
+                  total_steps=total_steps, wrap_optimizer=wrap_optimizer)
     return net
 
 

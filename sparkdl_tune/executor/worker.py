@@ -137,14 +137,7 @@ def _unfreezing(tf, job: TrainJob, model, lr: float, backend, steps: int, valida
     if spec is None or spec.mode != "progressive":
         return None
     from ..keras_compat import retrace_train_step
-    from .compilation import (
-        keras_loss,
-        keras_metric,
-        make_optimizer,
-        resolve_head,
-        resolve_metrics,
-        resolve_num_classes,
-    )
+    from .compilation import compile_model, resolve_head, resolve_metrics, resolve_num_classes
     from .unfreezing import callback
 
     training = job.training
@@ -154,10 +147,8 @@ def _unfreezing(tf, job: TrainJob, model, lr: float, backend, steps: int, valida
 
     def recompile(rate: float) -> None:
         with backend.scope():
-            optimizer = make_optimizer(training, rate, total_steps=steps * training.epochs)
-            model.compile(optimizer=wrap(optimizer) if wrap else optimizer,
-                          loss=keras_loss(tf, head.loss),
-                          metrics=[keras_metric(tf, m) for m in metrics])
+            compile_model(tf, model, training, head, metrics, rate,
+                          total_steps=steps * training.epochs, wrap_optimizer=wrap)
         retrace_train_step(model, backend.scope)
 
     return callback(tf, spec, model, lr, recompile, backend, validate)
