@@ -21,6 +21,11 @@ _NOISE = [
     r".*`product` is deprecated.*",
     r".*pkg_resources.*",
     r".*Running multiple iterations over make_petastorm_dataset.*",  # we cache in tf.data
+    # Keras 3 warns at the normal end of every finite pass whose length tf.data cannot know
+    # (our validation and test passes), and about fit's default shuffle on a dataset
+    r".*Your input ran out of data; interrupting training.*",
+    r".*`shuffle=True` was passed, but will be ignored.*",
+    r".*Spark session is not provided\. Tags will not be inherited.*",  # pyspark 4 threads
 ]
 
 
