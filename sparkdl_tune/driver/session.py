@@ -36,6 +36,10 @@ def get_spark(settings: SparkSettings | None = None):
             builder = builder.master(master)
             builder = builder.config("spark.ui.showConsoleProgress", "false")
             builder = builder.config("spark.sql.shuffle.partitions", "8")
+            if "spark.driver.extraJavaOptions" not in settings.conf:  # no banner, no noise
+                logging = os.path.join(os.path.dirname(__file__), "log4j2.properties")
+                builder = builder.config("spark.driver.extraJavaOptions",
+                                         f"-Dlog4j.configurationFile=file:{logging}")
         for key, value in settings.conf.items():
             builder = builder.config(key, value)
         # Executors start Python workers that import TensorFlow; keep their banners quiet too.
