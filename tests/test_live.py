@@ -87,10 +87,11 @@ def test_a_running_trial_shows_its_epochs_in_mlflow(spark, tiny_tabular, tmp_pat
     assert len(trials) == 2  # no second run for a trial that reported live
 
 
-def test_asha_prunes_trials_and_records_them_as_pruned(spark, tiny_tabular, tmp_path):
+@pytest.mark.parametrize("runner", ["sparktrials", "executors"])
+def test_asha_prunes_trials_and_records_them_as_pruned(spark, tiny_tabular, tmp_path, runner):
     cfg = load_config(None, overrides=tune_overrides(
         tiny_tabular, tmp_path, SPACE, search__name="asha", search__max_trials=8,
-        search__execution_mode="parallel", search__algorithm="random",
+        search__execution_mode="parallel", search__algorithm="random", search__runner=runner,
         search__scheduler="asha", search__pruning__min_epochs=1,
         search__pruning__max_epochs=6, search__metric="val_loss", search__report="true"))
     summary = tune(cfg, spark)
