@@ -60,13 +60,16 @@ def _client(tmp_path):
     return MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
 
 
-@pytest.mark.parametrize("mode,num_proc", [("parallel", 1), ("distributed", 2)])
+@pytest.mark.parametrize("mode,num_proc,runner", [("parallel", 1, "sparktrials"),
+                                                  ("distributed", 2, "sparktrials"),
+                                                  ("parallel", 1, "executors")])
 def test_a_running_trial_shows_its_epochs_in_mlflow(spark, tiny_tabular, tmp_path, mode,
-                                                    num_proc):
+                                                    num_proc, runner):
     epochs = 25
     cfg = load_config(None, overrides=tune_overrides(
         tiny_tabular, tmp_path, SPACE, search__name=f"live-{mode}", search__max_trials=2,
-        search__execution_mode=mode, execution__num_proc=num_proc, search__retrain="false",
+        search__execution_mode=mode, execution__num_proc=num_proc, search__runner=runner,
+        search__retrain="false",
         search__report="false", search__algorithm="random", training__epochs=epochs,
         search__metric="val_loss"))
     with RunningTrials(f"sqlite:///{tmp_path}/mlflow.db", "tests") as sightings:

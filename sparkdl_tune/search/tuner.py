@@ -329,10 +329,9 @@ def _search(cfg, prepared, space, algo, monitor: Monitor, exec_mode, parallelism
     if runner == "executors" and exec_mode != "parallel":
         log.info("tune: search.runner executors applies to parallel trials; these are "
                  "%s trials, run from the driver", exec_mode)
-    elif exec_mode == "parallel":
-        log.info("tune: parallel trials run %s", "on warm executors (one long-lived Spark "
-                 "task per slot takes trial after trial)" if runner == "executors" else
-                 "with SparkTrials (one Spark job per trial)")
+    elif runner == "executors":
+        log.info("tune: parallel trials run on warm executors (one long-lived Spark task per "
+                 "slot takes trial after trial)")
     # (all trials failed: reported with every distinct reason by _best_or_fail)
     engine.run(functools.partial(evaluate, spec), space, algo, max_trials=s.max_trials,
                parallel=exec_mode == "parallel", parallelism=parallelism,
