@@ -1,9 +1,10 @@
 """Executor side: decoded row groups kept in this Python worker from one trial to the next.
 
-Only with ``search.runner: executors`` (:mod:`.trial_loop` turns it on), where one worker runs
-trial after trial: :class:`~sparkdl_tune.executor.stream.stream` then keeps each split's
-shard it decodes (keyed by the split's file URLs and the shard) and the next trial on this
-worker streams it from memory instead of reading the Parquet again. Bounded: the least
+Only with ``search.runner: executors``, where one worker runs trial after trial:
+:mod:`.trial_loop` turns it on for the life of a slot's task (off, and emptied, when the task
+ends). :class:`~sparkdl_tune.executor.stream.stream` then keeps each split's shard it decodes
+(keyed by the split's file URLs and the shard) and the next trial on this worker streams it
+from memory instead of reading the Parquet again. Bounded: the least
 recently used shards go first once the total passes the job's ``data.cache_max_mb``, and at
 most :data:`MAX_SHARDS` are kept (two datasets' train, validation and test). The counts say
 where each trial's data came from. No pyspark; numpy and TensorFlow only inside functions.
@@ -23,6 +24,12 @@ _counts = {"parquet": 0, "cache": 0}
 
 def enable() -> None:
     _state["enabled"] = True
+
+
+def disable() -> None:
+    """Off, and the kept shards dropped (the slot's task ended; the worker may run others)."""
+    _state["enabled"] = False
+    clear()
 
 
 def enabled() -> bool:

@@ -28,6 +28,16 @@ def serve(objective: Callable[..., dict], target: ReportTo, slot: int,
     from . import data_cache
 
     data_cache.enable()
+    try:
+        ran = _trials(objective, target, slot)
+    finally:  # Spark reuses this worker for other tasks: they read as they always do
+        data_cache.disable()
+    yield ran
+
+
+def _trials(objective: Callable[..., dict], target: ReportTo, slot: int) -> int:
+    from . import data_cache
+
     attempt = _attempt()
     ran = 0
     while True:
@@ -50,7 +60,7 @@ def serve(objective: Callable[..., dict], target: ReportTo, slot: int,
             message["error"] = [type(exc).__name__, str(exc).strip()[:300]]
         ask(target, message)
         ran += 1
-    yield ran
+    return ran
 
 
 def ask(target: ReportTo, message: dict[str, Any]) -> dict[str, Any]:
