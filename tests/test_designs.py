@@ -228,9 +228,10 @@ def _trial_runs(tmp_path, parent_run_id):
     return sorted(runs, key=lambda r: int(r.data.tags["sparkdl_tune.trial"]))
 
 
-@pytest.mark.parametrize("mode", ["parallel", "distributed"])
+@pytest.mark.parametrize("mode,runner", [("parallel", "sparktrials"), ("distributed", None),
+                                         ("parallel", "executors")])
 def test_a_sweep_runs_step_by_step_and_reports_each_dimension(spark, tiny_tabular, tmp_path,
-                                                              mode):
+                                                              mode, runner):
     from sparkdl_tune.search.tuner import tune
 
     space = {"model.activation": {"choice": ["relu", "tanh"]},
@@ -238,7 +239,8 @@ def test_a_sweep_runs_step_by_step_and_reports_each_dimension(spark, tiny_tabula
     cfg = load_config(None, overrides=tune_overrides(
         tiny_tabular, tmp_path, space, search__name=f"sweep-{mode}", search__algorithm="sweep",
         search__execution_mode=mode, search__parallelism=2, search__max_trials=10,
-        training__learning_rate="default", search__trial_epochs=2, training__epochs=3))
+        training__learning_rate="default", search__trial_epochs=2, training__epochs=3,
+        **({"search__runner": runner} if runner else {})))
     summary = tune(cfg, spark)
     sweep = summary["sweep"]
     assert [s["name"] for s in sweep["steps"]] == ["model.activation", "training.optimizer"]

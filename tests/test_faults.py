@@ -33,11 +33,24 @@ def _runs(tmp_path, kind: str) -> list:
     return client.search_runs([exp.experiment_id], f"tags.`sparkdl_tune.kind` = '{kind}'")
 
 
+# how parallel trials run (search.runner): every fault below must keep its behaviour with both
+RUNNERS = ["sparktrials", "executors"]
+
+
 def reporting_workers(driver_pid: int | None = None) -> list[int]:
     """Spark Python workers (children of a ``pyspark.daemon``, below the driver: this process
-    unless told) holding an open connection to a port the driver listens on: its report
-    server, which a trial stays connected to from its first to its last epoch — so each is
-    running a trial."""
+    unless told) holding an open connection to a port the driver listens on in two looks
+    0.1 s apart: its report server, which a trial stays connected to from its first to its
+    last epoch — so each is running a trial (a warm executor's ask for its next trial is one
+    short connection, not seen twice)."""
+    first = set(_connected_workers(driver_pid))
+    if not first:
+        return []
+    time.sleep(0.1)
+    return [pid for pid in _connected_workers(driver_pid) if pid in first]
+
+
+def _connected_workers(driver_pid: int | None) -> list[int]:
     import psutil
 
     me = psutil.Process(driver_pid)
@@ -57,8 +70,9 @@ def reporting_workers(driver_pid: int | None = None) -> list[int]:
     return found
 
 
+@pytest.mark.parametrize("runner", RUNNERS)
 def test_a_killed_python_worker_fails_its_trial_and_the_search_spends_its_budget(
-        spark, tiny_tabular, tmp_path):
+        spark, tiny_tabular, tmp_path, runner):
     from sparkdl_tune.config.loader import load_config
     from sparkdl_tune.search.tuner import tune
 
@@ -67,7 +81,7 @@ def test_a_killed_python_worker_fails_its_trial_and_the_search_spends_its_budget
         tiny_tabular, tmp_path, SPACE, search__name="lost-worker", search__max_trials=budget,
         search__execution_mode="parallel", search__parallelism=2, search__algorithm="random",
         search__retrain="false", search__report="false", search__metric="val_loss",
-        training__epochs=30, training__early_stopping__enabled="false"))
+        search__runner=runner, training__epochs=30, training__early_stopping__enabled="false"))
     outcome: dict = {}
 
     def search():
@@ -216,7 +230,8 @@ def test_driver_killed_during_the_retrain_then_rerun_registers_one_version(
 
 
 @pytest.mark.slow
-def test_a_retried_task_reruns_the_same_trial_in_one_run(tiny_tabular, tmp_path):
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_a_retried_task_reruns_the_same_trial_in_one_run(tiny_tabular, tmp_path, runner):
     """``local[2,2]``: Spark retries a failed task once, as a cluster does (maxFailures 4):
     the same trial runs again, and it keeps one run (the lost attempt's run is dropped)."""
     exe = os.path.join(os.path.dirname(sys.executable), "sparkdl-tune")
@@ -228,7 +243,7 @@ def test_a_retried_task_reruns_the_same_trial_in_one_run(tiny_tabular, tmp_path)
                            search__trial_epochs=30, search__final_minutes="null",
                            search__timeout_minutes="null", search__report="false",
                            search__retrain="false", search__metric="val_loss",
-                           search__stop_after_no_improvement="null",
+                           search__stop_after_no_improvement="null", search__runner=runner,
                            training__early_stopping__enabled="false"),
            "spark.master=local[2,2]", "spark.conf.spark.ui.enabled=false"]
     log_file = open(tmp_path / "tune.log", "w")

@@ -60,13 +60,16 @@ def _client(tmp_path):
     return MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
 
 
-@pytest.mark.parametrize("mode,num_proc", [("parallel", 1), ("distributed", 2)])
+@pytest.mark.parametrize("mode,num_proc,runner", [("parallel", 1, "sparktrials"),
+                                                  ("distributed", 2, "sparktrials"),
+                                                  ("parallel", 1, "executors")])
 def test_a_running_trial_shows_its_epochs_in_mlflow(spark, tiny_tabular, tmp_path, mode,
-                                                    num_proc):
+                                                    num_proc, runner):
     epochs = 25
     cfg = load_config(None, overrides=tune_overrides(
         tiny_tabular, tmp_path, SPACE, search__name=f"live-{mode}", search__max_trials=2,
-        search__execution_mode=mode, execution__num_proc=num_proc, search__retrain="false",
+        search__execution_mode=mode, execution__num_proc=num_proc, search__runner=runner,
+        search__retrain="false",
         search__report="false", search__algorithm="random", training__epochs=epochs,
         search__metric="val_loss"))
     with RunningTrials(f"sqlite:///{tmp_path}/mlflow.db", "tests") as sightings:
@@ -87,10 +90,11 @@ def test_a_running_trial_shows_its_epochs_in_mlflow(spark, tiny_tabular, tmp_pat
     assert len(trials) == 2  # no second run for a trial that reported live
 
 
-def test_asha_prunes_trials_and_records_them_as_pruned(spark, tiny_tabular, tmp_path):
+@pytest.mark.parametrize("runner", ["sparktrials", "executors"])
+def test_asha_prunes_trials_and_records_them_as_pruned(spark, tiny_tabular, tmp_path, runner):
     cfg = load_config(None, overrides=tune_overrides(
         tiny_tabular, tmp_path, SPACE, search__name="asha", search__max_trials=8,
-        search__execution_mode="parallel", search__algorithm="random",
+        search__execution_mode="parallel", search__algorithm="random", search__runner=runner,
         search__scheduler="asha", search__pruning__min_epochs=1,
         search__pruning__max_epochs=6, search__metric="val_loss", search__report="true"))
     summary = tune(cfg, spark)

@@ -16,6 +16,13 @@ LR_SPACE = {"training.learning_rate": {"loguniform": [1e-3, 3e-2]},
             "model.units": {"choice": [[8], [16]]}}
 
 
+# the faults below with the trials as each test ran them before (driver-side trials) and on
+# warm executors (search.runner: executors, parallel trials on local[2])
+EXECUTORS = {"search__execution_mode": "parallel", "search__parallelism": 2,
+             "search__runner": "executors"}
+RUNNERS = [pytest.param({}, id="sparktrials"), pytest.param(EXECUTORS, id="executors")]
+
+
 def cfg_for(dataset, tmp_path, space=LR_SPACE, **extra):
     return load_config(None, overrides=tune_overrides(dataset, tmp_path, space, **extra))
 
@@ -116,14 +123,15 @@ def test_rerun_of_a_finished_search_trains_nothing(spark, tiny_tabular, tmp_path
     assert len(child_runs(tmp_path, first["parent_run_id"])) == 2
 
 
+@pytest.mark.parametrize("runner", RUNNERS)
 def test_failed_and_nan_trials_are_recorded_and_the_search_goes_on(spark, tiny_tabular,
-                                                                    tmp_path):
+                                                                    tmp_path, runner):
     # plain SGD at a learning rate of 1e30 overflows the weights: a NaN loss
     space = {"training.learning_rate": {"choice": [0.05, 1.0e30]},
              "training.loss": {"choice": ["auto", "mse"]}}
     summary = tune(cfg_for(tiny_tabular, tmp_path, space, search__name="faulty",
                            search__algorithm="grid", search__max_trials=10,
-                           training__optimizer="sgd"), spark)
+                           training__optimizer="sgd", **runner), spark)
     assert summary["trials"] == 4 and summary["failed"] == 3
     assert summary["best_params"] == {"training.learning_rate": 0.05, "training.loss": "auto"}
     failed = [r for r in child_runs(tmp_path, summary["parent_run_id"])
@@ -144,6 +152,8 @@ def test_every_trial_failing_is_a_fatal_error_listing_reasons(spark, tiny_tabula
 @pytest.mark.parametrize("extra,expect_trials,reason", [
     ({"search__max_trials": 3}, 3, None),
     ({"search__max_trials": 30, "search__target": 0.0}, 1, "target val_accuracy 0.0 reached"),
+    pytest.param({"search__max_trials": 30, "search__target": 0.0, **EXECUTORS}, None,
+                 "target val_accuracy 0.0 reached", id="target-executors"),
     ({"search__max_trials": 30, "search__stop_after_no_improvement": 2,
       "search__metric": "val_loss", "search__mode": "max", "training__learning_rate": 0.01},
      None, "2 trials without improvement"),
@@ -160,10 +170,13 @@ def test_stop_conditions(spark, tiny_tabular, tmp_path, extra, expect_trials, re
         assert summary["trials"] < 30
 
 
-def test_timeout_stops_the_search(spark, tiny_tabular, tmp_path):
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_timeout_stops_the_search(spark, tiny_tabular, tmp_path, runner):
+    # (a warm executor's first trial starts a Python worker that imports TensorFlow)
+    minutes = 0.75 if runner else 0.25
     summary = tune(cfg_for(tiny_tabular, tmp_path, search__name="timed",
-                           search__max_trials=200, search__timeout_minutes=0.25,
-                           search__retrain="false"), spark)
+                           search__max_trials=200, search__timeout_minutes=minutes,
+                           search__retrain="false", **runner), spark)
     # nothing but the clock ends it: no stop rule fired, no trial failed, the budget is far off
     assert summary["stopped_early"] is None and summary["failed"] == 0
     assert 1 <= summary["trials"] < 200

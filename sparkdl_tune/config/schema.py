@@ -203,7 +203,11 @@ class SearchSettings:
     ``execution_mode``: ``parallel`` (SparkTrials, one in-process training per Spark task),
     ``distributed`` (driver-side Trials, each trial a job of ``execution.num_proc`` ranks on
     ``execution.backend``),
-    or ``auto``. ``scheduler`` decides, from the per-epoch reports of running trials, which to
+    or ``auto``. ``runner`` says how ``parallel`` trials run: ``sparktrials`` (one Spark job
+    per trial, a new Python worker each) or ``executors`` (one long-lived Spark task per slot
+    takes trial after trial from the driver, keeping TensorFlow imported and the decoded data
+    cached; see :mod:`sparkdl_tune.search.runners.executors`); distributed trials ignore it.
+    ``scheduler`` decides, from the per-epoch reports of running trials, which to
     stop early (``fifo``: none; ``asha``, ``hyperband``, ``median``: see ``pruning``); a stopped
     trial is recorded as *pruned*, with the epoch and score it reached. ``report`` writes plots and
     an HTML page into ``<output_dir>/<name>/report`` at the end (see :mod:`sparkdl_tune.reporting`).
@@ -239,6 +243,7 @@ class SearchSettings:
     mode: Optional[Literal["min", "max"]] = None
     execution_mode: Literal["auto", "parallel", "distributed"] = "auto"
     parallelism: Optional[int] = None
+    runner: Literal["sparktrials", "executors"] = "sparktrials"
     trial_epochs: Optional[int] = None
     final_epochs: Optional[int] = None
     final_minutes: Optional[float] = None

@@ -26,7 +26,9 @@ class stream:
     (the test split). ``per_pass`` (the validation split): Keras starts a new iterator for
     every evaluation, so each iteration is one whole pass over the shard, every row once; the
     first fills the cache when it is on, later ones read it (without the cache the reader is
-    reset and reads the Parquet again).
+    reset and reads the Parquet again). With the warm data cache on (``search.runner:
+    executors``, :mod:`.data_cache`) every split that fits the budget is decoded once per
+    worker and later trials stream it from memory.
     """
 
     def __init__(self, job: TrainJob, split: str, rank: int, size: int, finite: bool = False,
@@ -37,6 +39,7 @@ class stream:
     def __enter__(self):
         import tensorflow as tf
 
+        from . import data_cache
         from .readers import make_reader
 
         job = self.job
@@ -45,16 +48,23 @@ class stream:
         cached = not self.finite and _use_memory_cache(job, shard_bytes)
         shuffle = job.shuffle and self.split == "train"
         seed = job.seed + self.rank
-        self.reader = make_reader(
-            list(files.files), name=job.reader, workers=job.reader_workers, shuffle=shuffle,
-            seed=seed if shuffle else None,
-            num_epochs=1 if (cached or self.finite or self.per_pass) else None,
-            cur_shard=self.rank if self.size > 1 else None,
-            shard_count=self.size if self.size > 1 else None)
-        ds = self.reader.dataset()
+        self.reader = None
+        ds = self._from_memory(files, shuffle, seed, shard_bytes) \
+            if data_cache.enabled() else None
+        if ds is not None:
+            cached = not self.finite
+        else:
+            data_cache.read_parquet()
+            self.reader = make_reader(
+                list(files.files), name=job.reader, workers=job.reader_workers,
+                shuffle=shuffle, seed=seed if shuffle else None,
+                num_epochs=1 if (cached or self.finite or self.per_pass) else None,
+                cur_shard=self.rank if self.size > 1 else None,
+                shard_count=self.size if self.size > 1 else None)
+            ds = self.reader.dataset()
         if getattr(job.data, "columns", None) is not None:
             ds = ds.map(_columns(job.data.columns))  # this training's features, from the copy
-        if cached:
+        if cached and self.reader is not None:
             ds = ds.cache()
             if shuffle:  # pass 1 as read (already in a random group order), then reshuffled
                 # cached groups; the buffer only holds references, and every group fits
@@ -66,8 +76,37 @@ class stream:
         ds = ds.rebatch(job.training.batch_size).prefetch(tf.data.AUTOTUNE)
         return ds, cached
 
+    def _from_memory(self, files, shuffle: bool, seed: int, shard_bytes: float):
+        """With the warm data cache on (:mod:`.data_cache`): this shard from memory, decoded
+        from Parquet in one pass first when no earlier trial on this worker kept it; None
+        when it does not fit the memory budget."""
+        from . import data_cache
+        from .readers import make_reader
+
+        job = self.job
+        if not _use_memory_cache(job, shard_bytes):
+            return None
+        key = data_cache.key_of(files.files, self.rank, self.size)
+        groups = data_cache.get(key)
+        if groups is None:
+            data_cache.read_parquet()
+            reader = make_reader(
+                list(files.files), name=job.reader, workers=job.reader_workers, shuffle=False,
+                seed=None, num_epochs=1, cur_shard=self.rank if self.size > 1 else None,
+                shard_count=self.size if self.size > 1 else None)
+            try:
+                groups = list(reader.dataset().as_numpy_iterator())
+            finally:
+                reader.close()
+            if not groups:
+                return None
+            data_cache.put(key, groups, job.cache_max_mb * 2**20)
+        return data_cache.dataset(groups, shuffle=shuffle, seed=seed,
+                                  repeat=not (self.finite or self.per_pass))
+
     def __exit__(self, *exc):
-        self.reader.close()
+        if self.reader is not None:
+            self.reader.close()
 
 
 _ALL_GROUPS = 1_000_000  # a shuffle buffer larger than any cached shard's row-group count

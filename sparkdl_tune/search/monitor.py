@@ -19,6 +19,7 @@ from ..spec.trial import COMPLEXITY_KEYS, THROUGHPUT_KEYS, TrialRecord
 from ..tracking.layout import (
     KIND_TRIAL,
     TAG_CURVE,
+    TAG_DATA_SOURCE,
     TAG_FOLDS,
     TAG_KIND,
     TAG_LOSS,
@@ -149,6 +150,8 @@ class Monitor:
             tags[TAG_RUNG] = r.rung
         if r.folds:
             tags[TAG_FOLDS] = folds_tag(r.folds)
+        if r.data_source:
+            tags[TAG_DATA_SOURCE] = r.data_source
         record = dict(run_name=trial_run_name(r.number), parent_run_id=self.parent_run_id,
                       params=r.params, history=r.history, summary=summary, tags=tags,
                       failure=r.failure, status="KILLED" if r.cancelled else None,
@@ -260,7 +263,7 @@ def _record_of(doc: dict) -> TrialRecord:
         epochs_run=int(result.get("epochs_run") or 0), history=result.get("history") or {},
         extra=extra, where=str(result.get("where") or ""),
         objectives=result.get("objectives") if ok else None,
-        folds=list(result.get("folds") or []))
+        folds=list(result.get("folds") or []), data_source=str(result.get("data_source") or ""))
 
 
 FOLDS_TAG_LIMIT = 7500  # MLflow's tag values are short: the fold curves go first

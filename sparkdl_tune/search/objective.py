@@ -40,11 +40,12 @@ class TrialSpec:
     fold_slots: int = 1  # folds of one trial trained at once
 
 
-def evaluate(spec: TrialSpec, point: Any) -> dict[str, Any]:
-    """Train with ``point`` (a hyperopt sample) and return hyperopt's result dict."""
+def evaluate(spec: TrialSpec, point: Any, key: Optional[str] = None) -> dict[str, Any]:
+    """Train with ``point`` (a hyperopt sample) and return hyperopt's result dict; ``key``
+    names the trial in its per-epoch reports (default: a new one)."""
     started = time.time()
     values = spec.space.decode(point)
-    key = uuid.uuid4().hex  # names this trial in its per-epoch reports
+    key = key or uuid.uuid4().hex
     # where: the Spark task's working directory names the executor (and, on a standalone
     # cluster, the worker) that ran the trial
     base = {"params": to_python(values), "start": started, "where": _where(), "key": key}

@@ -3,7 +3,9 @@
 the trial's end).
 
 One thread per connected trial; each message goes to ``handle(message) -> answer`` (the
-search's :class:`~sparkdl_tune.search.live.LiveTrials`), whose answer is written back at once. A
+search's :class:`~sparkdl_tune.search.live.LiveTrials`), or to the handler
+:meth:`ReportServer.route` gave its ``event`` (the executors runner's ``next`` and ``result``),
+and the answer is written back at once. A
 line without the search's token, or one that is not JSON, closes that connection and nothing else.
 """
 
@@ -28,7 +30,16 @@ class ReportServer:
                  bind: str = ""):
         self.handle, self.host, self.bind = handle, host, bind
         self.token = secrets.token_hex(16)
+        self.routes: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
         self._server: Optional[socketserver.ThreadingTCPServer] = None
+
+    def route(self, events, handle: Optional[Callable[[dict[str, Any]], dict[str, Any]]]) -> None:
+        """Messages with one of ``events`` go to ``handle`` (None: back to the default)."""
+        for event in events:
+            if handle is None:
+                self.routes.pop(event, None)
+            else:
+                self.routes[event] = handle
 
     @property
     def address(self) -> ReportTo:
@@ -48,7 +59,7 @@ class ReportServer:
                     if message.get("token") != outer.token:
                         return
                     try:
-                        answer = outer.handle(message)
+                        answer = outer.routes.get(message.get("event"), outer.handle)(message)
                     except Exception as exc:  # never stop a trial over the driver's hiccup
                         log.warning("tune: could not take a trial's report (%s: %s)",
                                     type(exc).__name__, exc)

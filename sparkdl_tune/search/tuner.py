@@ -286,7 +286,7 @@ def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str,
         with ReportServer(live.handle, driver_host(prepared.spark)) as server:
             if not final_only:
                 _search(trial_cfg, prepared, space, algo, monitor, exec_mode, parallelism,
-                        threads, restored, server.address, folds)
+                        threads, restored, server, folds)
         live.close()
         if journal.pending():  # the server was away: nothing more happens before they are in
             _replay_or_fail(cfg, journal, parent_id)
@@ -311,7 +311,7 @@ def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str,
 
 
 def _search(cfg, prepared, space, algo, monitor: Monitor, exec_mode, parallelism, threads,
-            restored: list[TrialRecord], report_to=None, folds=((), 1)) -> None:
+            restored: list[TrialRecord], server=None, folds=((), 1)) -> None:
     from .engines import hyperopt as engine
     from .objective import TrialSpec, evaluate
 
@@ -323,14 +323,23 @@ def _search(cfg, prepared, space, algo, monitor: Monitor, exec_mode, parallelism
     metric, mode = monitor.metric, monitor.mode
     spec = TrialSpec(base=cfg, data=prepared.data, space=space, metric=metric, mode=mode,
                      threads=threads, in_spark_task=exec_mode == "parallel",
-                     report_to=report_to, folds=tuple(folds[0]), fold_slots=folds[1])
+                     report_to=server.address if server is not None else None,
+                     folds=tuple(folds[0]), fold_slots=folds[1])
+    runner = s.runner
+    if runner == "executors" and exec_mode != "parallel":
+        log.info("tune: search.runner executors applies to parallel trials; these are "
+                 "%s trials, run from the driver", exec_mode)
+    elif runner == "executors":
+        log.info("tune: parallel trials run on warm executors (one long-lived Spark task per "
+                 "slot takes trial after trial)")
     # (all trials failed: reported with every distinct reason by _best_or_fail)
     engine.run(functools.partial(evaluate, spec), space, algo, max_trials=s.max_trials,
                parallel=exec_mode == "parallel", parallelism=parallelism,
                spark=prepared.spark,
                timeout_seconds=int(s.timeout_minutes * 60) if s.timeout_minutes else None,
                seed=s.seed + len(restored), restored=restored,
-               early_stop=monitor.early_stop_fn, watch=monitor.start, unwatch=monitor.close)
+               early_stop=monitor.early_stop_fn, watch=monitor.start, unwatch=monitor.close,
+               runner=runner, server=server)
 
 
 def _folds(cfg: Config, prepared, exec_mode: str, parallelism: int) -> tuple[list, int]:

@@ -9,6 +9,13 @@ Messages (trial -> driver): ``{"token", "key", "event": "begin", "params"}`` whe
 starts, ``{"token", "key", "event": "epoch", "epoch": n, "metrics": {...}}`` after each epoch
 (``n`` counts finished epochs, from 1). Answer (driver -> trial): ``{"stop": bool, "reason":
 str}``; a trial told to stop ends after that epoch and is recorded as *pruned*.
+
+With ``search.runner: executors`` a slot's long-lived task also asks for work on the same
+channel: ``{"token", "event": "next", "slot", "attempt"}`` is answered with ``{"trial":
+{"number", "key", "point"}}``, ``{"wait": seconds}`` (nothing to run yet) or ``{"done": true}``;
+``{"token", "event": "result", "slot", "number", "result"}`` hands back the trial's result
+dict. Points and results travel as :func:`pack` text (pickle, base64): they hold NaN, tuples
+and numpy values that JSON does not keep.
 """
 
 from __future__ import annotations
@@ -45,6 +52,22 @@ def encode(message: dict[str, Any]) -> bytes:
         return v
 
     return (json.dumps(clean(message), default=str) + "\n").encode()
+
+
+def pack(value: Any) -> str:
+    """``value`` as pickle in base64 text (for a JSON field)."""
+    import base64
+    import pickle
+
+    return base64.b64encode(pickle.dumps(value)).decode("ascii")
+
+
+def unpack(text: str) -> Any:
+    """What :func:`pack` packed (the token-guarded channel's own messages only)."""
+    import base64
+    import pickle
+
+    return pickle.loads(base64.b64decode(text))
 
 
 def decode(line: bytes) -> dict[str, Any]:

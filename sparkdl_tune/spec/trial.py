@@ -46,6 +46,7 @@ class TrialRecord:
     logged: dict[str, int] = field(default_factory=dict, repr=False)  # epochs already in MLflow
     objectives: Optional[list[float]] = None  # [metric as a loss, second] (search.objectives)
     folds: list[dict] = field(default_factory=list)  # search.cv_folds: per fold (search.folds)
+    data_source: str = ""  # runner executors: "cache" (decoded by an earlier trial) | "parquet"
 
     @property
     def status(self) -> str:

@@ -29,6 +29,7 @@ TAG_STATUS = "sparkdl_tune.status"  # running | finished | pruned | failed | can
 TAG_PRUNED = "sparkdl_tune.pruned"  # pruned: "epoch N: why"
 TAG_RUNG = "sparkdl_tune.rung"  # the highest scheduler rung (epochs) the trial reached
 TAG_CURVE = "sparkdl_tune.curve"  # the search metric after each epoch (JSON): the rung table
+TAG_DATA_SOURCE = "sparkdl_tune.data_source"  # runner executors: cache | parquet
 TAG_FOLDS = "sparkdl_tune.folds"  # search.cv_folds: each fold's score, epochs, rows, times (JSON)
 
 # on any run that failed

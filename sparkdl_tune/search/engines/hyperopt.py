@@ -8,7 +8,8 @@ Tune) would be one more module with these functions:
   space;
 - :func:`builtin_suggest` gives the engine's own algorithms (``tpe``, ``random``, ``anneal``);
   :func:`new_trial_docs` lets the package's algorithms (grid, genetic) propose points;
-- :func:`run` drives the search (``parallel``: one Spark task per trial, ``serial``: one at a
+- :func:`run` drives the search (``parallel``: one Spark task per trial with SparkTrials, or
+  warm executors taking trial after trial with ``runner="executors"``; ``serial``: one at a
   time on the driver) and hands the live trial store to a watcher;
 - :func:`trial_docs`, :func:`ended`, :func:`ok_loss` read that store; :func:`restore` puts a
   resumed search's recorded trials back into it.
@@ -188,19 +189,25 @@ def run(objective: Callable[[Any], dict], space, algo: Callable[..., list], *, m
         parallel: bool, parallelism: int = 1, spark=None, timeout_seconds: Optional[int] = None,
         seed: int = 0, restored: Sequence[Any] = (), early_stop: Optional[Callable] = None,
         watch: Optional[Callable[[Any], None]] = None,
-        unwatch: Optional[Callable[[Any], None]] = None) -> None:
+        unwatch: Optional[Callable[[Any], None]] = None, runner: str = "sparktrials",
+        server=None) -> None:
     """Run the search until ``max_trials`` (restored ones count), the timeout or
     ``early_stop(trials) -> bool``; ``watch(trials)`` is called once the store is ready and
     ``unwatch(trials)`` at the end, whatever happens. A search whose trials all failed returns
-    normally: the caller reads the failures from the store."""
+    normally: the caller reads the failures from the store. ``runner="executors"`` (parallel
+    only) runs the trials on warm executors that ask ``server`` (the search's report server)
+    for work."""
     import numpy as np
     from hyperopt import SparkTrials, Trials, fmin
     from hyperopt.exceptions import AllTrialsFailed
 
     from . import task_failure
 
-    trials = (SparkTrials(parallelism=parallelism, spark_session=spark) if parallel
-              else Trials())
+    if parallel and runner == "executors":
+        trials = executor_trials(spark, parallelism, server)
+    else:
+        trials = (SparkTrials(parallelism=parallelism, spark_session=spark) if parallel
+                  else Trials())
     restore(trials, restored)
     if watch:
         watch(trials)
@@ -219,3 +226,134 @@ def run(objective: Callable[[Any], dict], space, algo: Callable[..., list], *, m
     finally:
         if unwatch:
             unwatch(trials)
+
+
+# -- warm executors ----------------------------------------------------------------------
+def executor_trials(spark, parallelism: int, server) -> Any:
+    """An asynchronous trial store (like SparkTrials: ``fmin`` inserts NEW documents and
+    polls) whose trials run on :class:`~sparkdl_tune.search.runners.executors.ExecutorRunner`'s
+    warm slots: a slot asking for work gets the oldest NEW document (now RUNNING) as a point,
+    and its outcome fills the document in. A watcher thread applies the timeout and the early
+    stop as SparkTrials does: running trials are cancelled, NEW and RUNNING documents become
+    CANCEL."""
+    import threading
+    import time
+
+    from hyperopt import Trials, base, fmin
+    from hyperopt.utils import coarse_utcnow
+
+    from ..runners.executors import ExecutorRunner
+
+    new, running = base.JOB_STATE_NEW, base.JOB_STATE_RUNNING
+
+    class ExecutorTrials(Trials):
+        asynchronous = True
+
+        def __init__(self):
+            super().__init__(exp_key=None, refresh=False)
+            self._spark = spark  # (FMinIter pickles the domain for stores without a session)
+            self.parallelism = parallelism
+            self._fmin_cancelled, self._fmin_cancelled_reason = False, None
+            self._domain = None
+            self.refresh()
+
+        def fmin(self, fn, space, algo, max_evals, timeout, loss_threshold, max_queue_len,
+                 rstate, verbose, pass_expr_memo_ctrl, catch_eval_exceptions, return_argmin,
+                 show_progressbar, early_stop_fn, trials_save_file=""):
+            self._domain = base.Domain(fn, space)
+            runner = ExecutorRunner(spark, parallelism, fn, server, self._take, self._give)
+            done = threading.Event()
+            watcher = threading.Thread(target=self._watch, name="sparkdl-tune-executors",
+                                       args=(runner, done, timeout, early_stop_fn),
+                                       daemon=True)
+            runner.start()
+            watcher.start()
+            failed = True
+            try:
+                answer = fmin(fn, space, algo, max_evals, timeout=timeout,
+                              loss_threshold=loss_threshold, trials=self,
+                              allow_trials_fmin=False, rstate=rstate, verbose=verbose,
+                              max_queue_len=max_queue_len, return_argmin=return_argmin,
+                              show_progressbar=show_progressbar, early_stop_fn=None)
+                failed = False
+                return answer
+            finally:
+                done.set()
+                watcher.join()
+                runner.cancel() if failed else runner.close()
+
+        def _docs(self) -> list:
+            return list(self._dynamic_trials)
+
+        def _take(self):
+            """The oldest NEW trial as ``(tid, point)``, now RUNNING; None when there is none."""
+            if self._fmin_cancelled or self._domain is None:
+                return None
+            for doc in self._docs():
+                if doc["state"] != new:
+                    continue
+                doc["state"] = running
+                doc["book_time"] = doc["refresh_time"] = coarse_utcnow()
+                try:
+                    point = self._domain.evaluate_async(base.spec_from_misc(doc["misc"]),
+                                                        ctrl=None)[1]
+                except Exception as exc:  # the point cannot be made: this trial errs
+                    self._end(doc, base.JOB_STATE_ERROR, error=(type(exc).__name__, str(exc)))
+                    continue
+                return doc["tid"], point
+            return None
+
+        def _give(self, tid: int, outcome: dict) -> None:
+            doc = next((d for d in self._docs() if d["tid"] == tid), None)
+            if doc is None or doc["state"] != running:  # cancelled meanwhile: stays so
+                return
+            if "result" in outcome:
+                try:
+                    result = self._domain.evaluate_async2(outcome["result"], ctrl=None,
+                                                          attach_attachments=False)
+                except Exception as exc:
+                    self._end(doc, base.JOB_STATE_ERROR, error=(type(exc).__name__, str(exc)))
+                    return
+                doc["result"] = result
+                self._end(doc, base.JOB_STATE_DONE)
+            elif "error" in outcome:
+                self._end(doc, base.JOB_STATE_ERROR, error=tuple(outcome["error"]))
+            else:  # the slot's Spark task failed: recorded as SparkTrials records it
+                doc["misc"]["spark_error"] = outcome["lost"]
+                self._end(doc, base.JOB_STATE_ERROR,
+                          error=("<class 'py4j.protocol.Py4JJavaError'>", None))
+
+        @staticmethod
+        def _end(doc, state, error=None) -> None:
+            if error is not None:
+                doc["misc"]["error"] = error
+            doc["state"] = state
+            doc["refresh_time"] = coarse_utcnow()
+
+        def _watch(self, runner, done, timeout, early_stop_fn) -> None:
+            started, ok_seen, args = time.monotonic(), 0, []
+            while not done.wait(0.5):
+                why = None
+                if runner.broken:
+                    for doc in self._docs():
+                        if doc["state"] in (new, running):
+                            doc["misc"]["spark_error"] = runner.broken
+                            self._end(doc, base.JOB_STATE_ERROR,
+                                      error=("<class 'py4j.protocol.Py4JJavaError'>", None))
+                    why = "the trial slots' Spark tasks keep failing"
+                ok = sum(1 for d in self._docs() if ok_loss(d) is not None)
+                if early_stop_fn is not None and ok > ok_seen and not why:
+                    ok_seen = ok
+                    stop, args = early_stop_fn(self, *args)
+                    why = "early stopping condition" if stop else None
+                if timeout is not None and time.monotonic() - started > timeout:
+                    why = why or "fmin run timeout"
+                if why:
+                    self._fmin_cancelled, self._fmin_cancelled_reason = True, why
+                    for doc in self._docs():
+                        if doc["state"] in (new, running):
+                            self._end(doc, base.JOB_STATE_CANCEL, error=("cancelled", why))
+                    runner.cancel()
+                    return
+
+    return ExecutorTrials()
