@@ -95,14 +95,17 @@ def test_a_rank_killed_in_trial_two_fails_that_trial_only(spark, tiny_tabular, t
         execution__num_proc=2, execution__backend="tf_distribute", search__algorithm="grid",
         search__retrain="false", search__report="false"))
     killer = _Killer()
-    package_log = logging.getLogger("sparkdl_tune")
+    package_log = logging.getLogger("sparkdl_tune")  # (its progress lines are INFO)
+    level = package_log.level
     package_log.addHandler(killer)
+    package_log.setLevel(logging.INFO)
     thread = threading.Thread(target=killer.run, daemon=True)
     thread.start()
     try:
         summary = tune(cfg, spark)
     finally:
         package_log.removeHandler(killer)
+        package_log.setLevel(level)
     thread.join(5)
     assert killer.killed, "rank 1 was never found to kill"
     assert summary["trials"] == 4 and summary["failed"] == 1
