@@ -120,3 +120,31 @@ def test_a_rank_killed_in_trial_two_fails_that_trial_only(spark, tiny_tabular, t
     assert runs[3].data.metrics["launch"] == runs[4].data.metrics["launch"] == 2.0
     assert [runs[n].data.metrics["epochs_run"] for n in (1, 3, 4)] == [2, 3, 4]
     print(f"\nrank 1 (pids {killer.killed}) killed in trial 2: {failure}")
+
+
+def test_the_warm_channel_checks_the_token_and_carries_jobs_both_ways():
+    import socket
+
+    import numpy as np
+    import pytest
+
+    from sparkdl_tune.spec.warm import WarmAddress, hello, read_hello, receive, send
+
+    address = WarmAddress("127.0.0.1", 1234, "secret")
+    assert WarmAddress.from_env(address.to_env()) == address
+    driver, rank = socket.socketpair()
+    with driver, rank:
+        hello(rank, "secret", 1)
+        assert read_hello(driver, "secret") == 1
+        hello(rank, "guess", 0)
+        with pytest.raises(ValueError, match="wrong token"):
+            read_hello(driver, "secret")
+        weights = [np.arange(300_000, dtype="float32")]  # bigger than one read
+        send(rank, ("report", weights))
+        got = receive(driver)
+        assert got[0] == "report" and np.array_equal(got[1][0], weights[0])
+        send(driver, None)
+        assert receive(rank) is None  # the end of a rank
+        rank.close()
+        with pytest.raises(ConnectionError):
+            receive(driver)

@@ -13,8 +13,9 @@ worded as by the ``barrier`` launcher (the rank that failed first), and the next
 fresh ranks (a new stage). :meth:`WarmRanks.close` ends the ranks (at the end of the search:
 the stage holds ``num_proc`` task slots while it lives).
 
-For ``tf_distribute`` only. Horovod keeps its per-trial ``horovod.spark.run``: that call runs
-one function to its end and returns, so its ranks cannot wait for a next job from it.
+For ``tf_distribute`` only: Horovod keeps its ``horovod.spark.run`` per trial (warm Horovod
+ranks would be the same loop inside the function that call ships, with ``hvd.init`` once per
+process, the call itself in a driver thread: possible, not built).
 """
 
 from __future__ import annotations
@@ -96,7 +97,11 @@ class _Stage:
         self.ranks: dict[int, socket.socket] = {}
         threading.Thread(target=self._collect, args=(address.to_env(),), daemon=True,
                          name="sparkdl-tune-warm-ranks").start()
-        self._accept(start_timeout)
+        try:
+            self._accept(start_timeout)
+        except BaseException:
+            self.end()
+            raise
 
     def _collect(self, address_env: str) -> None:
         from ...executor.warm_ranks import task
@@ -119,7 +124,6 @@ class _Stage:
             if self.done.is_set():
                 self._fail()
             if time.monotonic() > deadline:
-                self.end()
                 raise FatalError(f"tf.distribute training failed: the warm ranks did not all "
                                  f"connect within execution.start_timeout={start_timeout} s "
                                  f"({len(self.ranks)} of {self.num_proc})")
