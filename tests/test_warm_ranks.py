@@ -139,9 +139,11 @@ def test_the_warm_channel_checks_the_token_and_carries_jobs_both_ways():
         hello(rank, "guess", 0)
         with pytest.raises(ValueError, match="wrong token"):
             read_hello(driver, "secret")
-        weights = [np.arange(300_000, dtype="float32")]  # bigger than one read
-        send(rank, ("report", weights))
+        weights = [np.arange(300_000, dtype="float32")]  # bigger than a socket's buffer
+        sender = threading.Thread(target=send, args=(rank, ("report", weights)))
+        sender.start()
         got = receive(driver)
+        sender.join(10)
         assert got[0] == "report" and np.array_equal(got[1][0], weights[0])
         send(driver, None)
         assert receive(rank) is None  # the end of a rank
