@@ -27,10 +27,13 @@ def test_four_trials_launch_their_ranks_once(spark, tiny_tabular, tmp_path):
     cfg = load_config(None, overrides=tune_overrides(
         tiny_tabular, tmp_path, SPACE, search__name="warm", search__max_trials=4,
         execution__num_proc=2, execution__backend="tf_distribute", search__algorithm="random",
-        training__epochs=2, search__retrain="false", search__report="false"))
+        training__epochs=2, search__retrain="true", search__report="false",
+        mlflow__registered_model_name="null"))
     assert cfg.execution.warm  # the default
     summary = tune(cfg, spark)
     assert summary["trials"] == 4 and summary["failed"] == 0
+    # the ranks were ended with the trials: the final model's 2-rank training found its slots
+    assert summary["final"]["test_metrics"]["test_accuracy"] > 0
     runs = _by_number(child_runs(tmp_path, summary["parent_run_id"]))
     launches = {n: r.data.metrics.get("launch") for n, r in runs.items()}
     assert launches == {1: 1.0, 2: 1.0, 3: 1.0, 4: 1.0}, launches  # one launch for 4 trials
