@@ -263,3 +263,9 @@ def test_the_cli_exits_with_the_errors_own_exit_code(monkeypatch, capsys, raised
     assert main(["validate", "--dataset", "nowhere"]) == code
     lines = error_lines(capsys.readouterr().err)
     assert lines == [f"sparkdl-tune: {kind}: {raised} at http://***@host/x\\nsecond line"]
+
+
+def test_a_bad_execution_warm_stops_tune_with_one_line(tmp_path):
+    proc = run_console("tune", "conf/jobs/fashion_tune.yaml", "execution.warm=sometimes",
+                       f"search.output_dir={tmp_path / 'out'}")
+    assert_one_error_line(proc, "execution.warm", "must be true or false", "'sometimes'")

@@ -134,19 +134,21 @@ def test_asha_prunes_trials_and_records_them_as_pruned(spark, tiny_tabular, tmp_
           f"spent (fifo: 48); best trial {summary['best_trial']} trained 6")
 
 
-@pytest.mark.parametrize("backend", [
-    pytest.param("horovod", marks=pytest.mark.requires_horovod),
-    pytest.param("tf_distribute", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("backend,warm", [
+    pytest.param("horovod", "true", marks=pytest.mark.requires_horovod),
+    ("tf_distribute", "true"), pytest.param("tf_distribute", "false", marks=pytest.mark.slow)])
 def test_asha_in_distributed_mode_stops_every_rank_at_the_same_epoch(spark, tiny_tabular,
-                                                                    tmp_path, caplog, backend):
-    """Trials of 2 ranks (each engine): rank 0 asks the driver, both ranks stop after the
-    same epoch (a rank that went on alone would wait on its allreduce: the trial would fail
-    or never end)."""
+                                                                    tmp_path, caplog, backend,
+                                                                    warm):
+    """Trials of 2 ranks (each engine; tf_distribute's on warm ranks and on a launch per
+    trial): rank 0 asks the driver, both ranks stop after the same epoch (a rank that went on
+    alone would wait on its allreduce: the trial would fail or never end)."""
     space = {"training.learning_rate": {"choice": [0.05, 1e-6, 2e-6]}}  # the last two: behind
     cfg = load_config(None, overrides=tune_overrides(
-        tiny_tabular, tmp_path, space, search__name=f"asha-{backend}", search__max_trials=20,
+        tiny_tabular, tmp_path, space, search__name=f"asha-{backend}-{warm}",
+        search__max_trials=20,
         search__execution_mode="distributed", execution__num_proc=2, execution__backend=backend,
-        search__algorithm="grid",
+        execution__warm=warm, search__algorithm="grid",
         search__scheduler="asha", search__pruning__min_epochs=1,
         search__pruning__max_epochs=4, search__metric="val_loss", search__retrain="false",
         search__report="false"))

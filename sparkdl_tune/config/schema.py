@@ -74,7 +74,9 @@ class ExecutionSettings:
     (profile classic), else tf_distribute. ``scale_learning_rate`` multiplies the learning
     rate by the number of ranks (the usual rule for a global batch ``N`` times larger).
     ``threads_per_proc`` caps TensorFlow's threads per rank (default: the host's cores shared
-    among its ranks).
+    among its ranks). ``warm``: a ``distributed`` search on ``tf_distribute`` trains its trials
+    on one running set of ranks, started by the first trial (fresh ranks after a failed one;
+    :mod:`sparkdl_tune.driver.launch.warm`); Horovod trials launch their ranks each time.
     """
 
     num_proc: int = 1
@@ -83,6 +85,7 @@ class ExecutionSettings:
     threads_per_proc: Optional[int] = None
     seed: int = 42
     start_timeout: int = 120
+    warm: bool = True
 
     def __post_init__(self):
         if self.num_proc < 1:

@@ -38,6 +38,20 @@ class RankFailed(RuntimeError):
 def task(job, iterator):
     """The barrier task (``rdd.barrier().mapPartitions``): yields this rank's
     ``(RankReport, TrainResult or None)``."""
+    rank, env = rank_env()
+    with tempfile.TemporaryDirectory(prefix="sparkdl_tune_rank") as tmp:
+        job_file, out_file = os.path.join(tmp, "job.pkl"), os.path.join(tmp, "out.pkl")
+        from pyspark import cloudpickle
+
+        with open(job_file, "wb") as f:
+            cloudpickle.dump(job, f)
+        ended = run_child(rank, [__name__, job_file, out_file], env, out_file)
+    yield ended
+
+
+def rank_env() -> tuple[int, dict[str, str]]:
+    """In a barrier task: this task's rank, and the environment of its child (the peers, the
+    rank, the GPUs); every task of the stage shares its ``host:port`` first."""
     import json
 
     from pyspark import BarrierTaskContext
@@ -49,25 +63,25 @@ def task(job, iterator):
     gpus = []
     if "gpu" in ctx.resources():
         gpus = list(ctx.resources()["gpu"].addresses)
-    env = {**os.environ, PEERS: json.dumps(peers), RANK: str(rank), GPUS: ",".join(gpus)}
-    with tempfile.TemporaryDirectory(prefix="sparkdl_tune_rank") as tmp:
-        job_file, out_file = os.path.join(tmp, "job.pkl"), os.path.join(tmp, "out.pkl")
-        from pyspark import cloudpickle
+    return rank, {**os.environ, PEERS: json.dumps(peers), RANK: str(rank),
+                  GPUS: ",".join(gpus)}
 
-        with open(job_file, "wb") as f:
-            cloudpickle.dump(job, f)
-        child = subprocess.Popen([sys.executable, "-m", __name__, job_file, out_file],
-                                 env=env, stdout=sys.stderr.fileno(), preexec_fn=_die_with_parent)
-        code = child.wait()
-        ended = None
-        if os.path.exists(out_file):
-            with open(out_file, "rb") as f:
-                ended = pickle.load(f)
+
+def run_child(rank: int, args: list[str], env: dict[str, str], out_file: str):
+    """Run ``python -m <args>`` as this rank and wait; what it wrote to ``out_file``, or
+    :class:`RankFailed` when it failed or wrote an error's line."""
+    child = subprocess.Popen([sys.executable, "-m", *args], env=env,
+                             stdout=sys.stderr.fileno(), preexec_fn=_die_with_parent)
+    code = child.wait()
+    ended = None
+    if os.path.exists(out_file):
+        with open(out_file, "rb") as f:
+            ended = pickle.load(f)
     if code != 0 or ended is None or isinstance(ended, str):
         how = ended if isinstance(ended, str) else (
             f"ended without an error of its own: {_exit(code)}")
         raise RankFailed(FAILED.format(rank=rank, how=how))
-    yield ended
+    return ended
 
 
 def _exit(code: int) -> str:
@@ -117,6 +131,11 @@ def main(job_file: str, out_file: str) -> int:
         ended, code = outcome.describe(exc)[:400], 1
     else:
         code = 0
+    leave(ended, out_file, code)
+
+
+def leave(ended, out_file: str, code: int) -> None:
+    """Write what the child ends with for its task, and exit at once."""
     with open(out_file + ".tmp", "wb") as f:
         pickle.dump(ended, f)
     os.replace(out_file + ".tmp", out_file)

@@ -24,10 +24,12 @@ from .backends import make_backend, pin_assigned_gpus
 from .stream import stream
 
 
-def run(job: TrainJob) -> tuple[RankReport, Optional[TrainResult]]:
+def run(job: TrainJob, backend=None) -> tuple[RankReport, Optional[TrainResult]]:
     """Train on this rank; see the module docstring. A rank of a multi-rank job says how it
-    ended (:mod:`sparkdl_tune.spec.outcome`), so the driver can blame the right rank."""
-    backend = make_backend(job)
+    ended (:mod:`sparkdl_tune.spec.outcome`), so the driver can blame the right rank.
+    ``backend``: one already started by an earlier job of this process (warm ranks,
+    :mod:`sparkdl_tune.executor.warm_ranks`); default a new one."""
+    backend = backend or make_backend(job)
     if job.num_proc == 1 or not backend.announces:
         return _train(job, backend)
     from ..spec import outcome

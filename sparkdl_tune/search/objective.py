@@ -38,6 +38,7 @@ class TrialSpec:
     report_to: Optional[ReportTo] = None  # the driver's report server (per-epoch reports)
     folds: tuple = ()  # search.cv_folds: one TrainingData per fold (sparkdl_tune.search.folds)
     fold_slots: int = 1  # folds of one trial trained at once
+    ranks: Any = None  # distributed mode's warm ranks (driver.launch.warm), never pickled
 
 
 def evaluate(spec: TrialSpec, point: Any, key: Optional[str] = None) -> dict[str, Any]:
@@ -59,7 +60,8 @@ def evaluate(spec: TrialSpec, point: Any, key: Optional[str] = None) -> dict[str
                       "test_metrics": result.test_metrics, "epochs_run": result.epochs_run,
                       "samples_per_second": result.samples_per_second,
                       "learning_rate": result.learning_rate, "num_proc": result.num_proc,
-                      "extra": result.extra}
+                      "train_seconds": result.wall_seconds,
+                      "launch": result.extra.get("launch"), "extra": result.extra}
         score, extra = fields.pop("score"), fields.pop("extra")
         measured = {k: extra[k] for k in pareto.SECOND_OBJECTIVES if extra.get(k) is not None}
         # the loss hyperopt learns from: the metric, plus a second objective when one is named
@@ -111,6 +113,8 @@ def _train(spec: TrialSpec, values: dict[str, Any], target: Optional[ReportTo],
         if data is None:  # a fold's training shares the process with the others: no clearing
             _clear_keras_state()
         return worker.run(replace(job, in_process=False))[1]
+    if spec.ranks is not None and data is None:  # warm ranks: no launch after the first
+        return spec.ranks.train(job)
     from pyspark.sql import SparkSession
 
     from ..driver.launch import train as launch_train

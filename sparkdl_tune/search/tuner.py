@@ -321,10 +321,6 @@ def _search(cfg, prepared, space, algo, monitor: Monitor, exec_mode, parallelism
         log.info("tune: the budget of %d trials is already spent", s.max_trials)
         return
     metric, mode = monitor.metric, monitor.mode
-    spec = TrialSpec(base=cfg, data=prepared.data, space=space, metric=metric, mode=mode,
-                     threads=threads, in_spark_task=exec_mode == "parallel",
-                     report_to=server.address if server is not None else None,
-                     folds=tuple(folds[0]), fold_slots=folds[1])
     runner = s.runner
     if runner == "executors" and exec_mode != "parallel":
         log.info("tune: search.runner executors applies to parallel trials; these are "
@@ -332,14 +328,34 @@ def _search(cfg, prepared, space, algo, monitor: Monitor, exec_mode, parallelism
     elif runner == "executors":
         log.info("tune: parallel trials run on warm executors (one long-lived Spark task per "
                  "slot takes trial after trial)")
-    # (all trials failed: reported with every distinct reason by _best_or_fail)
-    engine.run(functools.partial(evaluate, spec), space, algo, max_trials=s.max_trials,
-               parallel=exec_mode == "parallel", parallelism=parallelism,
-               spark=prepared.spark,
-               timeout_seconds=int(s.timeout_minutes * 60) if s.timeout_minutes else None,
-               seed=s.seed + len(restored), restored=restored,
-               early_stop=monitor.early_stop_fn, watch=monitor.start, unwatch=monitor.close,
-               runner=runner, server=server)
+    with _warm_ranks(cfg, prepared, exec_mode, folds) as ranks:
+        spec = TrialSpec(base=cfg, data=prepared.data, space=space, metric=metric, mode=mode,
+                         threads=threads, in_spark_task=exec_mode == "parallel",
+                         report_to=server.address if server is not None else None,
+                         folds=tuple(folds[0]), fold_slots=folds[1], ranks=ranks)
+        # (all trials failed: reported with every distinct reason by _best_or_fail)
+        engine.run(functools.partial(evaluate, spec), space, algo, max_trials=s.max_trials,
+                   parallel=exec_mode == "parallel", parallelism=parallelism,
+                   spark=prepared.spark,
+                   timeout_seconds=int(s.timeout_minutes * 60) if s.timeout_minutes else None,
+                   seed=s.seed + len(restored), restored=restored,
+                   early_stop=monitor.early_stop_fn, watch=monitor.start, unwatch=monitor.close,
+                   runner=runner, server=server)
+
+
+def _warm_ranks(cfg, prepared, exec_mode: str, folds):
+    """The warm ranks of a ``distributed`` search on ``tf_distribute`` (``execution.warm``),
+    ended when the search's trials are; otherwise nothing: each trial launches its ranks
+    (Horovod always; a cross-validated trial's folds, which may train at once)."""
+    import contextlib
+
+    ex = cfg.execution
+    if not (exec_mode == "distributed" and ex.warm and ex.num_proc > 1
+            and ex.backend == "tf_distribute" and not folds[0]):
+        return contextlib.nullcontext()
+    from ..driver.launch.warm import WarmRanks
+
+    return WarmRanks(prepared.spark, start_timeout=ex.start_timeout)
 
 
 def _folds(cfg: Config, prepared, exec_mode: str, parallelism: int) -> tuple[list, int]:

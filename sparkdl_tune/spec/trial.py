@@ -10,7 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-THROUGHPUT_KEYS = ("samples_per_second", "num_proc", "threads_per_proc")  # kept per trial
+# kept per trial; train_seconds: fit and test, so trial_seconds minus it is the launch and the
+# rest; launch: the warm ranks' stage that trained it (sparkdl_tune.driver.launch.warm)
+THROUGHPUT_KEYS = ("samples_per_second", "num_proc", "threads_per_proc", "train_seconds",
+                   "launch")
 # what a trial measures of its network besides the metric, with its unit: the second
 # objective of a Pareto search (sparkdl_tune.search.pareto) and a column of the report
 MEASURES = {"params": "parameters", "epoch_seconds": "seconds per epoch",

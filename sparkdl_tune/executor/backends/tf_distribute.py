@@ -40,6 +40,8 @@ class TFDistributeBackend(Backend):
         return [g for g in os.environ.get(GPUS, "").split(",") if g]
 
     def start(self) -> None:
+        if getattr(self, "strategy", None) is not None:  # a warm rank's next job: started
+            return
         import tensorflow as tf
 
         from ..barrier import PEERS, RANK
