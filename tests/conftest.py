@@ -101,11 +101,25 @@ def tiny_dataset(spark, tiny_fashion_dir, tmp_path_factory):
     return out
 
 
+def data_cache(dataset, tmp_path) -> str:
+    """The ``data.cache_url`` of a test: beside a dataset made for the whole session (the
+    fixtures above), so every test on it reuses one validated, materialised copy, as runs on
+    unchanged data do (the copy's folder is named by a hash of the data and its settings);
+    a test's own dataset (in its ``tmp_path``) gets a cache of its own there."""
+    import pathlib
+
+    data, own = pathlib.Path(dataset).resolve(), pathlib.Path(tmp_path).resolve()
+    if own.parent in data.parents and own not in data.parents:
+        return str(data.parent / "cache")
+    return str(tmp_path / "cache")
+
+
 def train_overrides(dataset, tmp_path, **extra) -> list[str]:
-    """Overrides for a fast tiny training with a private MLflow store and Petastorm cache."""
+    """Overrides for a fast tiny training with a private MLflow store; the data cache is
+    shared by the tests on a session dataset (``data_cache``)."""
     base = {
         "data.path": str(dataset),
-        "data.cache_url": str(tmp_path / "cache"),
+        "data.cache_url": data_cache(dataset, tmp_path),
         "mlflow.tracking_uri": f"sqlite:///{tmp_path}/mlflow.db",
         "mlflow.experiment": "tests",
         "model.units": "[16]",

@@ -49,8 +49,11 @@ def test_sigkill_then_resume_runs_no_finished_trial_twice(tiny_tabular, tmp_path
     space = SPACE
     if scheduler == "asha":
         space = ASHA_SPACE
+        # no retrain and no report: what a resume keeps is the trials (the final model's
+        # reuse is the next test's)
         extra = dict(search__algorithm="grid", training__epochs=9, search__scheduler="asha",
-                     search__pruning__min_epochs=1, search__metric="val_loss")
+                     search__pruning__min_epochs=1, search__metric="val_loss",
+                     search__retrain="false", search__report="false")
     cmd = [exe, "tune", "conf/jobs/fashion_tune.yaml",
            *tune_overrides(tiny_tabular, tmp_path, space, search__name="resumable",
                            search__max_trials=BUDGET, **extra),

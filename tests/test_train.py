@@ -46,7 +46,8 @@ def test_train_in_process_logs_a_loadable_model(spark, tiny_dataset, tmp_path):
 
 
 def test_materialised_data_is_reused_while_unchanged(spark, tiny_dataset, tmp_path):
-    cfg = load_config(None, overrides=train_overrides(tiny_dataset, tmp_path))
+    cfg = load_config(None, overrides=train_overrides(  # a cache of its own: made here
+        tiny_dataset, tmp_path, data__cache_url=tmp_path / "cache"))
     first = prepare_inputs(cfg, spark).data.splits["train"]
     stamp = os.path.getmtime(first.files[0][len("file://"):])
     second = prepare_inputs(cfg, spark).data.splits["train"]

@@ -149,8 +149,10 @@ def test_every_trial_failing_is_a_fatal_error_listing_reasons(spark, tiny_tabula
                      search__algorithm="grid"), spark)
 
 
+# a search ended by its budget alone: test_tune_records_trials_retrains_and_writes_outputs
+# counts its 4 of 4 in the default suite, so the plain budget case is make test-slow's
 @pytest.mark.parametrize("extra,expect_trials,reason", [
-    ({"search__max_trials": 3}, 3, None),
+    pytest.param({"search__max_trials": 3}, 3, None, marks=pytest.mark.slow),
     ({"search__max_trials": 30, "search__target": 0.0}, 1, "target val_accuracy 0.0 reached"),
     pytest.param({"search__max_trials": 30, "search__target": 0.0, **EXECUTORS}, None,
                  "target val_accuracy 0.0 reached", id="target-executors"),

@@ -2,9 +2,12 @@
 one line naming the setting, the path and what is wrong; no Spark application, no MLflow store.
 
 Running as root, permission bits do not stop a write, so the unwritable places here are a file
-where a folder is needed, a folder below a file, and a folder where a file is needed. Each CLI
-case runs the real console script in its own process and folder, with ``SPARK_HOME`` pointing
-nowhere: had Spark been started, the command would have died with a traceback instead.
+where a folder is needed, a folder below a file, and a folder where a file is needed. One case
+of each sub-command family (tune, train, prepare, report) runs the real console script in its own
+process and folder, with ``SPARK_HOME`` pointing nowhere: had Spark been started, the command
+would have died with a traceback instead. The other cases call the same entry point in-process
+(``sparkdl_tune.cli.main``, what the console script runs) from their own folder, with the same
+assertions on the exit code, the one line and what is left on disk, and no new SparkContext.
 """
 
 from __future__ import annotations
@@ -84,22 +87,52 @@ def cases(tmp: pathlib.Path) -> dict[str, tuple[list[str], list[str]]]:
     }
 
 
+# these run the real console script in a process of their own: one per sub-command family
+IN_A_PROCESS = {"tune output_dir below a file", "train default store's artifact folder is a file",
+                "prepare --out below a file", "report --out is a file"}
+
+
+def run_in_process(cwd: pathlib.Path, monkeypatch, capsys, *args: str) -> tuple[int, str]:
+    """What the console script runs (``cli.main``), here, from ``cwd``, with the same
+    environment as ``run_cli``; the exit code and what went to stderr."""
+    from pyspark import SparkContext
+
+    from sparkdl_tune.cli import main
+
+    for key in [k for k in os.environ if k.startswith("MLFLOW_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("SPARK_HOME", str(cwd / "no-spark-here"))
+    monkeypatch.chdir(cwd)
+    capsys.readouterr()
+    active = SparkContext._active_spark_context
+    code = main([*args, "--conf-dir", str(ROOT / "conf"), "spark.master=local[1]",
+                 "spark.conf.spark.ui.enabled=false"])
+    assert SparkContext._active_spark_context is active  # no Spark started (or stopped)
+    return code, capsys.readouterr().err
+
+
 @pytest.mark.parametrize("name", list(cases(pathlib.Path("/t"))))
-def test_an_unwritable_place_stops_the_command_before_spark_starts(tmp_path, name):
+def test_an_unwritable_place_stops_the_command_before_spark_starts(tmp_path, name, monkeypatch,
+                                                                    capsys):
     (tmp_path / "blocker").write_text("not a folder\n")
     (tmp_path / "a-folder").mkdir()
     if "default store" in name:
         (tmp_path / "mlartifacts").write_text("not a folder\n")
+    assert IN_A_PROCESS <= set(cases(tmp_path))
     args, needles = cases(tmp_path)[name]
-    proc = run_cli(tmp_path, *args)
-    assert proc.returncode == EXIT_BAD_INPUT, proc.stderr[-3000:]
-    assert "Traceback" not in proc.stderr
-    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("sparkdl-tune:")]
+    if name in IN_A_PROCESS:
+        proc = run_cli(tmp_path, *args)
+        code, stderr = proc.returncode, proc.stderr
+    else:
+        code, stderr = run_in_process(tmp_path, monkeypatch, capsys, *args)
+    assert code == EXIT_BAD_INPUT, stderr[-3000:]
+    assert "Traceback" not in stderr
+    lines = [ln for ln in stderr.splitlines() if ln.startswith("sparkdl-tune:")]
     assert len(lines) == 1 and lines[0].startswith("sparkdl-tune: error: "), lines
     for needle in needles:
         assert needle in lines[0], lines[0]
     assert "cannot be written" in lines[0] and "choose another" in lines[0]
-    assert not any(s in proc.stderr for s in SPARK_LINES), proc.stderr[-3000:]
+    assert not any(s in stderr for s in SPARK_LINES), stderr[-3000:]
     # no Spark application, no MLflow store, nothing written around the blocker
     left = sorted(p.name for p in tmp_path.iterdir())
     assert left == sorted(["blocker", "a-folder", *(["mlartifacts"] if "default store" in name
