@@ -25,7 +25,8 @@ sys.path.insert(0, %(root)r)
 from sparkdl_tune.driver.datasets.idx import read_rows
 from pyspark.sql import SparkSession
 t0 = time.monotonic()
-spark = SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false").config("spark.driver.memory", "6g").getOrCreate()
+spark = (SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false")
+         .config("spark.driver.memory", "6g").getOrCreate())
 x = read_rows(%(src)r + "/train-images-idx3-ubyte.gz").astype(np.float32) / 255
 y = read_rows(%(src)r + "/train-labels-idx1-ubyte.gz").astype(int)
 pdf = pd.DataFrame({"features": [list(map(float, r)) for r in x], "label": y})
