@@ -40,7 +40,6 @@ class stream:
         import tensorflow as tf
 
         from . import data_cache
-        from .readers import make_reader
 
         job = self.job
         files = job.data.splits[self.split]
@@ -55,12 +54,8 @@ class stream:
             cached = not self.finite
         else:
             data_cache.read_parquet()
-            self.reader = make_reader(
-                list(files.files), name=job.reader, workers=job.reader_workers,
-                shuffle=shuffle, seed=seed if shuffle else None,
-                num_epochs=1 if (cached or self.finite or self.per_pass) else None,
-                cur_shard=self.rank if self.size > 1 else None,
-                shard_count=self.size if self.size > 1 else None)
+            self.reader = self._open(files, shuffle, seed if shuffle else None,
+                                     1 if (cached or self.finite or self.per_pass) else None)
             ds = self.reader.dataset()
         if getattr(job.data, "columns", None) is not None:
             ds = ds.map(_columns(job.data.columns))  # this training's features, from the copy
@@ -76,12 +71,21 @@ class stream:
         ds = ds.rebatch(job.training.batch_size).prefetch(tf.data.AUTOTUNE)
         return ds, cached
 
+    def _open(self, files, shuffle: bool, seed, num_epochs):
+        """The job's reader over this rank's shard of ``files``."""
+        from .readers import make_reader
+
+        job = self.job
+        return make_reader(list(files.files), name=job.reader, workers=job.reader_workers,
+                           shuffle=shuffle, seed=seed, num_epochs=num_epochs,
+                           cur_shard=self.rank if self.size > 1 else None,
+                           shard_count=self.size if self.size > 1 else None)
+
     def _from_memory(self, files, shuffle: bool, seed: int, shard_bytes: float):
         """With the warm data cache on (:mod:`.data_cache`): this shard from memory, decoded
         from Parquet in one pass first when no earlier trial on this worker kept it; None
         when it does not fit the memory budget."""
         from . import data_cache
-        from .readers import make_reader
 
         job = self.job
         if not _use_memory_cache(job, shard_bytes):
@@ -90,10 +94,7 @@ class stream:
         groups = data_cache.get(key)
         if groups is None:
             data_cache.read_parquet()
-            reader = make_reader(
-                list(files.files), name=job.reader, workers=job.reader_workers, shuffle=False,
-                seed=None, num_epochs=1, cur_shard=self.rank if self.size > 1 else None,
-                shard_count=self.size if self.size > 1 else None)
+            reader = self._open(files, False, None, 1)
             try:
                 groups = list(reader.dataset().as_numpy_iterator())
             finally:
