@@ -111,3 +111,27 @@ def test_an_engine_that_is_not_installed_is_skipped_by_auto_and_refused_by_name(
     assert "execution.backend is 'absent' but sparkdl_tune_no_such_library is not installed" \
         in lines[0] and "execution.backend=auto" in lines[0]
     assert not (tmp_path / "spark-warehouse").exists() and not (tmp_path / "mlflow.db").exists()
+
+
+def test_an_installed_library_beside_a_version_it_does_not_work_with_is_passed_over():
+    """Petastorm installed beside pyarrow >= 15 (or Horovod beside TensorFlow >= 2.19) is
+    found by the import system but does not work: ``auto`` passes over it and naming it says
+    which version clashes. Checked on this environment's real pyarrow."""
+    import importlib.metadata
+
+    from sparkdl_tune.spec import readers
+
+    pyarrow = importlib.metadata.version("pyarrow")
+    broken = readers.Reader("sparkdl_tune.executor.readers.arrow:ArrowReader", "numpy",
+                            needs=(f"pyarrow<{pyarrow}",))
+    fine = readers.Reader("sparkdl_tune.executor.readers.arrow:ArrowReader", "numpy",
+                          needs=(f"pyarrow>={pyarrow}",))
+    assert engines.unusable(fine) is None
+    assert engines.unusable(broken) == (f"numpy is installed but needs pyarrow<{pyarrow} and "
+                                        f"this environment has pyarrow {pyarrow}")
+    assert engines.first_installed({"broken": broken, "fine": fine}, "data.reader") == "fine"
+    # the shipped rules: Petastorm with pyarrow < 15 only, Horovod with TensorFlow < 2.19
+    assert readers.READERS["petastorm"].needs == ("pyarrow<15",)
+    assert engines.ENGINES["horovod"].needs == ("tensorflow<2.19",)
+    if int(pyarrow.split(".")[0]) >= 15:  # the current profile: auto reads with Arrow
+        assert engines.first_installed(readers.READERS, "data.reader") == "arrow"

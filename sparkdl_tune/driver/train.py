@@ -81,11 +81,11 @@ def check_installed(cfg: Config) -> None:
     if cfg.execution.num_proc > 1:
         wanted.append(("execution.backend", cfg.execution.backend, engines.ENGINES))
     for key, name, registry in wanted:
-        library = registry[name].library
-        if not engines.installed(library):
-            raise ConfigError(f"{key} is {name!r} but {library} is not installed in this "
-                              f"environment; set {key}=auto (here: "
-                              f"{engines.first_installed(registry, key)}) or install {library}")
+        why = engines.unusable(registry[name])
+        if why:
+            raise ConfigError(f"{key} is {name!r} but {why}; set {key}=auto (here: "
+                              f"{engines.first_installed(registry, key)}) or install "
+                              f"{registry[name].library}")
 
 
 def check_task(cfg: Config, manifest) -> None:

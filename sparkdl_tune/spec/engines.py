@@ -20,6 +20,7 @@ class Engine:
     backend: str   # "module:Class", a subclass of sparkdl_tune.executor.backends.single.Backend
     launcher: str  # "module:function", called as launcher(spark, job, start_timeout)
     library: str = "tensorflow"  # the package it needs beyond the profile's own set
+    needs: tuple[str, ...] = ()  # what its library works with, e.g. "tensorflow<2.19"
 
 
 SINGLE = Engine("sparkdl_tune.executor.backends.single:Backend",
@@ -29,7 +30,8 @@ SINGLE = Engine("sparkdl_tune.executor.backends.single:Backend",
 # (Horovod on the classic profile, tf_distribute on the current one, where Horovod does not build)
 ENGINES: dict[str, Engine] = {
     "horovod": Engine("sparkdl_tune.executor.backends.horovod:HorovodBackend",
-                      "sparkdl_tune.driver.launch.horovod:train", library="horovod"),
+                      "sparkdl_tune.driver.launch.horovod:train", library="horovod",
+                      needs=("tensorflow<2.19",)),
     "tf_distribute": Engine("sparkdl_tune.executor.backends.tf_distribute:TFDistributeBackend",
                             "sparkdl_tune.driver.launch.barrier:train"),
 }
@@ -50,12 +52,49 @@ def installed(library: str) -> bool:
         return False
 
 
+#: distributions that install a package under another name (TensorFlow's CPU and GPU builds)
+_DISTRIBUTIONS = {"tensorflow": ("tensorflow", "tensorflow-cpu", "tensorflow-gpu",
+                                 "tensorflow-intel", "tensorflow-macos")}
+
+
+def unusable(entry) -> str | None:
+    """Why a registry entry (an engine or a reader) cannot work here, or None when it can: its
+    library is not installed, or is installed beside a version of another package it does not
+    work with (Petastorm does not import with pyarrow >= 15; Horovod does not build for
+    TensorFlow >= 2.19), looked up from the installed metadata, not imported."""
+    if not installed(entry.library):
+        return f"{entry.library} is not installed in this environment"
+    for need in getattr(entry, "needs", ()):
+        clash = _clash(need)
+        if clash:
+            return f"{entry.library} is installed but needs {need} and this environment has {clash}"
+    return None
+
+
+def _clash(need: str) -> str | None:
+    """``"name version"`` of the installed package that ``need`` (a requirement) excludes."""
+    from importlib import metadata
+
+    try:
+        from packaging.requirements import Requirement
+    except ImportError:  # nothing to compare with: trust the install
+        return None
+    req = Requirement(need)
+    for dist in _DISTRIBUTIONS.get(req.name, (req.name,)):
+        try:
+            version = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+        return None if req.specifier.contains(version, prereleases=True) else f"{dist} {version}"
+    return None
+
+
 def first_installed(registry: dict, setting: str) -> str:
-    """The first name of ``registry`` whose ``library`` is installed: what ``auto`` means."""
+    """The first name of ``registry`` that can work here: what ``auto`` means."""
     for name, entry in registry.items():
-        if installed(entry.library):
+        if unusable(entry) is None:
             return name
-    raise ValueError(f"{setting}: none of {', '.join(registry)} is installed here; install "
+    raise ValueError(f"{setting}: none of {', '.join(registry)} works here; install "
                      f"one of {', '.join(e.library for e in registry.values())}")
 
 

@@ -15,12 +15,14 @@ from dataclasses import dataclass
 class Reader:
     cls: str      # "module:Class" under sparkdl_tune/executor/readers/
     library: str  # the package it reads with
+    needs: tuple[str, ...] = ()  # what its library works with (see spec.engines.unusable)
 
 
 # in order of preference: ``data.reader: auto`` is the first whose library is installed
 # (Petastorm on the classic profile, Arrow on the current one, where Petastorm does not import)
 READERS = {
-    "petastorm": Reader("sparkdl_tune.executor.readers.petastorm:PetastormReader", "petastorm"),
+    "petastorm": Reader("sparkdl_tune.executor.readers.petastorm:PetastormReader", "petastorm",
+                        needs=("pyarrow<15",)),
     "arrow": Reader("sparkdl_tune.executor.readers.arrow:ArrowReader", "pyarrow"),
 }
 
