@@ -165,6 +165,8 @@ def test_a_failing_objective_fails_its_attempt_and_the_search_goes_on():
             raise RuntimeError("out of memory")
         if n == 3:
             return {"status": "fail", "failure": "diverged"}
+        if n == 4:  # stopped early by the scheduler: a finished trial with its loss
+            return {**lr_loss(vals), "loss": 0.5, "pruned": True}
         return lr_loss(vals)
 
     store = run(flaky, max_trials=6)
@@ -173,7 +175,8 @@ def test_a_failing_objective_fails_its_attempt_and_the_search_goes_on():
     assert attempts[1].error == "RuntimeError: out of memory"
     assert attempts[2].state == OK and attempts[2].loss is None
     assert sum(a.loss is not None for a in attempts) == 4
-    assert [t.state.name for t in store.study.trials[1:3]] == ["FAIL", "FAIL"]
+    assert [t.state.name for t in store.study.trials[1:4]] == ["FAIL", "FAIL", "COMPLETE"]
+    assert store.study.trials[3].value == 0.5 and attempts[3].loss == 0.5
 
 
 class Grid:
@@ -198,6 +201,21 @@ def test_a_proposer_proposes_the_points_and_an_empty_answer_ends_the_search():
     store = run(objective, algo=Grid(DISCRETE), space=DISCRETE, max_trials=50)
     assert calls == DISCRETE.grid_points() and len(calls) == 6
     assert len(store.study.trials) == 6 and store.study.best_value == 1.0
+
+
+def test_a_resumed_proposer_carries_on_where_its_restored_attempts_stop():
+    done = DISCRETE.grid_vals()[:4]
+    records = [TrialRecord(number=i, ok=True, vals={k: [v] for k, v in vals.items()},
+                           params=DISCRETE.decode(vals), loss=1.0)
+               for i, (_, vals) in enumerate(done)]
+    calls = []
+
+    def objective(vals, key=None):
+        calls.append(DISCRETE.decode(vals))
+        return {"status": "ok", "loss": 0.0}
+
+    store = run(objective, algo=Grid(DISCRETE), space=DISCRETE, max_trials=50, restored=records)
+    assert calls == DISCRETE.grid_points()[4:] and len(store.attempts()) == 6
 
 
 def test_nsga2_on_two_objectives_returns_a_front():
@@ -254,6 +272,24 @@ def test_parallel_trials_run_on_warm_executors(spark, server):
     assert len(store.study.trials) == 6
 
 
+def test_a_parallel_proposer_search_stops_early_and_cancels_what_runs(spark, server):
+    def objective(vals, key=None):
+        import time
+
+        time.sleep(0.5 if vals["model.units"] < 2 else 60)  # the last grid points hang
+        return {"status": "ok", "loss": 1.0}
+
+    store = run(objective, algo=Grid(DISCRETE), space=DISCRETE, max_trials=50, parallel=True,
+                parallelism=2, spark=spark, server=server, runner="executors",
+                early_stop=lambda store: sum(a.loss is not None for a in store.attempts()) >= 3)
+    attempts = store.attempts()
+    assert store.why == "early stop" and all(a.ended for a in attempts)
+    assert sum(a.state == OK for a in attempts) >= 3
+    assert sum(a.state == CANCELLED for a in attempts) >= 1
+    points = [DISCRETE.decode({k: v[0] for k, v in a.vals.items() if v}) for a in attempts]
+    assert points == DISCRETE.grid_points()[:len(points)]
+
+
 def test_the_parallel_timeout_cancels_running_trials(spark, server):
     def objective(vals, key=None):
         import time
@@ -261,10 +297,9 @@ def test_the_parallel_timeout_cancels_running_trials(spark, server):
         time.sleep(60)
         return {"status": "ok", "loss": 1.0}
 
-    started = time.monotonic()
     store = run(objective, max_trials=6, parallel=True, parallelism=2, spark=spark,
                 server=server, runner="sparktrials", timeout_seconds=2)
     attempts = store.attempts()
-    assert time.monotonic() - started < 45 and store.why == "timeout"
+    assert store.why == "timeout"
     assert attempts and all(a.state == CANCELLED for a in attempts)
     assert all(t.state.name == "FAIL" for t in store.study.trials)
