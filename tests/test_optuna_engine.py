@@ -257,7 +257,7 @@ def server():
         yield s
 
 
-def test_parallel_trials_run_on_warm_executors(spark, server):
+def test_parallel_trials_run_on_warm_executors(spark):
     space = SPACE
 
     def objective(vals, key=None):  # defined here: cloudpickle ships it by value
@@ -265,7 +265,7 @@ def test_parallel_trials_run_on_warm_executors(spark, server):
         return {"status": "ok", "loss": p["model.dropout"], "key": key}
 
     store = run(objective, max_trials=6, parallel=True, parallelism=2, spark=spark,
-                server=server, runner="executors")
+                server=None, runner="executors")  # a report server of its own
     attempts = store.attempts()
     assert len(attempts) == 6 and all(a.state == OK for a in attempts)
     assert all(a.result["key"] for a in attempts) and store.study.best_value >= 0

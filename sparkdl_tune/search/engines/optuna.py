@@ -20,6 +20,7 @@ names (SparkTrials is hyperopt's). optuna itself is imported inside the function
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import threading
@@ -46,18 +47,37 @@ ALGORITHMS = ("tpe", "random", "cmaes", "gp", "nsga2")
 WAIT_SECONDS = 0.05  # the driver loop's poll while trials run in parallel
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class Algorithm:
-    """What :func:`algorithm` returns: the sampler and the study's directions."""
+    """What :func:`algorithm` returns: the sampler's name and options and the study's
+    directions; :meth:`sampler` makes a fresh one, seeded (a rerun with the same seed asks
+    the same points)."""
 
     name: str
-    sampler: Any
+    options: dict = dataclasses.field(default_factory=dict)
     directions: tuple[str, ...] = ("minimize",)
+
+    def sampler(self, seed: int) -> Any:
+        optuna = _optuna()
+        samplers, options = optuna.samplers, self.options
+        make = {
+            "tpe": lambda: samplers.TPESampler(seed=seed, **{
+                "multivariate": True, "group": True, **options}),
+            "random": lambda: samplers.RandomSampler(seed=seed, **options),
+            "cmaes": lambda: samplers.CmaEsSampler(seed=seed, **{
+                "warn_independent_sampling": False, **options}),
+            "gp": lambda: samplers.GPSampler(seed=seed, **options),
+            "nsga2": lambda: samplers.NSGAIISampler(seed=seed, **options),
+        }[self.name]
+        with warnings.catch_warnings():  # multivariate and group are "experimental"
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return make()
 
 
 def algorithm(name: str, space=None, seed: int = 0, **options: Any) -> Algorithm:
-    """Optuna's sampler ``name`` (one of :data:`ALGORITHMS`), seeded; ``options`` go to the
-    sampler's constructor (``n_startup_trials``, ``population_size``, ...)."""
+    """Optuna's sampler ``name`` (one of :data:`ALGORITHMS`); ``options`` go to the sampler's
+    constructor (``n_startup_trials``, ``population_size``, ...) and are checked here. ``seed``
+    is unused: :func:`run`'s seed seeds the sampler, as with hyperopt."""
     from ...errors import ConfigError
 
     if name not in ALGORITHMS:
@@ -66,26 +86,14 @@ def algorithm(name: str, space=None, seed: int = 0, **options: Any) -> Algorithm
     if name == "gp" and not _has("torch"):
         raise ConfigError("search.algorithm gp (Optuna's GPSampler) needs PyTorch, which this "
                           "install leaves out; use tpe, cmaes or random")
-    optuna = _optuna()
-    samplers = optuna.samplers
-    make = {
-        "tpe": lambda: samplers.TPESampler(seed=seed, **{
-            "multivariate": True, "group": True, **options}),
-        "random": lambda: samplers.RandomSampler(seed=seed, **options),
-        "cmaes": lambda: samplers.CmaEsSampler(seed=seed, **{
-            "warn_independent_sampling": False, **options}),
-        "gp": lambda: samplers.GPSampler(seed=seed, **options),
-        "nsga2": lambda: samplers.NSGAIISampler(seed=seed, **options),
-    }[name]
+    directions = ("minimize", "minimize") if name == "nsga2" else ("minimize",)
+    algo = Algorithm(name, dict(options), directions)
     try:
-        with warnings.catch_warnings():  # multivariate and group are "experimental"
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            sampler = make()
+        algo.sampler(seed)
     except TypeError as exc:
         raise ConfigError(f"search.algorithm {name}: Optuna's sampler refuses the options "
                           f"{sorted(options)}: {exc}") from None
-    directions = ("minimize", "minimize") if name == "nsga2" else ("minimize",)
-    return Algorithm(name, sampler, directions)
+    return algo
 
 
 def run(objective: Callable[..., dict], space, algo: Any, *, max_trials: int, parallel: bool,
@@ -97,7 +105,8 @@ def run(objective: Callable[..., dict], space, algo: Any, *, max_trials: int, pa
     ``early_stop(store) -> True`` or a proposer's ``[]``; ``watch(store)`` once the store is
     ready, ``unwatch(store)`` at the end whatever happens. ``algo`` is what :func:`algorithm`
     returned or a :class:`~sparkdl_tune.search.engines.protocol.Proposer`. Parallel trials run
-    on warm executors that ask ``server`` (the search's report server) for work."""
+    on warm executors that ask ``server`` (the search's report server; one of their own when
+    None) for work."""
     search = Search(space, algo, max_trials, seed, restored)
     if watch:
         watch(search)
@@ -106,7 +115,14 @@ def run(objective: Callable[..., dict], space, algo: Any, *, max_trials: int, pa
             if runner != "executors":
                 log.info("tune: with search.engine optuna, parallel trials run on warm "
                          "executors (search.runner %s is hyperopt's)", runner)
-            search.parallel(objective, spark, parallelism, server, timeout_seconds, early_stop)
+            with contextlib.ExitStack() as stack:
+                if server is None:  # the tuner passes its own; a caller of run() may not
+                    from ..report_server import ReportServer, driver_host
+
+                    server = stack.enter_context(ReportServer(lambda message: {},
+                                                              driver_host(spark)))
+                search.parallel(objective, spark, parallelism, server, timeout_seconds,
+                                early_stop)
         else:
             search.serial(objective, timeout_seconds, early_stop)
     finally:
@@ -123,7 +139,7 @@ class Search:
         self.space, self.algo, self.max_trials, self.seed = space, algo, max_trials, seed
         self.proposer = None if isinstance(algo, Algorithm) else algo
         self.directions = algo.directions if isinstance(algo, Algorithm) else ("minimize",)
-        sampler = algo.sampler if isinstance(algo, Algorithm) else \
+        sampler = algo.sampler(seed) if isinstance(algo, Algorithm) else \
             optuna.samplers.RandomSampler(seed=seed)  # never samples: every point is enqueued
         self.study = optuna.create_study(sampler=sampler, directions=list(self.directions))
         self._attempts: dict[int, Attempt] = {}
