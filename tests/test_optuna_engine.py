@@ -238,6 +238,9 @@ def test_the_algorithms_and_their_bad_names_or_options():
     with pytest.raises(ConfigError) as err:
         engine.algorithm("anneal", SPACE, 0)
     assert "\n" not in str(err.value) and "tpe, random, cmaes, gp, nsga2" in str(err.value)
+    for name in ("tpe", "cmaes", "random", "nsga2"):  # the tuner's (hyperopt's) option name
+        sampler = engine.algorithm(name, SPACE, 0, n_startup_jobs=3).sampler(0)
+        assert getattr(sampler, "_n_startup_trials", 3) == 3, name
     with pytest.raises(ConfigError) as err:
         engine.algorithm("tpe", SPACE, 0, n_startup=3)
     assert "n_startup" in str(err.value)

@@ -45,6 +45,8 @@ from .protocol import (
 log = logs.get("tune")
 
 ALGORITHMS = ("tpe", "random", "cmaes", "gp", "nsga2")
+#: option names of the random start's length (hyperopt's ``n_startup_jobs``, as the tuner sets it)
+STARTUP = ("startup_trials", "n_startup_jobs", "n_startup_trials")
 WAIT_SECONDS = 0.05  # the driver loop's poll while trials run in parallel
 
 
@@ -77,8 +79,10 @@ class Algorithm:
 
 def algorithm(name: str, space=None, seed: int = 0, **options: Any) -> Algorithm:
     """Optuna's sampler ``name`` (one of :data:`ALGORITHMS`); ``options`` go to the sampler's
-    constructor (``n_startup_trials``, ``population_size``, ...) and are checked here. ``seed``
-    is unused: :func:`run`'s seed seeds the sampler, as with hyperopt."""
+    constructor (``n_startup_trials``, ``population_size``, ...) and are checked here, except
+    the random start's length under any name of :data:`STARTUP` (the tuner's, hyperopt's
+    ``n_startup_jobs``): ``n_startup_trials`` for the samplers that have one, ignored by the
+    others. ``seed`` is unused: :func:`run`'s seed seeds the sampler, as with hyperopt."""
     from ...errors import ConfigError
 
     if name not in ALGORITHMS:
@@ -87,8 +91,12 @@ def algorithm(name: str, space=None, seed: int = 0, **options: Any) -> Algorithm
     if name == "gp" and not _has("torch"):
         raise ConfigError("search.algorithm gp (Optuna's GPSampler) needs PyTorch, which this "
                           "install leaves out; use tpe, cmaes or random")
+    options = dict(options)
+    startup = [options.pop(k) for k in STARTUP if k in options]  # random points first
+    if startup and name in ("tpe", "cmaes", "gp"):
+        options["n_startup_trials"] = startup[-1]
     directions = ("minimize", "minimize") if name == "nsga2" else ("minimize",)
-    algo = Algorithm(name, dict(options), directions)
+    algo = Algorithm(name, options, directions)
     try:
         algo.sampler(seed)
     except TypeError as exc:
