@@ -293,6 +293,24 @@ def test_a_parallel_proposer_search_stops_early_and_cancels_what_runs(spark, ser
     assert points == DISCRETE.grid_points()[:len(points)]
 
 
+@pytest.mark.slow  # a new Python worker takes the dead one's place: ~20 s on 2 cores
+def test_a_lost_trial_task_fails_its_attempt_and_the_search_goes_on(spark, server):
+    def objective(vals, key=None):
+        import os
+
+        if vals["model.units"] == 0 and vals["model.layers"] == 0:
+            os._exit(1)  # the Python worker dies while it holds the first grid point
+        return {"status": "ok", "loss": 1.0}
+
+    store = run(objective, algo=Grid(DISCRETE), space=DISCRETE, max_trials=4, parallel=True,
+                parallelism=2, spark=spark, server=server, runner="executors")
+    attempts = store.attempts()
+    assert len(attempts) == 4 and attempts[0].state == FAILED and attempts[0].error
+    assert [a.state for a in attempts[1:]] == [OK] * 3
+    assert [t.state.name for t in store.study.trials] == ["FAIL"] + ["COMPLETE"] * 3
+    print(f"\nthe lost trial's error: {attempts[0].error}")
+
+
 def test_the_parallel_timeout_cancels_running_trials(spark, server):
     def objective(vals, key=None):
         import time
