@@ -285,7 +285,7 @@ class Search:
             if timeout is not None and time.monotonic() - started > timeout:
                 self.why = "timeout"
                 return
-            if early_stop is not None and self._ok() and early_stop(self):
+            if early_stop is not None and self._ended() and early_stop(self):
                 self.why = "early stop"
                 return
             asked = self.ask(1)
@@ -338,16 +338,16 @@ class Search:
 
     def _watch(self, slots, done: threading.Event, timeout: Optional[float],
                early_stop: Optional[Callable]) -> None:
-        started, ok_seen = time.monotonic(), 0
+        started, ended_seen = time.monotonic(), 0
         while not done.wait(0.2):
             why = None
             if slots.broken:
                 for a in self._live():
                     self.tell(a.number, {"lost": slots.broken})
                 why = "the trial slots' Spark tasks keep failing"
-            ok = self._ok()
-            if not why and early_stop is not None and ok > ok_seen:
-                ok_seen = ok
+            ended = self._ended()  # the stop rules count failed trials too (patience)
+            if not why and early_stop is not None and ended > ended_seen:
+                ended_seen = ended
                 why = "early stop" if early_stop(self) else None
             if not why and timeout is not None and time.monotonic() - started > timeout:
                 why = "timeout"
@@ -363,9 +363,10 @@ class Search:
     def _point(self, number: int) -> dict[str, Any]:
         return {k: v[0] for k, v in self._attempts[number].vals.items() if len(v)}
 
-    def _ok(self) -> int:
+    def _ended(self) -> int:
         with self._lock:
-            return sum(1 for a in self._attempts.values() if a.loss is not None)
+            return sum(1 for a in self._attempts.values() if a.ended)
+
 
 
 def _has(module: str) -> bool:
