@@ -26,6 +26,7 @@ _NOISE = [
     r".*Your input ran out of data; interrupting training.*",
     r".*`shuffle=True` was passed, but will be ignored.*",
     r".*Spark session is not provided\. Tags will not be inherited.*",  # pyspark 4 threads
+    r".*is an experimental feature\. The interface can change in the future.*",  # optuna
 ]
 
 
@@ -38,7 +39,8 @@ def quiet_libraries() -> None:
         warnings.filterwarnings("ignore", message=pattern)
     for category in (DeprecationWarning, FutureWarning, PendingDeprecationWarning):
         warnings.filterwarnings("ignore", category=category)
-    for name in ("py4j", "petastorm", "tensorflow", "absl", "mlflow", "hyperopt", "alembic"):
+    for name in ("py4j", "petastorm", "tensorflow", "absl", "mlflow", "hyperopt", "alembic",
+                 "optuna"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
