@@ -13,15 +13,25 @@ through :mod:`sparkdl_tune.search.engines.hyperopt` (the only module that import
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
 from typing import Any
 
 from ...errors import ConfigError
+from ..engines import PACKAGE_ALGORITHMS
 
-ALGORITHMS = ("tpe", "random", "anneal", "grid", "genetic", "sweep", "pyramid")
+PACKAGE = PACKAGE_ALGORITHMS  # the package's own, driven by every engine
 DESIGNS = ("sweep", "pyramid")  # staged designs (see sparkdl_tune.search.algorithms.staged)
 
-__all__ = ["ALGORITHMS", "DESIGNS", "make_algo", "make_design"]
+
+def algorithms(engine: str = "hyperopt") -> tuple[str, ...]:
+    """Every ``search.algorithm`` name under ``engine``: its own, then the package's."""
+    from ..engines import load
+
+    return (*load(engine).ALGORITHMS, *PACKAGE)
+
+
+ALGORITHMS = algorithms()  # under the default engine
+
+__all__ = ["ALGORITHMS", "DESIGNS", "PACKAGE", "algorithms", "make_algo", "make_design"]
 
 
 def make_design(name: str, space: Any, **options: Any) -> Any:
@@ -35,15 +45,17 @@ def make_design(name: str, space: Any, **options: Any) -> Any:
     return Pyramid(space, **options)
 
 
-def make_algo(name: str, space: Any = None, **options: Any) -> Callable[..., list]:
-    """A picklable suggest function for ``fmin(algo=...)``.
+def make_algo(name: str, space: Any = None, engine: str = "hyperopt", **options: Any) -> Any:
+    """The algorithm ``name`` for ``engine``'s ``run(algo=...)``: the engine's own (opaque
+    here) or one of the package's.
 
     Args:
-        name: One of :data:`ALGORITHMS`.
+        name: One of :func:`algorithms` (``engine``).
         space: The :class:`~sparkdl_tune.search.space.SearchSpace`; required by ``grid`` and
             ``genetic``, which work on its dimensions.
+        engine: The ``search.engine`` (:mod:`sparkdl_tune.search.engines`).
         **options: Passed to the algorithm, e.g. ``n_startup_jobs`` for ``tpe`` or
-            ``population`` for ``genetic``.
+            ``population`` for ``genetic``; ``seed`` goes to the engine's ``algorithm``.
     """
     if name in DESIGNS:
         if space is None:
@@ -63,10 +75,12 @@ def make_algo(name: str, space: Any = None, **options: Any) -> Callable[..., lis
         from . import genetic
 
         return genetic.make_suggest(space, **options)
-    if name not in ALGORITHMS:
-        close = difflib.get_close_matches(str(name), ALGORITHMS, n=1)
-        hint = f"did you mean '{close[0]}'?" if close else f"use one of {', '.join(ALGORITHMS)}"
+    known = algorithms(engine)
+    if name not in known:
+        close = difflib.get_close_matches(str(name), known, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"use one of {', '.join(known)}"
         raise ConfigError(f"unknown search algorithm '{name}'; {hint}")
-    from ..engines.hyperopt import builtin_suggest
+    from ..engines import load
 
-    return builtin_suggest(name, **options)
+    seed = options.pop("seed", 0)
+    return load(engine).algorithm(name, space, seed, **options)

@@ -6,7 +6,8 @@ Tune) would be one more module with these functions:
 
 - :func:`space_expression` turns a :class:`~sparkdl_tune.search.space.SearchSpace` into the engine's
   space;
-- :func:`builtin_suggest` gives the engine's own algorithms (``tpe``, ``random``, ``anneal``);
+- :data:`ALGORITHMS` and :func:`algorithm` give the engine's own algorithms (``tpe``,
+  ``random``, ``anneal``);
   :func:`new_trial_docs` lets the package's algorithms (grid, genetic) propose points;
 - :func:`run` drives the search (``parallel``: one Spark task per trial with SparkTrials, or
   warm executors taking trial after trial with ``runner="executors"``; ``serial``: one at a
@@ -73,8 +74,12 @@ def space_expression(space) -> dict[str, Any]:
 
 
 # -- algorithms ------------------------------------------------------------------------
-def builtin_suggest(name: str, **options: Any) -> Callable[..., list]:
-    """hyperopt's own ``tpe``, ``random`` or ``anneal`` suggest function."""
+ALGORITHMS = ("tpe", "random", "anneal")
+
+
+def algorithm(name: str, space: Any = None, seed: int = 0, **options: Any) -> Callable[..., list]:
+    """hyperopt's own ``tpe``, ``random`` or ``anneal`` suggest function (``seed``: unused,
+    :func:`run`'s seed makes hyperopt's random stream)."""
     import functools
 
     import hyperopt
