@@ -188,7 +188,7 @@ def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str,
     from ..tracking import store as tracking
     from ..tracking.results import log_space, usage_of
     from .algorithms import DESIGNS, make_algo, make_design
-    from .algorithms.staged import make_suggest as make_staged
+    from .algorithms.staged import Staged
     from .dimensions import check_subsets
 
     started = time.monotonic()
@@ -206,8 +206,7 @@ def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str,
             raise ConfigError(f"search.algorithm {s.algorithm} runs {planned} trials here but "
                               f"search.max_trials is {s.max_trials}; raise max_trials to "
                               f"{planned}")
-    algo = make_staged(design, space) if design else make_algo(s.algorithm, space, s.engine,
-                                                               **options)
+    algo = None if design else make_algo(s.algorithm, space, s.engine, **options)
     metric, mode = objective_metric(cfg, space)
     pareto.second_objective(s, metric)  # search.objectives: checked before any training
     baseline.check(cfg)  # search.baseline: its keys and values, before any training
@@ -246,6 +245,8 @@ def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str,
     check_and_ship_space(space.dimensions, cfg.model.backbone, prepared.spark)  # idem
     exec_mode, parallelism, threads, why = choose_mode(cfg, prepared.spark, prepared.data)
     folds = _folds(cfg, prepared, exec_mode, parallelism)  # (fold data, folds at once)
+    if design is not None:  # a step may plan for the trials that run side by side
+        algo = Staged(design, space, width=parallelism if exec_mode == "parallel" else 1)
     log.info("tune: search %r, %s over %d dimensions, budget %d trials; %s mode (%s)%s",
              s.name, s.algorithm, len(space.dimensions), s.max_trials, exec_mode, why,
              f", {parallelism} at a time" if exec_mode == "parallel" else "")

@@ -1,13 +1,15 @@
-"""Search algorithms as suggest functions on hyperopt's protocol.
+"""The package's search algorithms (grid, genetic, sweep, pyramid): each a proposer
+(:class:`~sparkdl_tune.search.engines.protocol.Proposer`), which every engine drives.
 
-Hyperopt calls ``algo(new_ids, domain, trials, seed)`` on the driver whenever it wants new
-trials; the algorithm returns ``trials.new_trial_docs(...)`` for at most ``len(new_ids)`` points,
-or ``[]`` to end the search. Our algorithms keep no state between calls: everything they need
-comes from ``trials`` and the seed, so they pickle small, work under ``SparkTrials`` and carry on
-when a search resumes with its old trials.
+The engine calls ``propose(n, store, seed)`` on the driver whenever it wants new trials; the
+algorithm returns at most ``n`` points (vals), or ``[]`` to end the search. Our algorithms keep
+no state between calls: everything they need comes from the store's attempts and the seed, so
+they pickle small, work with parallel trials and carry on when a search resumes with its old
+trials. They read plain :class:`~sparkdl_tune.search.engines.protocol.Attempt` records, never
+an engine's documents.
 
-Use :func:`make_algo` to get any algorithm by name. The trial store itself is read and written
-through :mod:`sparkdl_tune.search.engines.hyperopt` (the only module that imports hyperopt).
+Use :func:`make_algo` to get any algorithm by name: the engine's own (opaque here) or one of
+the package's.
 """
 
 from __future__ import annotations
@@ -60,21 +62,21 @@ def make_algo(name: str, space: Any = None, engine: str = "hyperopt", **options:
     if name in DESIGNS:
         if space is None:
             raise ConfigError(f"algorithm '{name}' needs the search space; pass space=...")
-        from .staged import make_suggest
+        from .staged import Staged
 
-        return make_suggest(make_design(name, space, **options), space)
+        return Staged(make_design(name, space, **options), space)
     if name in ("grid", "genetic"):
         if space is None:
             raise ConfigError(f"algorithm '{name}' needs the search space; pass space=...")
         if name == "grid":
-            from . import grid
+            from .grid import Grid
 
             if options:
                 raise ConfigError(f"algorithm 'grid' takes no options, got {sorted(options)}")
-            return grid.make_suggest(space)
-        from . import genetic
+            return Grid(space)
+        from .genetic import Genetic
 
-        return genetic.make_suggest(space, **options)
+        return Genetic(space, **options)
     known = algorithms(engine)
     if name not in known:
         close = difflib.get_close_matches(str(name), known, n=1)
