@@ -51,3 +51,24 @@ def test_an_unknown_engine_stops_tune_with_one_line_and_exit_2(tmp_path):
     proc = run_console("tune", "conf/jobs/fashion_tune.yaml", "search.engine=optunaa",
                        f"search.output_dir={tmp_path / 'out'}")
     assert_one_error_line(proc, "search.engine", "'optunaa'", "not one of: hyperopt")
+
+
+def test_a_search_cannot_be_resumed_with_another_engine(monkeypatch):
+    """The engine enters the search's definition when it is not hyperopt (so searches
+    recorded before engines could be chosen stay unchanged): a rerun with another engine is
+    another search, refused in one line (exit 2), even with resume=extend."""
+    from sparkdl_tune.search import definition as d
+    from sparkdl_tune.search.space import SearchSpace
+
+    space = SearchSpace.from_dict({"training.batch_size": {"choice": [32, 64]}})
+    recorded = d.to_tag(d.definition(load_config(None), space, "val_loss", "min"))
+    monkeypatch.setitem(engines.ENGINES, "other", engines.ENGINES["hyperopt"])
+    cfg = load_config(None)
+    other = cfg.search.__class__(**{**cfg.search.__dict__, "engine": "other"})
+    now = d.definition(cfg.__class__(**{**cfg.__dict__, "search": other}), space, "val_loss",
+                       "min")
+    for resume in ("auto", "extend"):
+        with pytest.raises(ConfigError) as err:
+            d.check("s", recorded, now, resume, 3)
+        assert "search.engine: (unset) -> \"other\"" in str(err.value)
+        assert "\n" not in str(err.value)
