@@ -1,4 +1,5 @@
-"""Grid and genetic search on hyperopt's suggest protocol, driven by a real fmin."""
+"""Grid and genetic search: package proposers on hyperopt's suggest protocol (the engine's
+wrapper), driven by a real fmin."""
 
 import pickle
 
@@ -7,8 +8,10 @@ import pytest
 from hyperopt import STATUS_FAIL, STATUS_OK, Trials, fmin, rand, space_eval
 
 from sparkdl_tune.errors import ConfigError
-from sparkdl_tune.search.algorithms import ALGORITHMS, DESIGNS, genetic, grid, make_algo
-from sparkdl_tune.search.engines.hyperopt import space_expression
+from sparkdl_tune.search.algorithms import ALGORITHMS, DESIGNS, make_algo
+from sparkdl_tune.search.algorithms.genetic import Genetic
+from sparkdl_tune.search.algorithms.grid import Grid
+from sparkdl_tune.search.engines.hyperopt import space_expression, suggest_of
 from sparkdl_tune.search.space import SearchSpace
 
 DISCRETE = {
@@ -39,9 +42,9 @@ def mixed_loss(p):
 
 def run(space, algo, objective, max_evals, trials=None, seed=0):
     trials = Trials() if trials is None else trials
-    fmin(lambda point: objective(space.decode(point)), space_expression(space), algo=algo,
-         max_evals=max_evals, trials=trials, rstate=np.random.default_rng(seed),
-         show_progressbar=False)
+    fmin(lambda point: objective(space.decode(point)), space_expression(space),
+         algo=suggest_of(algo), max_evals=max_evals, trials=trials,
+         rstate=np.random.default_rng(seed), show_progressbar=False)
     return trials
 
 
@@ -52,16 +55,16 @@ def decoded(space, trials):
 def test_grid_visits_every_point_once_in_order_and_stops_by_itself():
     space = SearchSpace.from_dict(DISCRETE)
     seen = []
-    trials = run(space, grid.make_suggest(space), lambda p: seen.append(p) or 1.0, 100)
+    trials = run(space, Grid(space), lambda p: seen.append(p) or 1.0, 100)
     assert len(trials.trials) == len(space.grid_points()) == 18
     assert seen == space.grid_points() == decoded(space, trials)
 
 
 def test_grid_resumes_from_trials_after_pickling():
     space = SearchSpace.from_dict(DISCRETE)
-    trials = run(space, grid.make_suggest(space), lambda p: 1.0, 5)
+    trials = run(space, Grid(space), lambda p: 1.0, 5)
     assert len(trials.trials) == 5
-    again = pickle.loads(pickle.dumps(grid.make_suggest(space)))
+    again = pickle.loads(pickle.dumps(Grid(space)))
     run(space, again, lambda p: 1.0, 100, trials=trials, seed=1)
     assert decoded(space, trials) == space.grid_points()
     run(space, again, lambda p: 1.0, 100, trials=trials, seed=2)  # exhausted: adds nothing
@@ -71,7 +74,7 @@ def test_grid_resumes_from_trials_after_pickling():
 def test_grid_fills_a_batch_of_ids_with_distinct_points():
     space = SearchSpace.from_dict(DISCRETE)
     trials = Trials()
-    fmin(lambda p: 1.0, space_expression(space), algo=grid.make_suggest(space), max_evals=50,
+    fmin(lambda p: 1.0, space_expression(space), algo=suggest_of(Grid(space)), max_evals=50,
          trials=trials, max_queue_len=4, show_progressbar=False,
          rstate=np.random.default_rng(0))
     points = decoded(space, trials)
@@ -83,16 +86,14 @@ def test_grid_refuses_a_continuous_dimension():
     space = SearchSpace.from_dict(MIXED, source="conf/spaces/mixed.yaml")
     with pytest.raises(ConfigError, match="grid search needs a discrete space, but 'model.a' is "
                                           "uniform"):
-        grid.make_suggest(space)
-    with pytest.raises(ConfigError, match="grid search needs the SearchSpace"):
-        grid.suggest([0], None, Trials(), 0)
+        Grid(space)
 
 
 def test_algorithm_refuses_a_different_space():
     space = SearchSpace.from_dict(DISCRETE)
     other = SearchSpace.from_dict({"model.units": {"choice": [[1], [2]]}})
     with pytest.raises(ConfigError, match=r"pass space_expression\(space\) of the same Search"):
-        fmin(lambda p: 1.0, space_expression(other), algo=grid.make_suggest(space), max_evals=3,
+        fmin(lambda p: 1.0, space_expression(other), algo=suggest_of(Grid(space)), max_evals=3,
              trials=Trials(), show_progressbar=False)
 
 
@@ -100,7 +101,7 @@ def test_genetic_beats_random_search_at_equal_budget():
     space = SearchSpace.from_dict(MIXED)
     best = {"genetic": [], "random": []}
     for seed in range(10):
-        for name, algo in (("genetic", genetic.make_suggest(space)), ("random", rand.suggest)):
+        for name, algo in (("genetic", Genetic(space)), ("random", rand.suggest)):
             trials = run(space, algo, mixed_loss, 60, seed=seed)
             assert len(trials.trials) == 60
             best[name].append(min(trials.losses()))
@@ -110,7 +111,7 @@ def test_genetic_beats_random_search_at_equal_budget():
 
 def test_genetic_best_decodes_to_real_values():
     space = SearchSpace.from_dict(MIXED)
-    trials = run(space, genetic.make_suggest(space, population=8), mixed_loss, 30)
+    trials = run(space, Genetic(space, population=8), mixed_loss, 30)
     best = trials.argmin
     assert isinstance(best["training.optimizer"], int)
     values = space.decode(best)
@@ -121,7 +122,7 @@ def test_genetic_best_decodes_to_real_values():
 
 def test_genetic_survives_pickling_and_resumes_exactly():
     space = SearchSpace.from_dict(MIXED)
-    algo = genetic.make_suggest(space, population=8, seed=7)
+    algo = Genetic(space, population=8, seed=7)
     whole = run(space, algo, mixed_loss, 30)
     first = run(space, algo, mixed_loss, 12, seed=3)
     again = pickle.loads(pickle.dumps(algo))
@@ -141,10 +142,11 @@ def test_genetic_never_breeds_from_failed_trials():
             return {"status": STATUS_FAIL, "loss": -1e9}
         return {"status": STATUS_OK, "loss": mixed_loss(p)}
 
-    algo = genetic.make_suggest(space, population=10, mutation_rate=0.05, seed=0)
+    algo = Genetic(space, population=10, mutation_rate=0.05, seed=0)
     trials = Trials()
-    fmin(lambda point: objective(space.decode(point)), space_expression(space), algo=algo,
-         max_evals=60, trials=trials, rstate=np.random.default_rng(0), show_progressbar=False)
+    fmin(lambda point: objective(space.decode(point)), space_expression(space),
+         algo=suggest_of(algo), max_evals=60, trials=trials, rstate=np.random.default_rng(0),
+         show_progressbar=False)
     children = decoded(space, trials)[10:]
     n_sgd = sum(p["training.optimizer"] == "sgd" for p in children)
     # ~50 if failed trials were parents; a few come from mutation when breeding hits duplicates
@@ -154,7 +156,7 @@ def test_genetic_never_breeds_from_failed_trials():
 
 def test_genetic_stops_after_its_generations():
     space = SearchSpace.from_dict(MIXED)
-    trials = run(space, genetic.make_suggest(space, population=5, generations=3), mixed_loss, 100)
+    trials = run(space, Genetic(space, population=5, generations=3), mixed_loss, 100)
     assert len(trials.trials) == 15
 
 
@@ -175,7 +177,7 @@ def test_genetic_on_nested_choices_keeps_branches_consistent():
         return penalty + abs(p.get("model.kernel_size", 3) - 5) + \
             abs(np.log10(p["training.learning_rate"]) + 3)
 
-    trials = run(space, genetic.make_suggest(space, population=6), objective, 40)
+    trials = run(space, Genetic(space, population=6), objective, 40)
     for p in decoded(space, trials):
         extra = {"mlp": {"model.units", "model.dropout"},
                  "cnn2d": {"model.conv_blocks", "model.kernel_size"}}[p["model.architecture"]]
@@ -193,7 +195,7 @@ def test_genetic_on_nested_choices_keeps_branches_consistent():
 ])
 def test_genetic_options_are_checked(options, message):
     with pytest.raises(ConfigError) as err:
-        genetic.make_suggest(SearchSpace.from_dict(MIXED), **options)
+        Genetic(SearchSpace.from_dict(MIXED), **options)
     assert message in str(err.value)
 
 
@@ -217,10 +219,10 @@ def test_genetic_fills_batches_while_trials_are_still_running():
 
     space = SearchSpace.from_dict(MIXED)
     domain = Domain(lambda p: 0.0, space_expression(space))
-    algo = genetic.make_suggest(space, population=4)
+    algo = Genetic(space, population=4)
     trials = Trials()
     for seed in range(3):  # as under SparkTrials: nothing has finished yet
-        docs = algo(trials.new_trial_ids(3), domain, trials, seed)
+        docs = suggest_of(algo)(trials.new_trial_ids(3), domain, trials, seed)
         trials.insert_trial_docs(docs)
         trials.refresh()
     keys = {space.vals_key(t["misc"]["vals"]) for t in trials.trials}

@@ -117,7 +117,7 @@ def test_sweep_through_hyperopt_ends_its_search_by_itself():
     although the budget is larger."""
     from hyperopt import Trials, fmin
 
-    from sparkdl_tune.search.engines.hyperopt import space_expression
+    from sparkdl_tune.search.engines.hyperopt import space_expression, suggest_of
 
     space = SearchSpace(SPACE)
     seen = []
@@ -130,7 +130,7 @@ def test_sweep_through_hyperopt_ends_its_search_by_itself():
 
     trials = Trials()
     algo = pickle.loads(pickle.dumps(make_algo("sweep", space)))  # as SparkTrials ships it
-    fmin(objective, space_expression(space), algo=algo, max_evals=50,
+    fmin(objective, space_expression(space), algo=suggest_of(algo), max_evals=50,
          trials=trials, show_progressbar=False)
     assert seen == [("glorot_uniform", "relu", "adam"), ("he_normal", "relu", "adam"),
                     ("zeros", "relu", "adam"), ("he_normal", "tanh", "adam"),

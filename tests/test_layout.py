@@ -97,6 +97,23 @@ def test_only_the_engine_module_imports_hyperopt():
     assert not schedulers, sorted(schedulers)
 
 
+# hyperopt's trial documents: their keys and names, and importing hyperopt
+HYPEROPT_WORDS = ('"misc"', '"tid"', '"idxs"', "JOB_STATE", "new_trial_docs", "miscs_",
+                  "book_time", "spark_error", "import hyperopt", "from hyperopt")
+
+
+def test_hyperopts_documents_live_in_its_engine_module_alone():
+    """The monitor, the live runs, resume and the package's algorithms read plain attempts
+    (``search/engines/protocol.py``): hyperopt's trial-document keys and names appear in
+    ``search/engines/hyperopt.py`` only, so a second engine is one module."""
+    engine = PACKAGE / "search" / "engines" / "hyperopt.py"
+    wrong = {f"{path.relative_to(PACKAGE)}: {word}"
+             for path in sorted(PACKAGE.rglob("*.py")) if path != engine
+             for word in HYPEROPT_WORDS if word in path.read_text()}
+    assert not wrong, sorted(wrong)
+    assert all(word in engine.read_text() for word in HYPEROPT_WORDS)
+
+
 def _importing(folder: str, forbidden: tuple[str, ...]) -> set[str]:
     return {f"{mod} -> {imp}" for mod, imps in modules_under(folder).items() for imp in imps
             if imp.startswith(forbidden)}

@@ -14,7 +14,8 @@ from hyperopt import STATUS_OK, Trials, fmin
 from sparkdl_tune.errors import ConfigError
 from sparkdl_tune.search import pareto
 from sparkdl_tune.search.algorithms import genetic
-from sparkdl_tune.search.engines.hyperopt import space_expression
+from sparkdl_tune.search.engines.hyperopt import space_expression, suggest_of
+from sparkdl_tune.search.engines.protocol import OK, Attempt
 from sparkdl_tune.search.space import SearchSpace
 from sparkdl_tune.spec.trial import TrialRecord
 
@@ -120,12 +121,11 @@ def test_bad_objectives_are_one_clear_line(objectives, message):
 SPACE = {"model.x": {"uniform": [0.0, 1.0]}}
 
 
-def doc(tid, loss, objectives=None):
+def doc(number, loss, objectives=None):
     result = {"status": STATUS_OK, "loss": loss}
     if objectives is not None:
         result["objectives"] = objectives
-    return {"tid": tid, "state": 2, "result": result,
-            "misc": {"vals": {"model.x": [tid / 10]}}}
+    return Attempt(number=number, state=OK, vals={"model.x": [number / 10]}, result=result)
 
 
 def test_genetic_pool_ranks_by_front_then_crowding_when_results_carry_two_objectives():
@@ -147,7 +147,7 @@ def test_genetic_pool_ranks_by_front_then_crowding_when_results_carry_two_object
     two = [p for p in genetic.breeding_pool(space, docs, 6, 0) if p[1] in (1, 4)]
     assert all(genetic._tournament(two, 2, rng) == {"model.x": 0.1} for _ in range(5))
     # without objectives on every result, the loss decides as before
-    docs[2]["result"].pop("objectives")
+    docs[2].result.pop("objectives")
     pool = genetic.breeding_pool(space, docs, population=6, elitism=0)
     assert [f for f, _, _ in pool] == [-0.90, -0.88, -0.87, -0.80, -0.85, -5.0]
 
@@ -165,8 +165,8 @@ def test_genetic_with_two_objectives_spreads_along_the_front():
         return {"status": STATUS_OK, "loss": -accuracy, "objectives": [-accuracy, size]}
 
     trials = Trials()
-    fmin(objective, space_expression(space), algo=genetic.make_suggest(space, population=8,
-                                                                      seed=0),
+    fmin(objective, space_expression(space),
+         algo=suggest_of(genetic.Genetic(space, population=8, seed=0)),
          max_evals=48, trials=trials, rstate=np.random.default_rng(0), show_progressbar=False)
     children = [t["result"]["objectives"] for t in trials.trials[8:]]
     front = pareto.nondominated_sort(children)[0]

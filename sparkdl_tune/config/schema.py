@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional, Union
 
+from ..search import engines as search_engines
 from ..spec.engines import ENGINES, first_installed
 from ..spec.readers import READERS
 from .model_spec import ModelSpec, TrainingSpec
@@ -18,6 +19,12 @@ from .model_spec import ModelSpec, TrainingSpec
 # ``auto`` (the default) is the first of the registry that is installed: the profile's own.
 BackendName = Literal[("auto", *ENGINES)]  # type: ignore[valid-type]
 READER_NAMES = ("auto", *READERS)
+# search.engine and search.algorithm: the engines' registry, and each engine's own algorithms
+# beside the package's (grid, genetic, sweep, pyramid); the engine's own are checked per engine
+SEARCH_ENGINES = tuple(search_engines.ENGINES)
+SEARCH_ALGORITHMS = tuple(dict.fromkeys(
+    [a for e in SEARCH_ENGINES for a in search_engines.load(e).ALGORITHMS]
+    + list(search_engines.PACKAGE_ALGORITHMS)))
 
 
 @dataclass(frozen=True)
@@ -215,6 +222,11 @@ class SearchSettings:
     trial is recorded as *pruned*, with the epoch and score it reached. ``report`` writes plots and
     an HTML page into ``<output_dir>/<name>/report`` at the end (see :mod:`sparkdl_tune.reporting`).
 
+    ``engine`` names the search engine (:mod:`sparkdl_tune.search.engines`: ``hyperopt``);
+    ``algorithm`` is one of that engine's own (hyperopt: ``tpe``, ``random``, ``anneal``) or
+    one of the package's (``grid``, ``genetic``, ``sweep``, ``pyramid``), which every engine
+    drives.
+
     Study designs: ``algorithm: sweep`` tries one dimension at a time at ``trial_epochs`` with
     the others at their best so far (options in ``sweep``); ``algorithm: pyramid`` grows a dense
     network layer by layer (options in ``pyramid``); the retrain confirms the winner at
@@ -235,7 +247,8 @@ class SearchSettings:
     resume: Literal["auto", "extend"] = "auto"
     space: Optional[dict[str, Any]] = None
     space_file: Optional[str] = None
-    algorithm: Literal["tpe", "random", "anneal", "grid", "genetic", "sweep", "pyramid"] = "tpe"
+    engine: Literal[SEARCH_ENGINES] = search_engines.DEFAULT  # type: ignore[valid-type]
+    algorithm: Literal[SEARCH_ALGORITHMS] = "tpe"  # type: ignore[valid-type]
     scheduler: Literal["fifo", "asha", "hyperband", "median"] = "fifo"
     pruning: PruningSettings = field(default_factory=PruningSettings)
     max_trials: int = 20
@@ -264,6 +277,11 @@ class SearchSettings:
     cv_folds: Optional[int] = None
 
     def __post_init__(self):
+        allowed = (*search_engines.load(self.engine).ALGORITHMS,
+                   *search_engines.PACKAGE_ALGORITHMS)
+        if self.algorithm not in allowed:
+            raise ValueError(f"algorithm {self.algorithm!r} is not one of engine "
+                             f"{self.engine}'s: {', '.join(allowed)}")
         if self.cv_folds is not None and (isinstance(self.cv_folds, bool)
                                           or self.cv_folds < 2):
             raise ValueError(f"cv_folds is {self.cv_folds!r}; use an integer of 2 or more "

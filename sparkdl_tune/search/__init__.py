@@ -1,4 +1,4 @@
 """Hyper-parameter search: a point is ``{dotted key: value}``; algorithms pick points,
-schedulers stop running trials. Only :mod:`.engines.hyperopt` imports hyperopt, but hyperopt's
-trial documents are still read in the monitor, the live runs and the package's algorithms
-(the plain trial record of :mod:`sparkdl_tune.spec.trial` is where they are headed)."""
+schedulers stop running trials. An engine (:mod:`.engines`, ``search.engine``) drives the
+search; only its module knows its library and documents: the monitor, the live runs and the
+package's algorithms read the plain :class:`~.engines.protocol.Attempt` records of its store."""

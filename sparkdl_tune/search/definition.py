@@ -42,6 +42,8 @@ def definition(cfg, space, metric: str, mode: str) -> dict[str, str]:
     }
     items.update({f"search.{k}": getattr(s, k) for k in _SEARCH_KEYS})
     items.update({k: getattr(s, k.split(".", 1)[1]) for k in BUDGET_KEYS})
+    if s.engine != "hyperopt":  # (hyperopt: as recorded before engines could be chosen)
+        items["search.engine"] = s.engine
     if s.algorithm == "genetic":
         items.update({f"search.genetic.{k}": v for k, v in dataclasses.asdict(s.genetic).items()})
     if s.objectives:  # the loss hyperopt learned from depends on them

@@ -54,7 +54,7 @@ def _tidy(x: float) -> float:
 class Spec:
     """A dimension's distribution.
 
-    Its *vals value* is what hyperopt stores in ``trial["misc"]["vals"]``: the option index for
+    Its *vals value* is what an attempt's ``vals`` hold (hyperopt's too): the option index for
     :class:`Choice`, the step index for :class:`IntRange`, the number itself otherwise.
     """
 

@@ -2,8 +2,8 @@
 
 For each report (from :class:`~sparkdl_tune.search.report_server.ReportServer`) :class:`LiveTrials`
 
-- finds which trial of the engine's store sent it (the running trial with the same point —
-  SparkTrials does not tell a task its trial id), and opens its MLflow child run at once, so a
+- finds which attempt of the engine's store sent it (the running attempt with the same point —
+  SparkTrials does not tell a task its trial number), and opens its MLflow child run at once, so a
   user watching the MLflow UI sees the trial, then each epoch's metrics as it runs;
 - asks the scheduler whether the trial goes on, and answers the trial.
 
@@ -62,7 +62,8 @@ class LiveTrials:
         self._writer.start()
 
     def watch(self, store) -> None:
-        """The engine's trial store, to match reports to trials."""
+        """The engine's :class:`~sparkdl_tune.search.engines.protocol.Store`, to match reports
+        to attempts."""
         self._store = store
 
     # -- reports -------------------------------------------------------------------------
@@ -109,35 +110,34 @@ class LiveTrials:
         return {"stop": True, "reason": decision.reason}
 
     def _match(self, trial: LiveTrial) -> Optional[int]:
-        """The lowest running trial id with this point that no live trial holds yet."""
-        from .engines import hyperopt as engine
+        """The lowest running attempt with this point that no live trial holds yet."""
+        from .engines.protocol import RUNNING
         from .space import to_python
 
         if self._store is None:
             return None
         want = _canonical(trial.params)
         taken = {t.tid for t in self.trials.values() if t.tid is not None}
-        for doc in sorted(engine.trial_docs(self._store), key=lambda d: d["tid"]):
-            if doc["tid"] in taken or not engine.running(doc):
+        for attempt in sorted(self._store.attempts(), key=lambda a: a.number):
+            if attempt.number in taken or attempt.state != RUNNING:
                 continue
             try:
-                vals = {k: [to_python(v) for v in vs] for k, vs in doc["misc"]["vals"].items()}
-                if _canonical(to_python(self.space.decode(vals))) == want:
-                    return int(doc["tid"])
+                if _canonical(to_python(self.space.decode(attempt.vals))) == want:
+                    return int(attempt.number)
             except Exception:
                 continue
         return None
 
     def _retry_of(self, trial: LiveTrial) -> Optional[int]:
-        """The trial id of an earlier attempt with this point whose trial is still running:
-        Spark retries a task whose worker or executor was lost (``spark.task.maxFailures``)
-        with the same point. The retry takes the trial over; the attempt's run is deleted (the
-        retry opens one and logs its epochs from the first)."""
-        from .engines import hyperopt as engine
+        """The number of an earlier attempt with this point that is still running: Spark
+        retries a task whose worker or executor was lost (``spark.task.maxFailures``) with the
+        same point. The retry takes the trial over; the attempt's run is deleted (the retry
+        opens one and logs its epochs from the first)."""
+        from .engines.protocol import RUNNING
 
         if self._store is None:
             return None
-        running = {d["tid"] for d in engine.trial_docs(self._store) if engine.running(d)}
+        running = {a.number for a in self._store.attempts() if a.state == RUNNING}
         want = _canonical(trial.params)
         for old in list(self.trials.values()):
             if old is trial or old.tid not in running or _canonical(old.params) != want:

@@ -1,9 +1,11 @@
 """Watches a running search: records each finished trial in MLflow as it lands, prints
 progress, and decides when the budget's stop rules are met.
 
-Driver side. A background thread polls hyperopt's trial documents every half second, so a
-trial is written to MLflow within about a second of finishing — a crash later loses nothing
-that finished. The engine calls :meth:`Monitor.early_stop_fn` between trials; it polls too.
+Driver side. A background thread polls the engine's store (its attempts: plain
+:class:`~sparkdl_tune.search.engines.protocol.Attempt` records, whichever engine runs) every half
+second, so a trial is written to MLflow within about a second of finishing — a crash later
+loses nothing that finished. The engine calls :meth:`Monitor.early_stop_fn` between trials; it
+polls too.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from ..tracking.layout import (
     TAG_WHERE,
 )
 from . import pareto
+from .engines.protocol import OK, STATUS_OK, Attempt, Store
 from .live import trial_run_name
 from .space import to_python
 
@@ -62,30 +65,30 @@ class Monitor:
         self._thread: Optional[threading.Thread] = None
 
     # -- lifecycle -------------------------------------------------------------------
-    def start(self, trials) -> None:
+    def start(self, store: Store) -> None:
         if self.live is not None:
-            self.live.watch(trials)
+            self.live.watch(store)
 
         def loop():
             while not self._halt.wait(0.5):
                 try:
-                    self.poll(trials)
+                    self.poll(store)
                 except Exception as exc:  # never kill the search over a logging hiccup
                     log.warning("tune: could not record a trial yet (%s); will retry", exc)
 
         self._thread = threading.Thread(target=loop, name="sparkdl-tune-monitor", daemon=True)
         self._thread.start()
 
-    def close(self, trials) -> None:
+    def close(self, store: Store) -> None:
         self._halt.set()
         if self._thread:
             self._thread.join()
-        self.poll(trials)
+        self.poll(store)
 
-    def early_stop_fn(self, trials) -> bool:
+    def early_stop_fn(self, store: Store) -> bool:
         """The engine's hook between trials: record what finished, then apply the stop
         rules."""
-        self.poll(trials)
+        self.poll(store)
         stop = self._stop_rule()
         if stop and not self.stop_reason:
             self.stop_reason = stop
@@ -93,20 +96,18 @@ class Monitor:
         return bool(stop)
 
     # -- recording -------------------------------------------------------------------
-    def poll(self, trials) -> None:
-        from .engines import hyperopt as engine
-
+    def poll(self, store: Store) -> None:
         with self._lock:
-            for doc in engine.trial_docs(trials):
-                tid = doc["tid"]
-                if tid in self.records or not engine.ended(doc):
+            for attempt in store.attempts():
+                number = attempt.number
+                if number in self.records or not attempt.ended:
                     continue
-                record = _record_of(doc)
+                record = _record_of(attempt)
                 if not record.ok and self._stopping():
                     # killed by the search's own timeout or stop rule: not a failure, and a
                     # resumed search runs it again
                     record.cancelled = True
-                    # (the cause hyperopt stored is Spark's job-cancelled error with its
+                    # (the cause the engine holds is Spark's job-cancelled error with its
                     # Java stack: it says nothing more)
                     record.failure = "cancelled when the search stopped"
                 if not record.params:  # an errored trial has no result to carry them
@@ -116,7 +117,7 @@ class Monitor:
                         record.params = {}
                 self._take_live(record)
                 self._log(record)
-                self.records[tid] = record
+                self.records[number] = record
                 self.finished_here += 1
                 self._progress(record)
 
@@ -234,15 +235,13 @@ class Monitor:
         return None
 
 
-def _record_of(doc: dict) -> TrialRecord:
-    from .engines import hyperopt as engine
-
-    result = doc.get("result") or {}
-    vals = {k: [to_python(v) for v in vs] for k, vs in doc["misc"]["vals"].items()}
-    ok = engine.ended(doc) == "done" and result.get("status") == engine.STATUS_OK
+def _record_of(attempt: Attempt) -> TrialRecord:
+    result = attempt.result or {}
+    vals = {k: [to_python(v) for v in vs] for k, vs in attempt.vals.items()}
+    ok = attempt.state == OK and result.get("status") == STATUS_OK
     failure = None
     if not ok:
-        failure = (result.get("failure") or engine.error_of(doc)
+        failure = (result.get("failure") or attempt.error
                    or "cancelled (search timeout or early stop)")
     extra = {k: float(v) for k, v in (result.get("test_metrics") or {}).items()}
     for key in THROUGHPUT_KEYS:
@@ -254,7 +253,7 @@ def _record_of(doc: dict) -> TrialRecord:
     extra.update({k: float(v) for k, v in (result.get("cv") or {}).items()})  # cv_mean_...
     pruned = result.get("pruned") or (None, "")
     return TrialRecord(
-        number=doc["tid"], ok=ok, vals=vals, params=result.get("params") or {},
+        number=attempt.number, ok=ok, vals=vals, params=result.get("params") or {},
         key=str(result.get("key") or ""), pruned_epoch=pruned[0] if ok else None,
         pruned_reason=pruned[1] or "",
         loss=float(result["loss"]) if ok else None,

@@ -1,11 +1,11 @@
-"""The hyperopt objective: one trial = one training with the trial's hyper-parameters.
+"""The search objective: one trial = one training with the trial's hyper-parameters.
 
-In ``parallel`` mode this runs inside a Spark task (SparkTrials ships it to an executor) and
+In ``parallel`` mode this runs inside a Spark task (the engine ships it to an executor) and
 trains in-process there; in ``distributed`` mode it runs on the driver and launches a job of
 ``execution.num_proc`` ranks on ``execution.backend``. Either way it never raises for a failed
-trial: it returns hyperopt's ``fail`` status with the reason, so the search records it and goes
-on. With ``search.cv_folds`` a trial is k trainings, one per fold, and its score their mean
-(:mod:`sparkdl_tune.search.folds`).
+trial: it returns the ``fail`` status (:mod:`~sparkdl_tune.search.engines.protocol`) with the
+reason, so the search records it and goes on. With ``search.cv_folds`` a trial is k trainings,
+one per fold, and its score their mean (:mod:`sparkdl_tune.search.folds`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from ..config.schema import Config
 from ..driver.materialise import TrainingData
 from ..spec.report import ReportTo
 from . import pareto
-from .engines.hyperopt import STATUS_FAIL, STATUS_OK
+from .engines.protocol import STATUS_FAIL, STATUS_OK
 from .space import SearchSpace, to_python
 
 
@@ -42,7 +42,8 @@ class TrialSpec:
 
 
 def evaluate(spec: TrialSpec, point: Any, key: Optional[str] = None) -> dict[str, Any]:
-    """Train with ``point`` (a hyperopt sample) and return hyperopt's result dict; ``key``
+    """Train with ``point`` (vals or the engine's sample: ``SearchSpace.decode`` reads both)
+    and return the outcome dict (``status``, ``loss``, ``score``, ...); ``key``
     names the trial in its per-epoch reports (default: a new one)."""
     started = time.time()
     values = spec.space.decode(point)
@@ -64,7 +65,7 @@ def evaluate(spec: TrialSpec, point: Any, key: Optional[str] = None) -> dict[str
                       "launch": result.extra.get("launch"), "extra": result.extra}
         score, extra = fields.pop("score"), fields.pop("extra")
         measured = {k: extra[k] for k in pareto.SECOND_OBJECTIVES if extra.get(k) is not None}
-        # the loss hyperopt learns from: the metric, plus a second objective when one is named
+        # the loss the engine learns from: the metric, plus a second objective when one is named
         loss, pair = pareto.trial_loss(spec.base.search, score, spec.mode, measured)
         return {**base, "status": STATUS_OK, "loss": loss, "measures": measured,
                 **({"objectives": pair} if pair else {}), "score": score, **fields,

@@ -154,8 +154,8 @@ class SearchSpace:
         """Real values by dotted key: the active dimensions, fixed ones included.
 
         Args:
-            values: Hyperopt vals (``fmin``'s result, ``trials.argmin``,
-                ``trial["misc"]["vals"]``) or the point hyperopt passed to the objective.
+            values: Vals (an attempt's ``vals``, hyperopt's ``fmin`` result or
+                ``trials.argmin``) or the point the engine passed to the objective.
         """
         if not isinstance(values, Mapping):
             raise TypeError(f"decode takes a mapping, got {type(values).__name__}")

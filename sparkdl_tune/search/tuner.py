@@ -1,7 +1,8 @@
 """The ``tune`` workflow: search space -> trials on Spark -> best parameters -> final model.
 
-Driver side. The engine's own calls (``fmin``, SparkTrials, its trial store) are
-:mod:`sparkdl_tune.search.engines.hyperopt`'s; this module orders the work:
+Driver side. The engine's own calls (hyperopt's ``fmin``, SparkTrials, its trial store) are
+its module's under :mod:`sparkdl_tune.search.engines` (``search.engine``); this module orders
+the work:
 
 1. load and check the space (every key must be a config key) and the algorithm — bad input
    fails here, before any training;
@@ -10,7 +11,7 @@ Driver side. The engine's own calls (``fmin``, SparkTrials, its trial store) are
    or ``distributed`` (driver-side Trials, each trial a multi-rank job of
    ``execution.backend``: Horovod or a tf.distribute barrier stage), and say why;
 4. find the search's MLflow parent run by name: resume its finished trials, or start it;
-5. run hyperopt under the budget while :class:`~sparkdl_tune.search.monitor.Monitor` records each
+5. run the engine under the budget while :class:`~sparkdl_tune.search.monitor.Monitor` records each
    trial as it lands;
 6. retrain the best on train+validation with the final epoch budget, evaluate on test, log and
    register it, and write ``best_params.json`` and ``summary.json`` atomically.
@@ -187,7 +188,7 @@ def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str,
     from ..tracking import store as tracking
     from ..tracking.results import log_space, usage_of
     from .algorithms import DESIGNS, make_algo, make_design
-    from .algorithms.staged import make_suggest as make_staged
+    from .algorithms.staged import Staged
     from .dimensions import check_subsets
 
     started = time.monotonic()
@@ -205,7 +206,7 @@ def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str,
             raise ConfigError(f"search.algorithm {s.algorithm} runs {planned} trials here but "
                               f"search.max_trials is {s.max_trials}; raise max_trials to "
                               f"{planned}")
-    algo = make_staged(design, space) if design else make_algo(s.algorithm, space, **options)
+    algo = None if design else make_algo(s.algorithm, space, s.engine, **options)
     metric, mode = objective_metric(cfg, space)
     pareto.second_objective(s, metric)  # search.objectives: checked before any training
     baseline.check(cfg)  # search.baseline: its keys and values, before any training
@@ -244,6 +245,8 @@ def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str,
     check_and_ship_space(space.dimensions, cfg.model.backbone, prepared.spark)  # idem
     exec_mode, parallelism, threads, why = choose_mode(cfg, prepared.spark, prepared.data)
     folds = _folds(cfg, prepared, exec_mode, parallelism)  # (fold data, folds at once)
+    if design is not None:  # a step may plan for the trials that run side by side
+        algo = Staged(design, space, width=parallelism if exec_mode == "parallel" else 1)
     log.info("tune: search %r, %s over %d dimensions, budget %d trials; %s mode (%s)%s",
              s.name, s.algorithm, len(space.dimensions), s.max_trials, exec_mode, why,
              f", {parallelism} at a time" if exec_mode == "parallel" else "")
@@ -312,7 +315,7 @@ def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str,
 
 def _search(cfg, prepared, space, algo, monitor: Monitor, exec_mode, parallelism, threads,
             restored: list[TrialRecord], server=None, folds=((), 1)) -> None:
-    from .engines import hyperopt as engine
+    from .engines import load
     from .objective import TrialSpec, evaluate
 
     s = cfg.search
@@ -334,7 +337,7 @@ def _search(cfg, prepared, space, algo, monitor: Monitor, exec_mode, parallelism
                          report_to=server.address if server is not None else None,
                          folds=tuple(folds[0]), fold_slots=folds[1], ranks=ranks)
         # (all trials failed: reported with every distinct reason by _best_or_fail)
-        engine.run(functools.partial(evaluate, spec), space, algo, max_trials=s.max_trials,
+        load(s.engine).run(functools.partial(evaluate, spec), space, algo, max_trials=s.max_trials,
                    parallel=exec_mode == "parallel", parallelism=parallelism,
                    spark=prepared.spark,
                    timeout_seconds=int(s.timeout_minutes * 60) if s.timeout_minutes else None,

@@ -21,8 +21,8 @@ TAG_MAX_TRIALS = "sparkdl_tune.max_trials"
 
 # on a trial run
 TAG_TRIAL = "sparkdl_tune.trial"  # 0-based trial number
-TAG_VALS = "sparkdl_tune.vals"  # the hyperopt vals (JSON): how a trial is decoded on resume
-TAG_LOSS = "sparkdl_tune.loss"  # hyperopt's loss ("" when failed)
+TAG_VALS = "sparkdl_tune.vals"  # the trial's vals (JSON): how a trial is decoded on resume
+TAG_LOSS = "sparkdl_tune.loss"  # the loss the engine learned from ("" when failed)
 TAG_START = "sparkdl_tune.start"  # epoch seconds
 TAG_WHERE = "sparkdl_tune.where"  # host:working directory of the Spark task
 TAG_STATUS = "sparkdl_tune.status"  # running | finished | pruned | failed | cancelled

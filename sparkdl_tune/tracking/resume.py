@@ -1,10 +1,10 @@
-"""Resuming a search: its finished trials, read back from MLflow, become hyperopt trials again.
+"""Resuming a search: its finished trials, read back from MLflow, become the engine's again.
 
 Driver side. Trials are renumbered 0..k-1 in their original order (a trial that was running
 when the search died runs again; the run it had opened to show its epochs is deleted),
 pruned ones keep their status and curve (the scheduler's rung table is rebuilt from the
-curves), so hyperopt's id counter,
-TPE's history, the genetic population and the grid's visited set all continue from them.
+curves), so the engine's trial numbers, TPE's history, the genetic population and the grid's
+visited set all continue from them (the engine's ``run(restored=...)`` puts them back).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def count_trials(settings, parent_run_id: str) -> int:
 
 def finished_trials(settings, parent_run_id: str, space) -> list[TrialRecord]:
     """Every trial recorded under the search's parent run, in trial order; parameters are
-    decoded from the stored hyperopt vals (MLflow params are only strings)."""
+    decoded from the stored vals (MLflow params are only strings)."""
     from . import store as tracking
 
     runs = tracking.find_runs(settings, {TAG_KIND: KIND_TRIAL}, parent_run_id=parent_run_id)

@@ -1,4 +1,4 @@
-"""A genetic algorithm on hyperopt's suggest protocol.
+"""A genetic algorithm: :class:`Genetic`, a :class:`~sparkdl_tune.search.engines.protocol.Proposer`.
 
 The first ``population`` trials are random points. Every later point is bred from the finished,
 successful trials (failed trials and NaN losses are never parents):
@@ -15,7 +15,7 @@ successful trials (failed trials and NaN losses are never parents):
   ``mutation_scale`` times its range (in log space for loguniform), clipped to the bounds;
   int and quniform move by at least one step; a feature subset gains or loses one column
   (or swaps one at its size bound), and crossover mixes two subsets column by column;
-* a child equal to a point already in the trials (or bred in the same call) is bred again;
+* a child equal to a point already in the store (or bred in the same call) is bred again;
   after 10 such tries the mutation rate rises to 0.5, after 20 the child is a random point,
   so no evaluation is wasted on a known point while new ones can still be found.
 
@@ -24,23 +24,21 @@ otherwise the child inherits the whole branch, sub-dimensions included, from the
 gave the choice. A mutation that switches branch samples the new branch's sub-dimensions.
 
 Nothing is kept between calls: the generation, the pool and the random stream all derive from
-``trials`` and the seed, so the function pickles small, runs under ``SparkTrials`` (where
-several children are bred from the trials finished so far) and continues a resumed search.
+the store's attempts and the seed (child ``k`` of the search draws from ``[seed, k]``, ``k``
+counting the attempts so far), so the proposer pickles small, runs with parallel trials (where
+several children are bred from the attempts finished so far) and continues a resumed search.
 With ``generations`` set, the search ends after ``population * generations`` trials.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from ...errors import ConfigError
 from .. import pareto
-from ..engines.hyperopt import new_trial_docs, ok_loss
-from ..engines.hyperopt import trial_docs as all_trials
 from ..space import (
     Choice,
     Dimension,
@@ -51,117 +49,113 @@ from ..space import (
     Subset,
     Uniform,
 )
-from .points import check_domain, seen_keys, trial_vals
+from .points import seen_keys
 
 _RETRIES = 10
 _RESAMPLE = 0.25
 
 
-def make_suggest(space: SearchSpace, population: int = 10, generations: int | None = None,
-                 mutation_rate: float = 0.2, crossover_rate: float = 0.9,
-                 tournament_size: int = 3, elitism: int = 2, mutation_scale: float = 0.2,
-                 seed: int | None = None) -> Callable[..., list]:
-    """A picklable genetic suggest function for ``fmin(algo=...)``.
+class Genetic:
+    """See the module docstring.
 
     Args:
-        space: The search space (``fmin`` gets ``space_expression(space)``).
+        space: The search space.
         population: Random points first, then the size of each generation.
         generations: Stop after this many generations (the random one included); ``None``
-            leaves the budget to ``max_evals``.
+            leaves the budget to ``max_trials``.
         mutation_rate: Probability that each dimension of a child mutates.
         crossover_rate: Probability that a child has two parents rather than one.
         tournament_size: Pool members compared to pick each parent.
         elitism: Best trials ever that stay in the breeding pool.
         mutation_scale: Gaussian step as a fraction of a numeric dimension's range.
-        seed: Makes the search reproducible regardless of ``fmin``'s ``rstate``.
+        seed: Makes the search reproducible regardless of the engine's seed.
     """
-    checks = [
-        (isinstance(population, int) and population >= 2, "population", population,
-         "use 2 or more, e.g. 10"),
-        (generations is None or (isinstance(generations, int) and generations >= 1),
-         "generations", generations, "use 1 or more, or null for no limit"),
-        (0.0 <= mutation_rate <= 1.0, "mutation_rate", mutation_rate, "use a rate in [0, 1]"),
-        (0.0 <= crossover_rate <= 1.0, "crossover_rate", crossover_rate, "use a rate in [0, 1]"),
-        (isinstance(tournament_size, int) and tournament_size >= 1, "tournament_size",
-         tournament_size, "use 1 or more, e.g. 3"),
-        (isinstance(elitism, int) and 0 <= elitism <= population, "elitism", elitism,
-         f"use 0 to population ({population})"),
-        (0.0 < mutation_scale <= 1.0, "mutation_scale", mutation_scale, "use e.g. 0.2"),
-        (seed is None or (isinstance(seed, int) and seed >= 0), "seed", seed,
-         "use a non-negative integer or null"),
-    ]
-    for ok, name, value, fix in checks:
-        if not ok:
-            raise ConfigError(f"genetic {name} is {value!r}; {fix}")
-    return functools.partial(
-        suggest, space=space, population=population, generations=generations,
-        mutation_rate=mutation_rate, crossover_rate=crossover_rate,
-        tournament_size=tournament_size, elitism=elitism, mutation_scale=mutation_scale,
-        user_seed=seed)
+
+    name = "genetic"
+
+    def __init__(self, space: SearchSpace, population: int = 10,
+                 generations: int | None = None, mutation_rate: float = 0.2,
+                 crossover_rate: float = 0.9, tournament_size: int = 3, elitism: int = 2,
+                 mutation_scale: float = 0.2, seed: int | None = None):
+        checks = [
+            (isinstance(population, int) and population >= 2, "population", population,
+             "use 2 or more, e.g. 10"),
+            (generations is None or (isinstance(generations, int) and generations >= 1),
+             "generations", generations, "use 1 or more, or null for no limit"),
+            (0.0 <= mutation_rate <= 1.0, "mutation_rate", mutation_rate,
+             "use a rate in [0, 1]"),
+            (0.0 <= crossover_rate <= 1.0, "crossover_rate", crossover_rate,
+             "use a rate in [0, 1]"),
+            (isinstance(tournament_size, int) and tournament_size >= 1, "tournament_size",
+             tournament_size, "use 1 or more, e.g. 3"),
+            (isinstance(elitism, int) and 0 <= elitism <= population, "elitism", elitism,
+             f"use 0 to population ({population})"),
+            (0.0 < mutation_scale <= 1.0, "mutation_scale", mutation_scale, "use e.g. 0.2"),
+            (seed is None or (isinstance(seed, int) and seed >= 0), "seed", seed,
+             "use a non-negative integer or null"),
+        ]
+        for ok, name, value, fix in checks:
+            if not ok:
+                raise ConfigError(f"genetic {name} is {value!r}; {fix}")
+        self.space, self.population, self.generations = space, population, generations
+        self.mutation_rate, self.crossover_rate = mutation_rate, crossover_rate
+        self.tournament_size, self.elitism = tournament_size, elitism
+        self.mutation_scale, self.seed = mutation_scale, seed
+
+    def propose(self, n: int, store: Any, seed: int) -> list[dict[str, Any]]:
+        space = self.space
+        attempts = sorted(store.attempts(), key=lambda a: a.number)
+        seen = seen_keys(space, attempts)
+        pool = breeding_pool(space, attempts, self.population, self.elitism)
+        limit = None if self.generations is None else self.population * self.generations
+        points = []
+        for i in range(n):
+            if limit is not None and len(attempts) + i >= limit:
+                break
+            entropy = [int(seed if self.seed is None else self.seed), len(attempts) + i]
+            rng = np.random.default_rng(entropy)
+            if len(attempts) + i < self.population or not pool:
+                child = _fresh(space, rng, seen)
+            else:
+                child = _child(space, pool, seen, rng, self.mutation_rate, self.crossover_rate,
+                               self.tournament_size, self.mutation_scale)
+            seen.add(space.vals_key(child))
+            points.append(child)
+        return points
 
 
-def suggest(new_ids: Sequence[int], domain: Any, trials: Any, seed: int, *,
-            space: SearchSpace | None = None, population: int = 10,
-            generations: int | None = None, mutation_rate: float = 0.2,
-            crossover_rate: float = 0.9, tournament_size: int = 3, elitism: int = 2,
-            mutation_scale: float = 0.2, user_seed: int | None = None) -> list[dict]:
-    """Hyperopt's suggest protocol; the options are bound by :func:`make_suggest`."""
-    if space is None:
-        raise ConfigError("genetic search needs the SearchSpace; use "
-                          "algo=genetic.make_suggest(space, ...)")
-    check_domain(space, domain)
-    docs = sorted(all_trials(trials), key=lambda t: t["tid"])
-    seen = seen_keys(space, docs)
-    pool = breeding_pool(space, docs, population, elitism)
-    limit = None if generations is None else population * generations
-    points = []
-    for i, new_id in enumerate(new_ids):
-        if limit is not None and len(docs) + i >= limit:
-            break
-        entropy = [int(seed if user_seed is None else user_seed), int(new_id)]
-        rng = np.random.default_rng(entropy)
-        if len(docs) + i < population or not pool:
-            child = _fresh(space, rng, seen)
-        else:
-            child = _child(space, pool, seen, rng, mutation_rate, crossover_rate,
-                           tournament_size, mutation_scale)
-        seen.add(space.vals_key(child))
-        points.append(child)
-    return new_trial_docs(domain, trials, new_ids[: len(points)], points)
-
-
-def breeding_pool(space: SearchSpace, docs: Sequence[Mapping[str, Any]], population: int,
+def breeding_pool(space: SearchSpace, attempts: Sequence[Any], population: int,
                   elitism: int) -> list[tuple[Any, int, dict[str, Any]]]:
-    """``(fitness, tid, vals)`` of the latest ``population`` successful trials plus the
-    ``elitism`` fittest ones, in trial order; failed trials and foreign points are left out.
+    """``(fitness, number, vals)`` of the latest ``population`` successful attempts plus the
+    ``elitism`` fittest ones, in trial order; failed attempts and foreign points are left out.
 
-    The fitness is the loss; when every successful trial's result carries two ``objectives``
+    The fitness is the loss; when every successful attempt's result carries two ``objectives``
     (``search.objectives``, see :mod:`sparkdl_tune.search.pareto`) it is NSGA-II's
     ``(front rank, -crowding distance)`` over all of them instead, so tournaments prefer the
     earlier front and, within a front, the less crowded point, and the elites come from the
     first fronts."""
     scored, pairs = [], []
-    for doc in sorted(docs, key=lambda t: t["tid"]):
-        loss, vals = ok_loss(doc), trial_vals(doc)
+    for attempt in sorted(attempts, key=lambda a: a.number):
+        loss, vals = attempt.loss, attempt.point()
         try:
             space.vals_key(vals)
         except (KeyError, IndexError, TypeError, ValueError):
             continue  # a point of another space, from an older search under the same name
         if loss is not None:
-            scored.append((loss, doc["tid"], vals))
-            pairs.append(_objectives(doc))
+            scored.append((loss, attempt.number, vals))
+            pairs.append(_objectives(attempt))
     if scored and all(p is not None for p in pairs):
         ranked = pareto.ranks(pairs)
-        scored = [((rank, -distance), tid, vals)
-                  for (rank, distance), (_, tid, vals) in zip(ranked, scored)]
-    pool = {tid: (loss, tid, vals) for loss, tid, vals in scored[-population:]}
+        scored = [((rank, -distance), number, vals)
+                  for (rank, distance), (_, number, vals) in zip(ranked, scored)]
+    pool = {number: (loss, number, vals) for loss, number, vals in scored[-population:]}
     pool.update((p[1], p) for p in sorted(scored)[:elitism])
     return sorted(pool.values(), key=lambda p: p[1])
 
 
-def _objectives(doc: Mapping[str, Any]) -> tuple[float, float] | None:
-    """The ``(metric as a loss, second objective)`` a trial's result carries, if finite."""
-    pair = (doc.get("result") or {}).get("objectives")
+def _objectives(attempt: Any) -> tuple[float, float] | None:
+    """The ``(metric as a loss, second objective)`` an attempt's result carries, if finite."""
+    pair = (attempt.result or {}).get("objectives")
     try:
         a, b = (float(v) for v in pair)
     except (TypeError, ValueError):

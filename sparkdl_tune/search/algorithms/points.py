@@ -1,36 +1,20 @@
-"""What the package's algorithms read of the trials already in the store: a trial's point, the
-points seen so far, and whether the engine was handed the space the algorithm was built on.
+"""What the package's algorithms read of the attempts already in the store: the points seen so
+far (:class:`~sparkdl_tune.search.engines.protocol.Attempt`, whichever engine holds them).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
-from ...errors import ConfigError
 
-
-def check_domain(space: Any, domain: Any) -> None:
-    """Refuse a ``fmin`` space whose labels differ from the space the algorithm was built on."""
-    got, want = set(domain.params), set(space.labels)
-    if got != want:
-        raise ConfigError(
-            f"fmin was given a space with labels {sorted(got)} but the algorithm was built for "
-            f"{space.source} with labels {sorted(want)}; pass space_expression(space) of the same "
-            "SearchSpace")
-
-
-def trial_vals(trial: Mapping[str, Any]) -> dict[str, Any]:
-    """A trial's point as vals: active labels only, one value each."""
-    return {k: v[0] for k, v in trial["misc"]["vals"].items() if len(v)}
-
-
-def seen_keys(space: Any, docs: Iterable[Mapping[str, Any]]) -> set:
-    """Identities of the points already in ``docs`` (points from another space are skipped)."""
+def seen_keys(space: Any, attempts: Iterable[Any]) -> set:
+    """Identities of the points already tried or running (points of another space are
+    skipped)."""
     keys = set()
-    for doc in docs:
+    for attempt in attempts:
         try:
-            keys.add(space.vals_key(trial_vals(doc)))
+            keys.add(space.vals_key(attempt.point()))
         except (KeyError, IndexError, TypeError, ValueError):
             continue
     return keys

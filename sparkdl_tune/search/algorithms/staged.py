@@ -7,28 +7,26 @@ design from its first step, asking ``result(vals)`` for each candidate's :class:
 the steps so far with the decisions already made, and the candidates that must run now. The
 same walk serves three callers:
 
-- :func:`suggest`, on hyperopt's suggest protocol, proposes the candidates of the current step
-  that were not tried yet; when all of them are queued or running it waits for them to end
-  before planning the next step (with ``SparkTrials`` the trials run in other threads; with
-  driver-side ``Trials`` a step's earlier trials have always ended by the next call);
+- :class:`Staged`, a :class:`~sparkdl_tune.search.engines.protocol.Proposer`, proposes the
+  candidates of the current step that were not tried yet; when all of them are queued or
+  running it waits for them to end before planning the next step (parallel trials run in other
+  threads; trials run one at a time on the driver have always ended by the next call);
 - a resumed search: its recorded trials answer ``result`` again, so the design carries on where
   it stopped, with the same decisions;
 - the report: :func:`describe` walks the finished trials to the tables of each step.
 
-Nothing is kept between calls, so the suggest function pickles small like the others.
+Nothing is kept between calls, so the proposer pickles small like the others.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional, Protocol
 
-from ..engines import hyperopt as engine
-from .points import check_domain, trial_vals
+from ..engines.protocol import OK
 
 POLL_SECONDS = 0.5
 
@@ -100,51 +98,57 @@ def unresolved(outcomes: Sequence[Optional[Outcome]]) -> bool:
     return any(o is None or o is PENDING for o in outcomes)
 
 
-def make_suggest(design: Design, space: Any) -> Callable[..., list]:
-    return functools.partial(suggest, design=design, space=space)
+class Staged:
+    """A staged ``design`` as a :class:`~sparkdl_tune.search.engines.protocol.Proposer` (see the
+    module docstring); ``width``: how many trials run side by side (the design's steps may
+    plan for it)."""
+
+    def __init__(self, design: Design, space: Any, width: int = 1,
+                 poll: float = POLL_SECONDS):
+        self.design, self.space = design, space
+        self.width, self.poll = max(1, int(width or 1)), poll
+
+    @property
+    def name(self) -> str:
+        return self.design.name
+
+    def propose(self, n: int, store: Any, seed: int) -> list[dict[str, Any]]:
+        space = self.space
+        while True:
+            results = outcomes_of_attempts(space, store.attempts())
+            plan = self.design.walk(lambda vals: results.get(_key(space, vals)),
+                                    width=self.width)
+            if plan.done:
+                return []
+            todo, seen = [], set()
+            for vals in plan.todo:
+                key = _key(space, vals)
+                if key not in results and key not in seen:
+                    seen.add(key)
+                    todo.append(vals)
+            if todo:
+                return todo[:n]
+            if store.stopping():  # the search's timeout or stop rule: plan nothing more
+                return []
+            time.sleep(self.poll)  # the step's last trials are running: its decision needs them
 
 
-def suggest(new_ids: Sequence[int], domain: Any, trials: Any, seed: int, *,
-            design: Design = None, space: Any = None, poll: float = POLL_SECONDS) -> list[dict]:
-    """Hyperopt's suggest protocol for a staged ``design`` (see the module docstring)."""
-    check_domain(space, domain)
-    while True:
-        results = outcomes_of_docs(space, engine.trial_docs(trials))
-        plan = design.walk(lambda vals: results.get(_key(space, vals)),
-                           width=int(getattr(trials, "parallelism", 1) or 1))
-        if plan.done:
-            return []
-        todo, seen = [], set()
-        for vals in plan.todo:
-            key = _key(space, vals)
-            if key not in results and key not in seen:
-                seen.add(key)
-                todo.append(vals)
-        if todo:
-            todo = todo[:len(new_ids)]
-            return engine.new_trial_docs(domain, trials, new_ids[:len(todo)], todo)
-        if engine.stopping(trials):  # the search's timeout or stop rule: plan nothing more
-            return []
-        time.sleep(poll)  # the step's last trials are running: its decision needs them
-
-
-def outcomes_of_docs(space: Any, docs: Sequence[Mapping[str, Any]]) -> dict[tuple, Outcome]:
-    """The trial store as ``vals_key -> Outcome`` (the latest trial of a point wins)."""
+def outcomes_of_attempts(space: Any, attempts: Sequence[Any]) -> dict[tuple, Outcome]:
+    """The store's attempts as ``vals_key -> Outcome`` (the latest attempt of a point wins)."""
     out: dict[tuple, Outcome] = {}
-    for doc in docs:
+    for attempt in sorted(attempts, key=lambda a: a.number):
         try:
-            key = space.vals_key(trial_vals(doc))
+            key = space.vals_key(attempt.point())
         except (KeyError, IndexError, TypeError, ValueError):
             continue
-        how = engine.ended(doc)
-        if how is None:
+        if not attempt.ended:
             out[key] = PENDING
-        elif how == "done":
-            result = doc.get("result") or {}
-            out[key] = Outcome(engine.ok_loss(doc), pruned=bool(result.get("pruned")),
-                               trial=doc.get("tid"))
+        elif attempt.state == OK:
+            result = attempt.result or {}
+            out[key] = Outcome(attempt.loss, pruned=bool(result.get("pruned")),
+                               trial=attempt.number)
         else:
-            out[key] = Outcome(None, trial=doc.get("tid"), status="failed")
+            out[key] = Outcome(None, trial=attempt.number, status="failed")
     return out
 
 

@@ -1,32 +1,52 @@
-"""The search engine seam: the one module that knows hyperopt.
+"""hyperopt as a search engine: the one module that knows hyperopt and its trial documents.
 
-Everything else in the package speaks in decoded points (dotted config key -> value) and in
-hyperopt-shaped *vals* (label -> [value]) only as stored data. A second engine (Optuna, Ray
-Tune) would be one more module with these functions:
+The rest of the package speaks the plain records of :mod:`.protocol`; this module is the engine
+seam's API (see :mod:`sparkdl_tune.search.engines`) for hyperopt:
 
-- :func:`space_expression` turns a :class:`~sparkdl_tune.search.space.SearchSpace` into the engine's
-  space;
-- :func:`builtin_suggest` gives the engine's own algorithms (``tpe``, ``random``, ``anneal``);
-  :func:`new_trial_docs` lets the package's algorithms (grid, genetic) propose points;
+- :data:`ALGORITHMS` and :func:`algorithm` give hyperopt's own algorithms (``tpe``, ``random``,
+  ``anneal``);
 - :func:`run` drives the search (``parallel``: one Spark task per trial with SparkTrials, or
   warm executors taking trial after trial with ``runner="executors"``; ``serial``: one at a
-  time on the driver) and hands the live trial store to a watcher;
-- :func:`trial_docs`, :func:`ended`, :func:`ok_loss` read that store; :func:`restore` puts a
-  resumed search's recorded trials back into it.
+  time on the driver) with either one of those or a package
+  :class:`~.protocol.Proposer` (grid, genetic, sweep, pyramid), which :func:`suggest_of` puts
+  on hyperopt's suggest protocol (``algo(new_ids, domain, trials, seed)`` -> trial documents);
+- the watcher, the early stop and the proposers see the live trial documents only through
+  :class:`TrialStore`, which turns each into an :class:`~.protocol.Attempt` (a lost Spark
+  task's reason, or the error hyperopt stored, as its ``error``); :func:`restore` puts a
+  resumed search's recorded trials back as finished documents.
 
-hyperopt itself is imported inside the functions (it is heavy), never at module level.
+:func:`space_expression` turns a :class:`~sparkdl_tune.search.space.SearchSpace` into
+hyperopt's space. hyperopt itself is imported inside the functions (it is heavy), never at
+module level.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import logging
 import math
-from collections.abc import Callable, Mapping, Sequence
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-STATUS_OK, STATUS_FAIL = "ok", "fail"  # hyperopt.STATUS_OK / STATUS_FAIL
-_DONE, _ERROR, _CANCEL = 2, 3, 4  # hyperopt.JOB_STATE_DONE / _ERROR / _CANCEL
-_RUNNING = 1  # hyperopt.JOB_STATE_RUNNING
+from .protocol import (
+    CANCELLED,
+    FAILED,
+    OK,
+    QUEUED,
+    RUNNING,
+    STATUS_FAIL,
+    STATUS_OK,
+    Attempt,
+    Proposer,
+)
+
+_NEW, _RUNNING, _DONE, _ERROR, _CANCEL = 0, 1, 2, 3, 4  # hyperopt.JOB_STATE_NEW ... _CANCEL
+_STATES = {_NEW: QUEUED, _RUNNING: RUNNING, _DONE: OK, _ERROR: FAILED, _CANCEL: CANCELLED}
+HYPEROPT_SPARK_LOGGER = "hyperopt-spark"
+_TASK_FAILED = re.compile(r"trial task (\d+) failed, exception is (.*)", re.S)
 
 
 # -- the space -------------------------------------------------------------------------
@@ -73,8 +93,12 @@ def space_expression(space) -> dict[str, Any]:
 
 
 # -- algorithms ------------------------------------------------------------------------
-def builtin_suggest(name: str, **options: Any) -> Callable[..., list]:
-    """hyperopt's own ``tpe``, ``random`` or ``anneal`` suggest function."""
+ALGORITHMS = ("tpe", "random", "anneal")
+
+
+def algorithm(name: str, space: Any = None, seed: int = 0, **options: Any) -> Callable[..., list]:
+    """hyperopt's own ``tpe``, ``random`` or ``anneal`` suggest function (``seed``: unused,
+    :func:`run`'s seed makes hyperopt's random stream)."""
     import functools
 
     import hyperopt
@@ -101,7 +125,70 @@ def new_trial_docs(domain: Any, trials: Any, new_ids: Sequence[int],
     return docs
 
 
+def suggest_of(algo: Any) -> Callable[..., list]:
+    """``algo`` on hyperopt's suggest protocol: a package :class:`~.protocol.Proposer` wrapped
+    (picklable, as SparkTrials ships it); hyperopt's own suggest function as it is."""
+    if callable(getattr(algo, "propose", None)):
+        return functools.partial(_propose, proposer=algo)
+    return algo
+
+
+def _propose(new_ids: Sequence[int], domain: Any, trials: Any, seed: int, *,
+             proposer: Proposer) -> list[dict]:
+    """hyperopt's suggest protocol for ``proposer``: its points as new trial documents."""
+    space = getattr(proposer, "space", None)
+    if space is not None:
+        check_domain(space, domain)
+    points = list(proposer.propose(len(new_ids), TrialStore(trials), int(seed)))
+    points = points[:len(new_ids)]
+    return new_trial_docs(domain, trials, new_ids[:len(points)], points)
+
+
+def check_domain(space: Any, domain: Any) -> None:
+    """Refuse a ``fmin`` space whose labels differ from the space the algorithm was built on."""
+    from ...errors import ConfigError
+
+    got, want = set(domain.params), set(space.labels)
+    if got != want:
+        raise ConfigError(
+            f"fmin was given a space with labels {sorted(got)} but the algorithm was built for "
+            f"{space.source} with labels {sorted(want)}; pass space_expression(space) of the same "
+            "SearchSpace")
+
+
 # -- the trial store -------------------------------------------------------------------
+class TrialStore:
+    """hyperopt's live trial store as a :class:`~.protocol.Store`: each document as an
+    :class:`~.protocol.Attempt`, read afresh on every call."""
+
+    def __init__(self, trials: Any):
+        self.trials = trials
+
+    def attempts(self) -> list[Attempt]:
+        return sorted((attempt_of(d) for d in trial_docs(self.trials)), key=lambda a: a.number)
+
+    def stopping(self) -> bool:
+        return stopping(self.trials)
+
+
+def attempt_of(doc: Mapping[str, Any]) -> Attempt:
+    """One trial document as an :class:`~.protocol.Attempt`."""
+    from ..space import to_python
+
+    book = doc.get("book_time")
+    return Attempt(number=int(doc["tid"]), state=_STATES.get(doc.get("state"), QUEUED),
+                   vals={k: [to_python(v) for v in vs] for k, vs in doc["misc"]["vals"].items()},
+                   result=doc.get("result"), error=error_of(doc),
+                   started=_timestamp(book) if book is not None else None)
+
+
+def _timestamp(utc: datetime) -> Optional[float]:
+    try:
+        return utc.replace(tzinfo=timezone.utc).timestamp()
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
 def trial_docs(trials: Any) -> list[dict]:
     """Every trial document, failed and errored ones included (``trials.trials`` drops errors)."""
     docs = getattr(trials, "_dynamic_trials", None)
@@ -109,15 +196,6 @@ def trial_docs(trials: Any) -> list[dict]:
         return list(trials.trials)
     exp_key = getattr(trials, "_exp_key", None)
     return [t for t in docs if t.get("exp_key") == exp_key]
-
-
-def ended(doc: Mapping[str, Any]) -> Optional[str]:
-    """How a trial document ended: ``"done"``, ``"error"``, ``"cancel"``, or None (not yet)."""
-    return {_DONE: "done", _ERROR: "error", _CANCEL: "cancel"}.get(doc.get("state"))
-
-
-def running(doc: Mapping[str, Any]) -> bool:
-    return doc.get("state") == _RUNNING
 
 
 def ok_loss(doc: Mapping[str, Any]) -> float | None:
@@ -143,7 +221,8 @@ def stopping(trials: Any) -> bool:
 
 def error_of(doc: Mapping[str, Any]) -> Optional[str]:
     """``type: message`` of an errored or cancelled document, if hyperopt stored one; a
-    parallel trial whose Spark task failed (a lost worker or executor): one line saying so."""
+    parallel trial whose Spark task failed (a lost worker or executor): one line saying so
+    (:func:`~.task_failure.reason` of the Spark text :func:`capture_lost_tasks` kept)."""
     if doc["misc"].get("spark_error") or _java_error(doc["misc"].get("error")):
         from .task_failure import reason
 
@@ -185,23 +264,22 @@ def restore(trials: Any, records: Sequence[Any]) -> None:
 
 
 # -- running a search --------------------------------------------------------------------
-def run(objective: Callable[[Any], dict], space, algo: Callable[..., list], *, max_trials: int,
+def run(objective: Callable[[Any], dict], space, algo: Any, *, max_trials: int,
         parallel: bool, parallelism: int = 1, spark=None, timeout_seconds: Optional[int] = None,
         seed: int = 0, restored: Sequence[Any] = (), early_stop: Optional[Callable] = None,
         watch: Optional[Callable[[Any], None]] = None,
         unwatch: Optional[Callable[[Any], None]] = None, runner: str = "sparktrials",
         server=None) -> None:
     """Run the search until ``max_trials`` (restored ones count), the timeout or
-    ``early_stop(trials) -> bool``; ``watch(trials)`` is called once the store is ready and
-    ``unwatch(trials)`` at the end, whatever happens. A search whose trials all failed returns
-    normally: the caller reads the failures from the store. ``runner="executors"`` (parallel
-    only) runs the trials on warm executors that ask ``server`` (the search's report server)
-    for work."""
+    ``early_stop(store) -> bool``; ``watch(store)`` is called once the store is ready and
+    ``unwatch(store)`` at the end, whatever happens (``store``: a :class:`TrialStore`). ``algo``
+    is :func:`algorithm`'s or a package :class:`~.protocol.Proposer`. A search whose trials all
+    failed returns normally: the caller reads the failures from the store.
+    ``runner="executors"`` (parallel only) runs the trials on warm executors that ask
+    ``server`` (the search's report server) for work."""
     import numpy as np
     from hyperopt import SparkTrials, Trials, fmin
     from hyperopt.exceptions import AllTrialsFailed
-
-    from . import task_failure
 
     if parallel and runner == "executors":
         trials = executor_trials(spark, parallelism, server)
@@ -209,15 +287,16 @@ def run(objective: Callable[[Any], dict], space, algo: Callable[..., list], *, m
         trials = (SparkTrials(parallelism=parallelism, spark_session=spark) if parallel
                   else Trials())
     restore(trials, restored)
+    store = TrialStore(trials)
     if watch:
-        watch(trials)
+        watch(store)
 
-    def stop_fn(trials, *args):
-        return (bool(early_stop(trials)) if early_stop else False), args
+    def stop_fn(_trials, *args):
+        return (bool(early_stop(store)) if early_stop else False), args
 
     try:
-        with task_failure.capture(trials):  # a lost worker's reason, not its Java stack
-            fmin(fn=objective, space=space_expression(space), algo=algo,
+        with capture_lost_tasks(trials):  # a lost worker's reason, not its Java stack
+            fmin(fn=objective, space=space_expression(space), algo=suggest_of(algo),
                  max_evals=max_trials, trials=trials, timeout=timeout_seconds,
                  early_stop_fn=stop_fn, show_progressbar=False,
                  rstate=np.random.default_rng(seed), return_argmin=False)
@@ -225,7 +304,42 @@ def run(objective: Callable[[Any], dict], space, algo: Callable[..., list], *, m
         pass
     finally:
         if unwatch:
-            unwatch(trials)
+            unwatch(store)
+
+
+@contextlib.contextmanager
+def capture_lost_tasks(trials: Any) -> Iterator[None]:
+    """While the block runs, keep each failed trial task's Spark text in its trial document
+    and keep the Java stack out of the log (the monitor logs the trial's one-line reason).
+
+    SparkTrials stores only ``("<class 'py4j.protocol.Py4JJavaError'>", None)`` in the
+    document of a trial whose Spark task failed (its worker killed, its executor lost); the
+    reason itself goes to its log, as ``trial task N failed, exception is <Java error>``
+    followed by a Java stack of a hundred lines. :func:`error_of` turns the kept text into the
+    attempt's one-line error (:func:`~.task_failure.reason`)."""
+    logger = logging.getLogger(HYPEROPT_SPARK_LOGGER)
+
+    def keep(record: logging.LogRecord) -> bool:
+        try:
+            found = _TASK_FAILED.match(record.getMessage())
+        except Exception:  # a record we cannot format: not ours to judge
+            return True
+        if not found:
+            return True
+        tid, text = int(found.group(1)), found.group(2)
+        for doc in list(getattr(trials, "_dynamic_trials", None) or []):
+            if doc.get("tid") == tid:
+                doc["misc"]["spark_error"] = text
+        from ... import logs
+
+        logs.get("tune").debug("trial %d's Spark task failed: %s", tid + 1, text)
+        return False
+
+    logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)
 
 
 # -- warm executors ----------------------------------------------------------------------

@@ -1,33 +1,23 @@
 """A parallel trial whose Spark task failed (not the training: the task itself): one clear line.
 
-The objective never raises (a failed training returns hyperopt's ``fail`` status), so a trial's
-Spark task fails only when something outside the training broke it: the Python worker running
-it was killed (the out-of-memory killer, a SIGKILL) or the whole executor was lost. SparkTrials
-then stores ``("<class 'py4j.protocol.Py4JJavaError'>", None)`` in the trial document — the
-reason itself only goes to its log, as ``trial task N failed, exception is <Java error>``
-followed by a Java stack of a hundred lines.
-
-:func:`capture` takes that log record while a search runs, keeps Spark's text in the trial
-document (``misc["spark_error"]``, read by :func:`~sparkdl_tune.search.engines.hyperopt.error_of`)
-and drops the stack from the log; :func:`reason` turns the text into the line recorded as the
-trial's ``failure_reason``.
+The objective never raises (a failed training returns the ``fail`` status), so a trial's Spark
+task fails only when something outside the training broke it: the Python worker running it was
+killed (the out-of-memory killer, a SIGKILL) or the whole executor was lost. The engine (or the
+warm-executor runner) holds Spark's text of that failure; :func:`reason` turns it into the line
+recorded as the attempt's error and the trial's ``failure_reason``. Engine-neutral: it reads
+text, no engine's records.
 
 Retries: a trial's task is one partition of a one-partition job, so when Spark retries a failed
 task (``spark.task.maxFailures``: 1 on ``local[N]``, 4 on a cluster) it runs the same trial's
 point again, never a different trial; only the last attempt's failure (``failed 4 times``)
-reaches the trial document, and the reason says how many attempts were made.
+reaches the engine, and the reason says how many attempts were made.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import re
-from collections.abc import Iterator
-from typing import Any, Optional
+from typing import Optional
 
-HYPEROPT_SPARK_LOGGER = "hyperopt-spark"
-_FAILED = re.compile(r"trial task (\d+) failed, exception is (.*)", re.S)
 _LOST_TASK = re.compile(r"Lost task \S+ in stage \S+ \(TID \d+\) \(([^)]*)\): ([^\n]*)")
 _ATTEMPTS = re.compile(r"failed (\d+) times")
 _WORKER_GONE = ("Python worker exited unexpectedly", "Python worker exited", "crashed",
@@ -79,33 +69,3 @@ def _short(cause: str) -> str:
     cause = re.sub(r"\b(?:[a-z_][\w$]*\.)+([A-Z][\w$]*(?:Exception|Error|Failure))", r"\1",
                    cause.strip())
     return cause[:MAX_CAUSE]
-
-
-@contextlib.contextmanager
-def capture(trials: Any) -> Iterator[None]:
-    """While the block runs, keep each failed trial task's Spark text in its trial document
-    and keep the Java stack out of the log (the monitor logs the trial's one-line reason)."""
-    logger = logging.getLogger(HYPEROPT_SPARK_LOGGER)
-
-    def keep(record: logging.LogRecord) -> bool:
-        try:
-            found = _FAILED.match(record.getMessage())
-        except Exception:  # a record we cannot format: not ours to judge
-            return True
-        if not found:
-            return True
-        tid, text = int(found.group(1)), found.group(2)
-        for doc in list(getattr(trials, "_dynamic_trials", None) or []):
-            if doc.get("tid") == tid:
-                doc["misc"]["spark_error"] = text
-        from ... import logs
-
-        logs.get("tune").debug("trial %d's Spark task failed: %s",
-                                                     tid + 1, text)
-        return False
-
-    logger.addFilter(keep)
-    try:
-        yield
-    finally:
-        logger.removeFilter(keep)
