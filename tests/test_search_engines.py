@@ -72,3 +72,20 @@ def test_a_search_cannot_be_resumed_with_another_engine(monkeypatch):
             d.check("s", recorded, now, resume, 3)
         assert "search.engine: (unset) -> \"other\"" in str(err.value)
         assert "\n" not in str(err.value)
+
+
+def test_an_algorithm_of_another_engine_names_that_engine_and_nsga2_needs_two_objectives():
+    """``nsga2`` is Optuna's: under hyperopt the one line says which engine has it; under
+    optuna without ``search.objectives`` it is refused before any training."""
+    from sparkdl_tune.search import pareto
+
+    with pytest.raises(ConfigError) as err:
+        load_config(None, overrides=["search.algorithm=nsga2"])
+    assert "it is optuna's: set search.engine=optuna" in str(err.value)
+    cfg = load_config(None, overrides=["search.engine=optuna", "search.algorithm=nsga2"])
+    with pytest.raises(ConfigError) as err:
+        pareto.second_objective(cfg.search, "val_accuracy")
+    assert "search.objectives=[val_accuracy, params]" in str(err.value)
+    two = load_config(None, overrides=["search.engine=optuna", "search.algorithm=nsga2",
+                                       "search.objectives=[val_accuracy,params]"])
+    assert pareto.second_objective(two.search, "val_accuracy") == "params"

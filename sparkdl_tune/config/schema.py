@@ -222,10 +222,11 @@ class SearchSettings:
     trial is recorded as *pruned*, with the epoch and score it reached. ``report`` writes plots and
     an HTML page into ``<output_dir>/<name>/report`` at the end (see :mod:`sparkdl_tune.reporting`).
 
-    ``engine`` names the search engine (:mod:`sparkdl_tune.search.engines`: ``hyperopt``);
-    ``algorithm`` is one of that engine's own (hyperopt: ``tpe``, ``random``, ``anneal``) or
-    one of the package's (``grid``, ``genetic``, ``sweep``, ``pyramid``), which every engine
-    drives.
+    ``engine`` names the search engine (:mod:`sparkdl_tune.search.engines`: ``hyperopt`` or
+    ``optuna``); ``algorithm`` is one of that engine's own (hyperopt: ``tpe``, ``random``,
+    ``anneal``; optuna: ``tpe`` (multivariate, grouped for conditional spaces), ``random``,
+    ``cmaes``, ``gp`` (needs PyTorch), ``nsga2`` (needs ``objectives``)) or one of the
+    package's (``grid``, ``genetic``, ``sweep``, ``pyramid``), which every engine drives.
 
     Study designs: ``algorithm: sweep`` tries one dimension at a time at ``trial_epochs`` with
     the others at their best so far (options in ``sweep``); ``algorithm: pyramid`` grows a dense
@@ -233,10 +234,11 @@ class SearchSettings:
     ``final_epochs``. ``objectives`` names the metric and a second objective to minimise
     (``params``, ``epoch_seconds`` or ``latency_ms``): the search keeps the Pareto front and
     retrains the model with the fewest of the second objective among those within
-    ``tolerance`` of the best metric; scalarising algorithms (tpe, anneal) minimise the loss plus
-    ``complexity_weight`` per decade of the second objective. ``baseline: true`` (or a mapping of
-    config keys, default batch 32 and learning rate 1e-3) trains that configuration first as a
-    recorded run; the summary gives the relative error drop of the result against it.
+    ``tolerance`` of the best metric; scalarising algorithms (tpe, anneal, random, cmaes, gp)
+    minimise the loss plus ``complexity_weight`` per decade of the second objective.
+    ``baseline: true`` (or a mapping of config keys, default batch 32 and learning rate 1e-3)
+    trains that configuration first as a recorded run; the summary gives the relative error
+    drop of the result against it.
 
     ``cv_folds: k`` (null: off) scores each trial by k-fold cross-validation on
     train+validation: k trainings, each validated on one fold; the trial's score is their mean
@@ -280,8 +282,11 @@ class SearchSettings:
         allowed = (*search_engines.load(self.engine).ALGORITHMS,
                    *search_engines.PACKAGE_ALGORITHMS)
         if self.algorithm not in allowed:
+            owners = [e for e in SEARCH_ENGINES
+                      if self.algorithm in search_engines.load(e).ALGORITHMS]
+            hint = f"; it is {owners[0]}'s: set search.engine={owners[0]}" if owners else ""
             raise ValueError(f"algorithm {self.algorithm!r} is not one of engine "
-                             f"{self.engine}'s: {', '.join(allowed)}")
+                             f"{self.engine}'s: {', '.join(allowed)}{hint}")
         if self.cv_folds is not None and (isinstance(self.cv_folds, bool)
                                           or self.cv_folds < 2):
             raise ValueError(f"cv_folds is {self.cv_folds!r}; use an integer of 2 or more "

@@ -10,7 +10,8 @@ for any of them; the configured one decides:
   scalarised loss ``primary_loss + complexity_weight * log10(second)`` (one decade of
   parameters costs ``complexity_weight`` of the metric); ``genetic`` ranks its parents by
   non-dominated front and crowding distance (NSGA-II) from the pair ``(primary_loss, second)``
-  each trial's result carries as ``objectives``;
+  each trial's result carries as ``objectives``, and so does Optuna's ``nsga2``
+  (``search.engine: optuna``; it needs ``search.objectives``);
 * **the model retrained**: among the successful trials that trained their full epochs, those
   whose metric is within ``tolerance`` (absolute) of the best; of those the one with the
   fewest of the second objective (ties: the better metric, then the earlier trial).
@@ -31,7 +32,8 @@ from ..errors import ConfigError
 from ..spec.trial import MEASURES
 
 SECOND_OBJECTIVES = MEASURES  # name -> unit
-SCALARISED = ("tpe", "anneal", "random")  # learn from the scalarised loss
+SCALARISED = ("tpe", "anneal", "random", "cmaes", "gp")  # learn from the scalarised loss
+FRONTS = ("genetic", "nsga2")  # rank by non-dominated front and crowding distance
 FLOOR = 1e-12  # log10 of a zero (a model without parameters, a too fast clock)
 _DESIGNS = ("sweep", "pyramid")  # designs that pick their winner by the metric alone
 
@@ -40,9 +42,13 @@ def second_objective(search, metric: str) -> Optional[str]:
     """The second objective of ``search.objectives`` (None when it is empty), checked against
     the search ``metric``; a ConfigError names what is wrong before any training."""
     names = tuple(search.objectives or ())
+    example = f"[{metric}, params]"
+    if not names and search.algorithm == "nsga2":
+        raise ConfigError(f"search.algorithm nsga2 searches two objectives but "
+                          f"search.objectives is empty; set search.objectives={example} (or "
+                          "epoch_seconds / latency_ms), or use tpe for one objective")
     if not names:
         return None
-    example = f"[{metric}, params]"
     if len(names) != 2:
         raise ConfigError(f"search.objectives has {len(names)} entries {list(names)}; give the "
                           f"search metric and one second objective, e.g. {example}")
@@ -229,7 +235,7 @@ def study(records: Iterable[Any], second: str, mode: str, tolerance: float, metr
         "learned_from": (f"{metric} as a loss + {weight:g} x log10({second})"
                          if algorithm in SCALARISED else
                          "non-dominated fronts and crowding distance (NSGA-II)"
-                         if algorithm == "genetic" else f"{metric} alone"),
+                         if algorithm in FRONTS else f"{metric} alone"),
         "points": [p.as_dict() for p in points(records, second)],
         "front": [p.as_dict() for p in front(records, second, mode)],
     }
