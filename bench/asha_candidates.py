@@ -104,7 +104,9 @@ def fixed_cost(rows: list[dict], slots: int = 2) -> tuple[float, float] | None:
     det = c1 * e2 - c2 * e1
     if not det:
         return None
-    return (s1 * e2 - s2 * e1) / det, (c1 * s2 - c2 * s1) / det
+    per_trial, per_epoch = (s1 * e2 - s2 * e1) / det, (c1 * s2 - c2 * s1) / det
+    # too few candidates (a short budget on a loaded machine) give no fit worth printing
+    return (per_trial, per_epoch) if per_trial >= 0 and per_epoch > 0 else None
 
 
 def table_rows(rows: list[dict], args: argparse.Namespace) -> list[dict]:
@@ -127,7 +129,8 @@ def table_rows(rows: list[dict], args: argparse.Namespace) -> list[dict]:
                        if cost else "n/a"), unit="x"),
         row(f"ASHA per-trial fixed cost (the two runs' fit, {label})",
             cost[0] if cost else None, "<= 0.5 s",
-            f"per epoch {cost[1]:.1f} s" if cost else "n/a", cost[1] if cost else None,
+            f"per epoch {cost[1]:.1f} s" if cost else "n/a (no fit: too few candidates)",
+            cost[1] if cost else None,
             failed or "an upper bound: trials cut off at the timeout count in the slot time; "
             "the rest is each trial's task, model, readers and test evaluation", unit="s"),
     ]
