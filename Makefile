@@ -10,6 +10,8 @@ endif
 export PROFILE VENV
 PY := $(VENV)/bin/python
 DEMO_OUT ?=
+# make bench: every benchmark under bench/, one table (BENCH_ARGS=--full: the long settings)
+BENCH_ARGS ?=
 
 .PHONY: setup demo test test-slow bench clean
 
@@ -26,7 +28,7 @@ test-slow: setup
 	@$(PY) -m pytest -q -m slow
 
 bench: setup
-	@$(PY) bench/prepare_fashion_mnist.py
+	@$(PY) bench/table.py $(BENCH_ARGS)
 
 clean:
 	rm -rf out .pytest_cache spark-warehouse mlruns

@@ -1,6 +1,7 @@
 """Candidates evaluated in a fixed wall-clock budget: ASHA against FIFO on Fashion-MNIST, 2 cores.
 
     .venv/bin/python bench/asha_candidates.py [--minutes 10] [--algorithm random] [--dry-run]
+                                              [--json PATH]
 
 Two tunes of conf/jobs/fashion_tune.yaml (conf/spaces/mlp.yaml), run one after the other, never
 side by side, each with the same search budget (search.timeout_minutes=--minutes), the same
@@ -18,6 +19,12 @@ before its 20 epochs is the scheduler (--keep-early-stopping leaves the job's on
 from each run's <search.output_dir>/<search.name>/summary.json; a key a summary lacks prints
 as n/a. The dataset is prepared into data/fashion-mnist when missing; each run's stderr goes to
 bench/out/<search name>.log.
+
+Also: the ratio epochs alone would allow (FIFO's epochs per candidate ÷ ASHA's; the anchor of
+the candidates row) and the per-trial fixed cost, from solving the two runs' slot-seconds
+(parallelism x search seconds = candidates x per-trial + epochs x per-epoch) for the per-trial
+and the per-epoch cost (an upper bound: trials cut off at the timeout are in the slot time).
+``--json PATH`` writes the rows bench/table.py prints (bench/_rows.py).
 """
 
 from __future__ import annotations
@@ -87,6 +94,48 @@ def run(scheduler: str, name: str, cmd: list[str], minutes: float) -> dict:
             "stopped_early": summary.get("stopped_early")}
 
 
+def fixed_cost(rows: list[dict], slots: int = 2) -> tuple[float, float] | None:
+    """Per-trial and per-epoch seconds solved from the two runs' slot-seconds, or None."""
+    try:
+        (c1, e1, s1), (c2, e2, s2) = [(r["candidates"], r["epochs_spent"],
+                                       slots * r["search_seconds"]) for r in rows]
+    except (KeyError, TypeError, ValueError):
+        return None
+    det = c1 * e2 - c2 * e1
+    if not det:
+        return None
+    per_trial, per_epoch = (s1 * e2 - s2 * e1) / det, (c1 * s2 - c2 * s1) / det
+    # too few candidates (a short budget on a loaded machine) give no fit worth printing
+    return (per_trial, per_epoch) if per_trial >= 0 and per_epoch > 0 else None
+
+
+def table_rows(rows: list[dict], args: argparse.Namespace) -> list[dict]:
+    """Candidates asha ÷ fifo against what epochs allow, and the per-trial fixed cost."""
+    from _rows import row
+
+    by = {r["scheduler"]: r for r in rows}
+    fifo, asha = by.get("fifo", {}), by.get("asha", {})
+    ratio = (asha["candidates"] / fifo["candidates"]
+             if fifo.get("candidates") and asha.get("candidates") is not None else None)
+    allow = (fifo["epochs_per_candidate"] / asha["epochs_per_candidate"]
+             if fifo.get("epochs_per_candidate") and asha.get("epochs_per_candidate") else None)
+    cost = fixed_cost([fifo, asha])
+    failed = "; ".join(f"{r['scheduler']}: {r['error']}" for r in rows if "error" in r)
+    label = f"{args.minutes:g} min each, {args.epochs} epochs per trial"
+    return [
+        row(f"ASHA ÷ FIFO candidates in the same budget ({label})", ratio, f">= {TARGET}",
+            f"epochs alone allow {allow:.2f}x" if allow else "n/a", allow,
+            failed or (f"per-trial fixed cost {cost[0]:.1f} s against {cost[1]:.1f} s per epoch"
+                       if cost else "n/a"), unit="x"),
+        row(f"ASHA per-trial fixed cost (the two runs' fit, {label})",
+            cost[0] if cost else None, "<= 0.5 s",
+            f"per epoch {cost[1]:.1f} s" if cost else "n/a (no fit: too few candidates)",
+            cost[1] if cost else None,
+            failed or "an upper bound: trials cut off at the timeout count in the slot time; "
+            "the rest is each trial's task, model, readers and test evaluation", unit="s"),
+    ]
+
+
 def fmt(value, spec: str = "") -> str:
     return "n/a" if value is None else format(value, spec)
 
@@ -106,6 +155,7 @@ def main() -> None:
                         help="search.pruning.reduction_factor")
     parser.add_argument("--keep-early-stopping", action="store_true",
                         help="leave the job's training.early_stopping on in both runs")
+    parser.add_argument("--json", help="write the table's rows here (bench/table.py)")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the two commands (run in the repository root) and exit")
     args = parser.parse_args()
@@ -147,6 +197,12 @@ def main() -> None:
     else:
         print(f"\ncandidates asha/fifo: n/a  target {TARGET}x n/a (a run failed or its "
               "summary lacks trials/failed)")
+    cost = fixed_cost(rows)
+    if cost:
+        print(f"fit of the two runs: {cost[0]:.1f} s per trial, {cost[1]:.1f} s per epoch")
+    from _rows import write
+
+    write(args.json, table_rows(rows, args))
 
 
 if __name__ == "__main__":

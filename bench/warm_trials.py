@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/warm_trials.py [--dataset DIR] [--trials 8] [--epochs 3]
                                           [--parallelism 2] [--rows 40000] [--features 64]
+                                          [--json PATH]
 
 Two searches of the same space, algorithm (random), seed, budget and epochs, in parallel mode
 on local[2], one per ``search.runner`` (``sparktrials``, then ``executors``), each in its own
@@ -14,7 +15,11 @@ early stopping. For each:
                its first Spark job to its last result)
     ratio      training ÷ slot time: the share of the slots spent training
 
-and the ratio of the two ratios (executors ÷ sparktrials). Without --dataset a synthetic
+and the ratio of the two ratios (executors ÷ sparktrials). The anchor, measured in the same run
+(its own process too): plain SparkTrials on local[2] running an empty objective that sleeps as
+long as the sparktrials runner's mean trial trained, same trials and parallelism: its ratio is
+the most a search through SparkTrials can get. ``--json PATH`` writes the rows bench/table.py
+prints (bench/_rows.py). Without --dataset a synthetic
 classification set (--rows x --features, 3 classes) is prepared once into
 bench/out/warm-data. Searches write to bench/out/warm (MLflow: bench/out/warm/mlflow.db).
 """
@@ -93,6 +98,53 @@ def child(args: argparse.Namespace) -> None:
                       "ratio": sum(training) / slot if slot else None}))
 
 
+def child_anchor(args: argparse.Namespace) -> None:
+    """Plain SparkTrials, an objective that only sleeps: its training ÷ slot time."""
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    from hyperopt import SparkTrials, fmin, hp, rand
+    from pyspark.sql import SparkSession
+
+    spark = (SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false")
+             .getOrCreate())
+    sleep = args.sleep
+
+    def objective(x):
+        import time as t
+
+        t.sleep(sleep)
+        return x
+
+    trials = SparkTrials(parallelism=args.parallelism, spark_session=spark)
+    started = time.monotonic()
+    fmin(objective, hp.uniform("x", 0, 1), algo=rand.suggest, max_evals=args.trials,
+         trials=trials, show_progressbar=False)
+    wall = time.monotonic() - started
+    print(json.dumps({"runner": "anchor", "sleep": sleep, "search_seconds": wall,
+                      "ratio": args.trials * sleep / (args.parallelism * wall)}))
+
+
+def rows(args: argparse.Namespace, results: dict, anchor: dict | None) -> list[dict]:
+    """The table's rows: each runner's training ÷ slot time against the anchor's."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from _rows import row
+
+    value = anchor["ratio"] if anchor else None
+    text = (f"plain SparkTrials, empty {anchor['sleep']:.1f}-s objective: {value:.2f}"
+            if anchor else "n/a (anchor failed)")
+    out = []
+    for runner, r in results.items():
+        inside = r["trial_seconds"] - r["training_seconds"]
+        between = r["slot_seconds"] - r["trial_seconds"]
+        per_trial = (r["slot_seconds"] - r["training_seconds"]) / max(r["trials"], 1)
+        out.append(row(
+            f"parallel trials ({args.parallelism} at a time, {args.trials} x {args.epochs} "
+            f"epochs), training ÷ slot time, runner {runner}", r["ratio"], ">= 0.80", text,
+            value, f"{1 - r['ratio']:.0%} of slot time outside training, {per_trial:.1f} s "
+            f"per trial: {inside:.1f} s inside the trials (model, test evaluation, weights), "
+            f"{between:.1f} s between them (task launch, worker start, next point)"))
+    return out
+
+
 def prepare(args: argparse.Namespace) -> None:
     if os.path.isfile(os.path.join(args.dataset, "manifest.json")):
         return
@@ -112,9 +164,14 @@ def main() -> None:
     p.add_argument("--parallelism", type=int, default=2)
     p.add_argument("--rows", type=int, default=40000)
     p.add_argument("--features", type=int, default=64)
-    p.add_argument("--child", choices=RUNNERS, help=argparse.SUPPRESS)
+    p.add_argument("--json", help="write the table's rows here (bench/table.py)")
+    p.add_argument("--sleep", type=float, default=0.0, help=argparse.SUPPRESS)
+    p.add_argument("--child", choices=(*RUNNERS, "anchor"), help=argparse.SUPPRESS)
     p.add_argument("--stamp", default=time.strftime("%Y%m%d%H%M%S"), help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.child == "anchor":
+        child_anchor(args)
+        return
     if args.child:
         child(args)
         return
@@ -142,6 +199,17 @@ def main() -> None:
               f"{r['trial_seconds']:.1f} | {r['ratio']:.2f} | {sources} |")
     a, b = results["sparktrials"]["ratio"], results["executors"]["ratio"]
     print(f"executors ÷ sparktrials (training ÷ slot time): {b / a:.2f}x")
+    sleep = results["sparktrials"]["training_seconds"] / max(results["sparktrials"]["trials"], 1)
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", "anchor", "--trials",
+           str(args.trials), "--parallelism", str(args.parallelism), "--sleep", f"{sleep:.2f}"]
+    with open(os.path.join(OUT, f"anchor-{args.stamp}.log"), "w") as log:
+        proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
+    anchor = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else None
+    print(f"anchor, plain SparkTrials, empty {sleep:.1f}-s objective: training ÷ slot time "
+          + (f"{anchor['ratio']:.2f}" if anchor else f"n/a (exit {proc.returncode})"))
+    from _rows import write
+
+    write(args.json, rows(args, results, anchor))
 
 
 if __name__ == "__main__":

@@ -26,7 +26,8 @@ def test_warm_executors_run_a_search_and_later_trials_read_no_parquet(spark, tin
     assert summary["execution_mode"] == "parallel"
     trials = child_runs(tmp_path, summary["parent_run_id"])
     assert len(trials) == budget and all(r.info.status == "FINISHED" for r in trials)
-    assert all("test_accuracy" in r.data.metrics for r in trials)
+    # no test pass in a trial unless search.trial_test asks for one (tests/test_trial_work.py)
+    assert not any(k.startswith("test_") for r in trials for k in r.data.metrics)
     sources = [r.data.tags.get("sparkdl_tune.data_source") for r in trials]
     # each slot's Python worker decodes the Parquet for its first trial only: at most two
     # trials (one per slot) read it, every later trial on a worker streams from its cache

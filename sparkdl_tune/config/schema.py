@@ -243,6 +243,10 @@ class SearchSettings:
     ``cv_folds: k`` (null: off) scores each trial by k-fold cross-validation on
     train+validation: k trainings, each validated on one fold; the trial's score is their mean
     and the standard deviation is recorded (see :mod:`sparkdl_tune.search.folds`).
+
+    ``trial_test: true`` evaluates every finished trial on the test split too (its
+    ``test_*`` metrics in its MLflow run); off by default: trials are compared on validation
+    and the final retrain is the one evaluated on test, so a trial skips that pass.
     """
 
     name: str = "search"
@@ -277,6 +281,7 @@ class SearchSettings:
     complexity_weight: float = 0.01
     baseline: Union[bool, dict[str, Any]] = False
     cv_folds: Optional[int] = None
+    trial_test: bool = False
 
     def __post_init__(self):
         allowed = (*search_engines.load(self.engine).ALGORITHMS,

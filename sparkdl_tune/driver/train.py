@@ -95,8 +95,11 @@ def check_task(cfg: Config, manifest) -> None:
                           f"model.task={manifest.layout.task}")
 
 
-def make_job(cfg: Config, data, threads: int, verbose: int = 2):
-    """The picklable job one training ships to its ranks."""
+def make_job(cfg: Config, data, threads: int, verbose: int = 2, trial: bool = False):
+    """The picklable job one training ships to its ranks. A search ``trial`` evaluates on test
+    only with ``search.trial_test`` (nothing in the search reads a trial's test scores: trials
+    are compared on validation, the final retrain is evaluated on test) and ships no weights
+    back (the final retrain trains its own)."""
     from ..spec.job import TrainJob
 
     ex = cfg.execution
@@ -109,7 +112,7 @@ def make_job(cfg: Config, data, threads: int, verbose: int = 2):
         reader=cfg.data.reader, reader_workers=cfg.data.reader_workers,
         shuffle=cfg.data.shuffle,
         in_memory_cache=cfg.data.in_memory_cache, cache_max_mb=cfg.data.cache_max_mb,
-        verbose=verbose)
+        verbose=verbose, test=not trial or cfg.search.trial_test, weights=not trial)
 
 
 def fit(cfg: Config, prepared: Prepared, verbose: int = 2, data=None) -> TrainResult:

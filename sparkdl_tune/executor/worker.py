@@ -100,7 +100,7 @@ def _train(job: TrainJob, backend) -> tuple[RankReport, Optional[TrainResult]]:
     model = backend.local_model(tf, model)
     pruned = reports.pruned if reports is not None else None
     scores, evaluation = {}, None
-    if pruned is None:  # a pruned trial's test score would tell nobody anything
+    if pruned is None and job.test:  # a pruned trial's test score would tell nobody anything
         with stream(job, "test", 0, 1, finite=True) as (test_ds, _):
             scores = model.evaluate(test_ds, verbose=0, return_dict=True)
         if job.report_to is None:  # a train run or the final model, not a trial: the details
@@ -120,7 +120,7 @@ def _train(job: TrainJob, backend) -> tuple[RankReport, Optional[TrainResult]]:
         learning_rate=lr,
         input_dim=job.data.input_dim,
         model_json=model.to_json(),
-        weights=model.get_weights(),
+        weights=model.get_weights() if job.weights else [],
         extra={"epoch_times": timer.seconds, "threads_per_proc": job.threads,
                # what a second search objective can be (sparkdl_tune.search.pareto)
                "params": int(model.count_params()),

@@ -107,7 +107,8 @@ def _train(spec: TrialSpec, values: dict[str, Any], target: Optional[ReportTo],
     from ..driver.train import make_job
 
     cfg = with_values(spec.base, values)
-    job = replace(make_job(cfg, data or spec.data, spec.threads, verbose=0), report_to=target)
+    job = replace(make_job(cfg, data or spec.data, spec.threads, verbose=0, trial=True),
+                  report_to=target)
     if spec.in_spark_task:
         from ..executor import worker
 

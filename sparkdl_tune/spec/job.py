@@ -30,6 +30,8 @@ class TrainJob:
     in_process: bool = True
     verbose: int = 2
     report_to: Optional[ReportTo] = None  # a trial's per-epoch reports go to the driver
+    test: bool = True  # evaluate on the test split at the end (a search trial: when asked)
+    weights: bool = True  # ship the trained weights back (a search trial's: nobody reads them)
 
 
 @dataclass

@@ -27,7 +27,8 @@ class TrainResult:
         learning_rate: The learning rate actually used (after scaling by ranks).
         input_dim: Features per row, the model's input width.
         model_json: ``model.to_json()`` of the trained network.
-        weights: ``model.get_weights()`` (numpy arrays).
+        weights: ``model.get_weights()`` (numpy arrays); empty for a search trial, whose
+            weights nobody reads (``TrainJob.weights``).
         extra: Anything else worth recording (device placement, thread settings, ...);
             always ``params`` (the model's parameter count), ``epoch_seconds`` (mean seconds
             per epoch, epochs 2+ when there were two) and ``latency_ms`` (prediction latency
