@@ -113,7 +113,8 @@ class MlflowSettings:
 
 @dataclass(frozen=True)
 class GeneticSettings:
-    """Options of the ``genetic`` algorithm (see :mod:`sparkdl_tune.search.algorithms.genetic`)."""
+    """Options of the ``genetic`` algorithm (see :mod:`sparkdl_tune.search.algorithms.genetic`);
+    ``population`` is also the generation size of optuna's ``nsga2``."""
 
     population: int = 10
     generations: Optional[int] = None

@@ -46,7 +46,9 @@ def definition(cfg, space, metric: str, mode: str) -> dict[str, str]:
         items["search.engine"] = s.engine
     if s.algorithm == "genetic":
         items.update({f"search.genetic.{k}": v for k, v in dataclasses.asdict(s.genetic).items()})
-    if s.objectives:  # the loss hyperopt learned from depends on them
+    if s.algorithm == "nsga2":  # its generation size
+        items["search.genetic.population"] = s.genetic.population
+    if s.objectives:  # the loss the engine learned from depends on them
         items["search.objectives"] = list(s.objectives)
         items["search.complexity_weight"] = s.complexity_weight
     if s.algorithm in ("sweep", "pyramid"):

@@ -198,6 +198,8 @@ def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str,
     if s.algorithm == "tpe":
         # hyperopt's default is 20 random starts; a budget of a few dozen trials needs fewer
         options = {"n_startup_jobs": max(3, min(TPE_STARTUP_TRIALS, s.max_trials // 4))}
+    if s.algorithm == "nsga2":  # optuna's NSGA-II breeds generations of search.genetic.population
+        options = {"population_size": s.genetic.population}
     design = None
     if s.algorithm in DESIGNS:
         design = make_design(s.algorithm, space, **design_options(cfg, space))
