@@ -41,9 +41,13 @@ def trial_runs(tmp_path, while_created=False):
 ASHA_SPACE = {"training.learning_rate": {"choice": [0.05, 0.02, 1e-5, 1e-6, 2e-5, 3e-6]}}
 
 
-# asha in the default suite (it also resumes the scheduler's state); fifo in make test-slow
-@pytest.mark.parametrize("scheduler", [pytest.param("fifo", marks=pytest.mark.slow), "asha"])
-def test_sigkill_then_resume_runs_no_finished_trial_twice(tiny_tabular, tmp_path, scheduler):
+# asha in the default suite (it also resumes the scheduler's state) on each search engine (the
+# optuna study is rebuilt from the MLflow runs); fifo in make test-slow
+@pytest.mark.parametrize("scheduler,engine", [
+    pytest.param("fifo", "hyperopt", marks=pytest.mark.slow), ("asha", "hyperopt"),
+    ("asha", "optuna")])
+def test_sigkill_then_resume_runs_no_finished_trial_twice(tiny_tabular, tmp_path, scheduler,
+                                                          engine):
     exe = os.path.join(os.path.dirname(sys.executable), "sparkdl-tune")
     extra = dict(search__algorithm="tpe", training__epochs=12)
     space = SPACE
@@ -54,6 +58,7 @@ def test_sigkill_then_resume_runs_no_finished_trial_twice(tiny_tabular, tmp_path
         extra = dict(search__algorithm="grid", training__epochs=9, search__scheduler="asha",
                      search__pruning__min_epochs=1, search__metric="val_loss",
                      search__retrain="false", search__report="false")
+    extra["search__engine"] = engine
     cmd = [exe, "tune", "conf/jobs/fashion_tune.yaml",
            *tune_overrides(tiny_tabular, tmp_path, space, search__name="resumable",
                            search__max_trials=BUDGET, **extra),
@@ -104,7 +109,8 @@ def test_sigkill_then_resume_runs_no_finished_trial_twice(tiny_tabular, tmp_path
     if scheduler == "asha":
         assert kept_pruned
         assert "pruned" in second.stderr  # the progress line counts them
-    print(f"\n{scheduler}: killed after {len(before)} recorded trials ({len(kept_pruned)} "
+    print(f"\n{scheduler}, {engine}: killed after {len(before)} recorded trials "
+          f"({len(kept_pruned)} "
           f"pruned); resumed run added {BUDGET - len(before)}; trial numbers {numbers}")
 
 
