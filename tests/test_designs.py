@@ -228,8 +228,11 @@ def _trial_runs(tmp_path, parent_run_id):
     return sorted(runs, key=lambda r: int(r.data.tags["sparkdl_tune.trial"]))
 
 
-@pytest.mark.parametrize("mode,runner", [("parallel", "sparktrials"), ("distributed", None),
-                                         ("parallel", "executors")])
+# parallel steps on the warm executors and driver-side trials in the default suite; the same
+# sweep on SparkTrials (~30 s, the slowest of the three) is make test-slow's
+@pytest.mark.parametrize("mode,runner", [
+    pytest.param("parallel", "sparktrials", marks=pytest.mark.slow), ("distributed", None),
+    ("parallel", "executors")])
 def test_a_sweep_runs_step_by_step_and_reports_each_dimension(spark, tiny_tabular, tmp_path,
                                                               mode, runner):
     from sparkdl_tune.search.tuner import tune
