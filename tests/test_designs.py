@@ -228,8 +228,11 @@ def _trial_runs(tmp_path, parent_run_id):
     return sorted(runs, key=lambda r: int(r.data.tags["sparkdl_tune.trial"]))
 
 
-@pytest.mark.parametrize("mode,runner", [("parallel", "sparktrials"), ("distributed", None),
-                                         ("parallel", "executors")])
+# parallel steps on the warm executors and driver-side trials in the default suite; the same
+# sweep on SparkTrials (~30 s, the slowest of the three) is make test-slow's
+@pytest.mark.parametrize("mode,runner", [
+    pytest.param("parallel", "sparktrials", marks=pytest.mark.slow), ("distributed", None),
+    ("parallel", "executors")])
 def test_a_sweep_runs_step_by_step_and_reports_each_dimension(spark, tiny_tabular, tmp_path,
                                                               mode, runner):
     from sparkdl_tune.search.tuner import tune
@@ -274,12 +277,17 @@ def test_a_sweep_runs_step_by_step_and_reports_each_dimension(spark, tiny_tabula
     assert stored["sweep"]["steps"] == sweep["steps"]
 
 
-def test_a_pyramid_grows_the_network_on_local2(spark, tiny_tabular, tmp_path):
+# parallel trials on the warm executors in the default suite (about half the time of a Spark
+# job per trial); the same growth on SparkTrials is make test-slow's
+@pytest.mark.parametrize("runner", [pytest.param("sparktrials", marks=pytest.mark.slow),
+                                    "executors"])
+def test_a_pyramid_grows_the_network_on_local2(spark, tiny_tabular, tmp_path, runner):
     from sparkdl_tune.search.tuner import tune
 
     cfg = load_config(None, overrides=[o for o in tune_overrides(
         tiny_tabular, tmp_path, {}, search__name="pyramid", search__algorithm="pyramid",
         search__execution_mode="parallel", search__parallelism=2, search__max_trials=20,
+        search__runner=runner,
         search__pyramid__min_delta=0.0, search__pyramid__max_layers=2, search__trial_epochs=2,
         training__epochs=2) if not o.startswith("search.space=")])
     summary = tune(cfg, spark)

@@ -70,7 +70,9 @@ def _connected_workers(driver_pid: int | None) -> list[int]:
     return found
 
 
-@pytest.mark.parametrize("runner", RUNNERS)
+# the warm executors' case in the default suite; SparkTrials' (~30 s) is make test-slow's
+@pytest.mark.parametrize("runner", [pytest.param("sparktrials", marks=pytest.mark.slow),
+                                    "executors"])
 def test_a_killed_python_worker_fails_its_trial_and_the_search_spends_its_budget(
         spark, tiny_tabular, tmp_path, runner):
     from sparkdl_tune.config.loader import load_config

@@ -8,7 +8,7 @@ import logging
 import socket
 
 import pytest
-from conftest import RunningTrials, tune_overrides
+from conftest import RunningTrials, child_runs, tune_overrides
 
 from sparkdl_tune.config.loader import load_config
 from sparkdl_tune.executor.reporter import Reporter
@@ -60,9 +60,12 @@ def _client(tmp_path):
     return MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
 
 
-@pytest.mark.parametrize("mode,num_proc,runner", [("parallel", 1, "sparktrials"),
-                                                  ("distributed", 2, "sparktrials"),
-                                                  ("parallel", 1, "executors")])
+# the 2-rank case is make test-slow's (~45 s); in the default suite the 2-rank trials' reports
+# reach the driver, and each epoch their MLflow run once, in the distributed ASHA test below
+@pytest.mark.parametrize("mode,num_proc,runner", [
+    ("parallel", 1, "sparktrials"),
+    pytest.param("distributed", 2, "sparktrials", marks=pytest.mark.slow),
+    ("parallel", 1, "executors")])
 def test_a_running_trial_shows_its_epochs_in_mlflow(spark, tiny_tabular, tmp_path, mode,
                                                     num_proc, runner):
     epochs = 25
@@ -90,7 +93,10 @@ def test_a_running_trial_shows_its_epochs_in_mlflow(spark, tiny_tabular, tmp_pat
     assert len(trials) == 2  # no second run for a trial that reported live
 
 
-@pytest.mark.parametrize("runner", ["sparktrials", "executors"])
+# one runner in the default suite (the warm executors); SparkTrials' is make test-slow's: its
+# reports and live runs are the running-trial test's, its pruned records the resume test's
+@pytest.mark.parametrize("runner", [pytest.param("sparktrials", marks=pytest.mark.slow),
+                                    "executors"])
 def test_asha_prunes_trials_and_records_them_as_pruned(spark, tiny_tabular, tmp_path, runner):
     cfg = load_config(None, overrides=tune_overrides(
         tiny_tabular, tmp_path, SPACE, search__name="asha", search__max_trials=8,
@@ -167,6 +173,15 @@ def test_asha_in_distributed_mode_stops_every_rank_at_the_same_epoch(spark, tiny
     last = [r.getMessage() for r in caplog.records if "tune: trial 3/3 " in r.getMessage()]
     assert last and "(pruned after epoch 1)" in last[0], last
     assert "2 pruned, 0 failed | 6 epochs" in last[0], last[0]
+    # rank 0's reports became the trials' MLflow runs: one run per trial (none added at the
+    # end), each epoch it trained logged exactly once
+    runs = child_runs(tmp_path, summary["parent_run_id"])
+    assert len(runs) == 3
+    for run in runs:
+        trained = int(run.data.metrics["epochs_run"])
+        history = _client(tmp_path).get_metric_history(run.info.run_id, "val_loss")
+        assert sorted(m.step for m in history) == list(range(trained)), run.data.tags
+    assert sorted(int(r.data.metrics["epochs_run"]) for r in runs) == [1, 1, 4]
 
 
 def test_metric_values_keep_their_significant_digits():

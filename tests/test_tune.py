@@ -20,7 +20,11 @@ LR_SPACE = {"training.learning_rate": {"loguniform": [1e-3, 3e-2]},
 # warm executors (search.runner: executors, parallel trials on local[2])
 EXECUTORS = {"search__execution_mode": "parallel", "search__parallelism": 2,
              "search__runner": "executors"}
-RUNNERS = [pytest.param({}, id="sparktrials"), pytest.param(EXECUTORS, id="executors")]
+# (the default suite keeps the executors' case of each fault; the driver-side one, ~15-20 s a
+# case, is make test-slow's: driver-side failures and their reasons stay in the default suite
+# through test_every_trial_failing_is_a_fatal_error_listing_reasons)
+RUNNERS = [pytest.param({}, id="sparktrials", marks=pytest.mark.slow),
+           pytest.param(EXECUTORS, id="executors")]
 
 
 def cfg_for(dataset, tmp_path, space=LR_SPACE, **extra):
