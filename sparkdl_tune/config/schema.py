@@ -214,10 +214,11 @@ class SearchSettings:
     ``execution_mode``: ``parallel`` (SparkTrials, one in-process training per Spark task),
     ``distributed`` (driver-side Trials, each trial a job of ``execution.num_proc`` ranks on
     ``execution.backend``),
-    or ``auto``. ``runner`` says how ``parallel`` trials run: ``sparktrials`` (one Spark job
-    per trial, a new Python worker each) or ``executors`` (one long-lived Spark task per slot
-    takes trial after trial from the driver, keeping TensorFlow imported and the decoded data
-    cached; see :mod:`sparkdl_tune.search.runners.executors`); distributed trials ignore it.
+    or ``auto``. ``runner`` says how ``parallel`` trials run: ``executors`` (default: one
+    long-lived Spark task per slot takes trial after trial from the driver, keeping TensorFlow
+    imported and the decoded data cached; see :mod:`sparkdl_tune.search.runners.executors`) or
+    ``sparktrials`` (hyperopt's SparkTrials: one Spark job per trial, a new Python worker
+    each); distributed trials ignore it.
     ``scheduler`` decides, from the per-epoch reports of running trials, which to
     stop early (``fifo``: none; ``asha``, ``hyperband``, ``median``: see ``pruning``); a stopped
     trial is recorded as *pruned*, with the epoch and score it reached. ``report`` writes plots and
@@ -266,7 +267,7 @@ class SearchSettings:
     mode: Optional[Literal["min", "max"]] = None
     execution_mode: Literal["auto", "parallel", "distributed"] = "auto"
     parallelism: Optional[int] = None
-    runner: Literal["sparktrials", "executors"] = "sparktrials"
+    runner: Literal["sparktrials", "executors"] = "executors"
     trial_epochs: Optional[int] = None
     final_epochs: Optional[int] = None
     final_minutes: Optional[float] = None
