@@ -47,7 +47,7 @@ def test_a_bad_runner_exits_2_before_training(tiny_tabular, tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("runner", ["executors"])
+@pytest.mark.parametrize("runner", ["sparktrials"])
 def test_distributed_trials_ignore_the_runner(spark, tiny_tabular, tmp_path, runner, caplog):
     cfg = load_config(None, overrides=tune_overrides(
         tiny_tabular, tmp_path, SPACE, search__name="ignored", search__max_trials=1,
@@ -55,4 +55,4 @@ def test_distributed_trials_ignore_the_runner(spark, tiny_tabular, tmp_path, run
     with caplog.at_level("INFO", logger="sparkdl_tune"):
         summary = tune(cfg, spark)
     assert summary["execution_mode"] == "distributed" and summary["trials"] == 1
-    assert "search.runner executors applies to parallel trials" in caplog.text
+    assert "search.runner sparktrials applies to parallel trials" in caplog.text

@@ -327,10 +327,10 @@ def _search(cfg, prepared, space, algo, monitor: Monitor, exec_mode, parallelism
         return
     metric, mode = monitor.metric, monitor.mode
     runner = s.runner
-    if runner == "executors" and exec_mode != "parallel":
-        log.info("tune: search.runner executors applies to parallel trials; these are "
-                 "%s trials, run from the driver", exec_mode)
-    elif runner == "executors":
+    if runner != "executors" and exec_mode != "parallel":  # (the default says nothing)
+        log.info("tune: search.runner %s applies to parallel trials; these are "
+                 "%s trials, run from the driver", runner, exec_mode)
+    elif runner == "executors" and exec_mode == "parallel":
         log.info("tune: parallel trials run on warm executors (one long-lived Spark task per "
                  "slot takes trial after trial)")
     with _warm_ranks(cfg, prepared, exec_mode, folds) as ranks:
