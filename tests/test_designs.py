@@ -230,11 +230,12 @@ def _trial_runs(tmp_path, parent_run_id):
 
 # parallel steps on the warm executors and driver-side trials in the default suite; the same
 # sweep on SparkTrials (~30 s, the slowest of the three) is make test-slow's
-@pytest.mark.parametrize("mode,runner", [
-    pytest.param("parallel", "sparktrials", marks=pytest.mark.slow), ("distributed", None),
-    ("parallel", "executors")])
+@pytest.mark.parametrize("mode,runner,engine", [
+    pytest.param("parallel", "sparktrials", "hyperopt", marks=pytest.mark.slow),
+    ("distributed", None, "hyperopt"), ("parallel", "executors", "hyperopt"),
+    ("distributed", None, "optuna")])
 def test_a_sweep_runs_step_by_step_and_reports_each_dimension(spark, tiny_tabular, tmp_path,
-                                                              mode, runner):
+                                                              mode, runner, engine):
     from sparkdl_tune.search.tuner import tune
 
     space = {"model.activation": {"choice": ["relu", "tanh"]},
@@ -243,7 +244,7 @@ def test_a_sweep_runs_step_by_step_and_reports_each_dimension(spark, tiny_tabula
         tiny_tabular, tmp_path, space, search__name=f"sweep-{mode}", search__algorithm="sweep",
         search__execution_mode=mode, search__parallelism=2, search__max_trials=10,
         training__learning_rate="default", search__trial_epochs=2, training__epochs=3,
-        **({"search__runner": runner} if runner else {})))
+        search__engine=engine, **({"search__runner": runner} if runner else {})))
     summary = tune(cfg, spark)
     sweep = summary["sweep"]
     assert [s["name"] for s in sweep["steps"]] == ["model.activation", "training.optimizer"]

@@ -95,12 +95,15 @@ def test_a_running_trial_shows_its_epochs_in_mlflow(spark, tiny_tabular, tmp_pat
 
 # one runner in the default suite (the warm executors); SparkTrials' is make test-slow's: its
 # reports and live runs are the running-trial test's, its pruned records the resume test's
-@pytest.mark.parametrize("runner", [pytest.param("sparktrials", marks=pytest.mark.slow),
-                                    "executors"])
-def test_asha_prunes_trials_and_records_them_as_pruned(spark, tiny_tabular, tmp_path, runner):
+@pytest.mark.parametrize("runner,engine", [
+    pytest.param("sparktrials", "hyperopt", marks=pytest.mark.slow), ("executors", "hyperopt"),
+    ("executors", "optuna")])
+def test_asha_prunes_trials_and_records_them_as_pruned(spark, tiny_tabular, tmp_path, runner,
+                                                       engine):
     cfg = load_config(None, overrides=tune_overrides(
         tiny_tabular, tmp_path, SPACE, search__name="asha", search__max_trials=8,
         search__execution_mode="parallel", search__algorithm="random", search__runner=runner,
+        search__engine=engine,
         search__scheduler="asha", search__pruning__min_epochs=1,
         search__pruning__max_epochs=6, search__metric="val_loss", search__report="true"))
     summary = tune(cfg, spark)

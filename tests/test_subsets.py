@@ -108,7 +108,7 @@ def test_training_data_selects_columns_of_the_one_copy():
 
 
 # -- a real tune on local[2] -------------------------------------------------------------------
-def _tune_and_compare(spark, tmp_path, space, algorithm, trials, epochs=12):
+def _tune_and_compare(spark, tmp_path, space, algorithm, trials, epochs=12, engine="hyperopt"):
     from sparkdl_tune.config.loader import load_config
     from sparkdl_tune.driver.datasets import SyntheticRegressionSource
     from sparkdl_tune.driver.preparation import prepare
@@ -122,7 +122,7 @@ def _tune_and_compare(spark, tmp_path, space, algorithm, trials, epochs=12):
     cfg = load_config(None, overrides=tune_overrides(
         data, tmp_path, {"data.feature_columns": space}, search__name="subsets",
         search__algorithm=algorithm, search__max_trials=trials, search__final_epochs=epochs,
-        **common))
+        search__engine=engine, **common))
     summary = tune(cfg, spark)
     best = tuple(summary["best_params"]["data.feature_columns"])
     tuned_mse = summary["final"]["test_metrics"]["test_mse"]
@@ -161,9 +161,12 @@ def test_grid_over_one_or_two_columns_finds_x1_x2_and_beats_all_columns(spark, t
 
 
 @pytest.mark.slow
-def test_tpe_over_all_subsets_finds_x1_x2_and_beats_all_columns(spark, tmp_path):
-    """The acceptance run: all 63 subsets of the six columns, tpe."""
-    _check(*_tune_and_compare(spark, tmp_path, {"subset": COLS, "min": 1}, "tpe", 40))
+@pytest.mark.parametrize("engine", ["hyperopt", "optuna"])
+def test_tpe_over_all_subsets_finds_x1_x2_and_beats_all_columns(spark, tmp_path, engine):
+    """The acceptance run: all 63 subsets of the six columns, tpe (optuna's: one include /
+    exclude choice per column)."""
+    _check(*_tune_and_compare(spark, tmp_path, {"subset": COLS, "min": 1}, "tpe", 40,
+                              engine=engine))
 
 
 def test_a_subset_column_the_dataset_lacks_is_one_line_before_any_trial():

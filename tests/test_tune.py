@@ -25,6 +25,8 @@ EXECUTORS = {"search__execution_mode": "parallel", "search__parallelism": 2,
 # through test_every_trial_failing_is_a_fatal_error_listing_reasons)
 RUNNERS = [pytest.param({}, id="sparktrials", marks=pytest.mark.slow),
            pytest.param(EXECUTORS, id="executors")]
+# the same on the second search engine (optuna: the grid is a package Proposer it drives)
+ENGINES = [pytest.param({**EXECUTORS, "search__engine": "optuna"}, id="executors-optuna")]
 
 
 def cfg_for(dataset, tmp_path, space=LR_SPACE, **extra):
@@ -127,7 +129,7 @@ def test_rerun_of_a_finished_search_trains_nothing(spark, tiny_tabular, tmp_path
     assert len(child_runs(tmp_path, first["parent_run_id"])) == 2
 
 
-@pytest.mark.parametrize("runner", RUNNERS)
+@pytest.mark.parametrize("runner", RUNNERS + ENGINES)
 def test_failed_and_nan_trials_are_recorded_and_the_search_goes_on(spark, tiny_tabular,
                                                                     tmp_path, runner):
     # plain SGD at a learning rate of 1e30 overflows the weights: a NaN loss
