@@ -8,13 +8,15 @@ from __future__ import annotations
 import ast
 import pathlib
 
+import pytest
+
 import sparkdl_tune
 
 PACKAGE = pathlib.Path(sparkdl_tune.__file__).parent
 # leaves both sides may import: they import nothing of the package's but each other
 SHARED = {"sparkdl_tune", "sparkdl_tune.errors", "sparkdl_tune.logs", "sparkdl_tune.files",
           "sparkdl_tune.config", "sparkdl_tune.config.model_spec", "sparkdl_tune.keras_compat"}
-HEAVY = {"tensorflow", "keras", "pyspark", "py4j", "mlflow", "horovod", "hyperopt"}
+HEAVY = {"tensorflow", "keras", "pyspark", "py4j", "mlflow", "horovod", "hyperopt", "optuna"}
 
 
 def module_name(path: pathlib.Path) -> str:
@@ -83,14 +85,23 @@ def test_the_shared_leaves_import_no_package_code_but_each_other():
         assert inner <= SHARED, (name, inner)
 
 
-def test_only_the_engine_module_imports_hyperopt():
+# each search library and the engine modules that alone may import it
+SEARCH_LIBRARIES = {
+    "hyperopt": {"sparkdl_tune.search.engines.hyperopt"},
+    "optuna": {"sparkdl_tune.search.engines.optuna", "sparkdl_tune.search.engines.optuna_space"},
+}
+
+
+@pytest.mark.parametrize("library", sorted(SEARCH_LIBRARIES))
+def test_only_its_engine_module_imports_a_search_library(library):
     """The rest of the search speaks in decoded points (a second engine is one new module);
     the scheduler package imports no engine and no heavy library at all."""
     every = modules_under(".")
+    owners = SEARCH_LIBRARIES[library]
     wrong = {f"{mod} -> {imp}" for mod, imps in every.items() for imp in imps
-             if imp.split(".")[0] == "hyperopt" and mod != "sparkdl_tune.search.engines.hyperopt"}
+             if imp.split(".")[0] == library and mod not in owners}
     assert not wrong, sorted(wrong)
-    assert any(i.startswith("hyperopt") for i in every["sparkdl_tune.search.engines.hyperopt"])
+    assert any(i.startswith(library) for owner in owners for i in every[owner])
     schedulers = {f"{mod} -> {imp}" for mod, imps in modules_under("search/schedulers").items()
                   for imp in imps if imp.split(".")[0] in HEAVY
                   or imp.startswith("sparkdl_tune.search.engines")}
