@@ -3,6 +3,10 @@ given the same 30 minutes for search + final retrain; prints final test accuracy
 
     .venv/bin/python bench/tune_quality.py [--algorithms tpe random] [--minutes 30]
     .venv/bin/python bench/tune_quality.py --algorithms tpe --scheduler asha --seed 1
+    .venv/bin/python bench/tune_quality.py --engine optuna --algorithms tpe --scheduler asha
+
+``--engine`` picks ``search.engine`` (hyperopt, the default, or optuna); the printed rows and
+table name it.
 
 ``--scheduler asha`` (or hyperband, median) stops poor trials early: trials train up to
 ``--max-epochs`` (default 20) and the first rung sits at ``--min-epochs`` (default 2), instead
@@ -29,10 +33,11 @@ def run(algorithm: str, minutes: float, final_minutes: float, overhead_minutes: 
         final_epochs: int, trial_epochs: int, stamp: str, args=None) -> dict:
     exe = os.path.join(os.path.dirname(sys.executable), "sparkdl-tune")
     scheduler = getattr(args, "scheduler", "fifo")
-    name = f"bench-{algorithm}-{scheduler}-s{getattr(args, 'seed', 42)}-{stamp}"
+    engine = getattr(args, "engine", "hyperopt")
+    name = f"bench-{engine}-{algorithm}-{scheduler}-s{getattr(args, 'seed', 42)}-{stamp}"
     out = os.path.join(ROOT, "bench", "out")
     cmd = [exe, "tune", "conf/jobs/fashion_tune.yaml", f"search.name={name}",
-           f"search.algorithm={algorithm}", "search.max_trials=500",
+           f"search.engine={engine}", f"search.algorithm={algorithm}", "search.max_trials=500",
            f"search.timeout_minutes={minutes - final_minutes - overhead_minutes}",
            f"search.final_minutes={final_minutes}",
            "search.stop_after_no_improvement=null", f"search.trial_epochs={trial_epochs}",
@@ -50,10 +55,12 @@ def run(algorithm: str, minutes: float, final_minutes: float, overhead_minutes: 
         proc = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
     wall = time.monotonic() - started
     if proc.returncode != 0:
-        return {"algorithm": algorithm, "error": f"exit {proc.returncode}", "wall": wall}
+        return {"engine": engine, "algorithm": algorithm, "error": f"exit {proc.returncode}",
+                "wall": wall}
     with open(os.path.join(out, name, "summary.json")) as f:
         summary = json.load(f)
-    return {"algorithm": algorithm, "scheduler": scheduler, "seed": getattr(args, "seed", 42),
+    return {"engine": engine, "algorithm": algorithm, "scheduler": scheduler,
+            "seed": getattr(args, "seed", 42),
             "pruned": summary.get("pruned"), "epochs_spent": summary.get("epochs_spent"),
             "wall": wall, "trials": summary["trials"],
             "failed": summary["failed"], "best_val": summary["best_val_accuracy"],
@@ -64,6 +71,8 @@ def run(algorithm: str, minutes: float, final_minutes: float, overhead_minutes: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--engine", default="hyperopt", choices=("hyperopt", "optuna"),
+                        help="search.engine of every run")
     parser.add_argument("--algorithms", nargs="+", default=["tpe", "random"])
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--final-minutes", type=float, default=6.0,
@@ -90,15 +99,17 @@ def main() -> None:
                 args.final_epochs, args.trial_epochs, stamp, args)
         rows.append(r)
         print(json.dumps(r, default=str), flush=True)
-    print(f"\n{'algorithm':<10} {'wall min':>8} {'trials':>6} {'failed':>6} {'best val':>8} "
+    print(f"\n{'engine':<8} {'algorithm':<10} {'wall min':>8} {'trials':>6} {'failed':>6} "
+          f"{'best val':>8} "
           f"{'final ep':>8} {'test acc':>8}  target {TARGET} in {args.minutes:g} min")
     for r in rows:
         if "error" in r:
-            print(f"{r['algorithm']:<10} {r['wall'] / 60:>8.1f}  {r['error']}")
+            print(f"{r['engine']:<8} {r['algorithm']:<10} {r['wall'] / 60:>8.1f}  {r['error']}")
             continue
         in_time = r["wall"] <= args.minutes * 60
         verdict = "met" if r["test"] >= TARGET and in_time else "MISSED"
-        print(f"{r['algorithm']:<10} {r['wall'] / 60:>8.1f} {r['trials']:>6} {r['failed']:>6} "
+        print(f"{r['engine']:<8} {r['algorithm']:<10} {r['wall'] / 60:>8.1f} {r['trials']:>6} "
+              f"{r['failed']:>6} "
               f"{r['best_val']:>8.4f} {r['final_epochs']:>8} {r['test']:>8.4f}  {verdict}"
               + ("" if in_time else " (over the time budget)"))
 
