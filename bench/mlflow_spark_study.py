@@ -36,9 +36,10 @@ What differs from ours (the point of an anchor: Optuna's own Spark integration, 
   worker) and trains with ``model.fit`` on numpy arrays, no Petastorm/Arrow reader;
 - the retrain runs in the driver process, not as a Spark job.
 
-Writes bench/out/<name>.json and prints one row like tune_quality.py's: ``trials`` counts every
-trial the study asked for; ``pruned`` those the median pruner stopped; ``cancelled`` those
-stopped at the search deadline (told to Optuna as pruned).
+Writes bench/out/<name>.json and prints one row like tune_quality.py's: ``trials`` counts the
+trials that finished or were pruned (failed ones included, cancelled ones not: as our summary
+counts them); ``pruned`` those the median pruner stopped; ``cancelled`` those stopped at the
+search deadline (told to Optuna as pruned).
 """
 
 from __future__ import annotations
@@ -132,6 +133,9 @@ def make_objective(data_dir: str, max_epochs: int, patience: int, deadline: floa
         import optuna
 
         params = suggest(trial)
+        if time.time() >= deadline:  # asked after the deadline (a task's clock starts late)
+            trial.set_user_attr("cancelled", True)
+            raise optuna.TrialPruned("search timeout")
         (x, y), (xv, yv) = (worker_data(data_dir)[s] for s in ("train", "validation"))
         steps = math.ceil(len(x) / params["batch_size"])
         net = build(params, x.shape[1], steps * max_epochs, seed + trial.number)
@@ -156,6 +160,19 @@ def make_objective(data_dir: str, max_epochs: int, patience: int, deadline: floa
         return best
 
     return objective
+
+
+def stop_at(deadline: float):
+    """An Optuna callback that ends a task's trial loop once the search deadline has passed:
+    ``optimize``'s timeout counts from each Spark task's own start, seconds after the driver's.
+    ``Study.stop()`` refuses outside ``Study.optimize`` (the executors run MLflow's own loop),
+    so it sets the flag that loop checks."""
+
+    def stop(study, trial) -> None:
+        if time.time() >= deadline:
+            study._stop_flag = True
+
+    return stop
 
 
 def final_epochs(measured: float, rows: int, minutes: float, epochs: int) -> int:
@@ -211,7 +228,7 @@ def search(args, name: str, deadline: float):
     objective = make_objective(os.path.join(ROOT, args.data), args.max_epochs, args.patience,
                                deadline, args.seed)
     study.optimize(objective, n_trials=args.max_trials, timeout=deadline - time.time(),
-                   n_jobs=2)
+                   n_jobs=2, callbacks=[stop_at(deadline)])
     return study
 
 
@@ -261,7 +278,7 @@ def main() -> None:
     wall = time.monotonic() - started
     row = {"engine": "MlflowSparkStudy", "algorithm": "tpe", "scheduler": "median",
            "seed": args.seed, "name": name, "wall": wall, "search_wall": search_wall,
-           "trials": len(trials), "complete": count[TrialState.COMPLETE],
+           "trials": len(trials) - cancelled, "complete": count[TrialState.COMPLETE],
            "pruned": count[TrialState.PRUNED] - cancelled, "cancelled": cancelled,
            "failed": count[TrialState.FAIL],
            "epochs_spent": sum(t.user_attrs.get("epochs", 0) for t in trials),
