@@ -27,10 +27,11 @@ What differs from ours (the point of an anchor: Optuna's own Spark integration, 
   study from ``MlflowStorage`` (the MLflow experiment is the study's store) and asking/telling
   trials in a loop; the sampler is reseeded per task, so a run is not reproducible from the
   seed;
-- Optuna checks its timeout only between trials; the objective here also stops a trial (told
-  as pruned, counted as cancelled) at the end of the epoch under way when the search deadline
-  has passed, where our timeout cancels running trials at once; so the retrain keeps its
-  minutes, less up to one epoch;
+- Optuna checks its timeout only between trials, counted from each Spark task's own start;
+  here a callback (:func:`stop_at`) ends each task's loop at the search deadline, and the
+  objective stops a trial (told as pruned, counted as cancelled) at the end of the epoch under
+  way once the deadline has passed, where our timeout cancels running trials at once; so the
+  retrain keeps its minutes, less up to one epoch;
 - a trial's samples/s (the retrain plan's input) is timed over ``fit`` with its validation pass;
 - each Python worker reads the prepared Parquet with pyarrow into numpy once (cached in the
   worker) and trains with ``model.fit`` on numpy arrays, no Petastorm/Arrow reader;
