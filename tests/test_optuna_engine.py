@@ -276,18 +276,22 @@ def test_parallel_trials_run_on_warm_executors(spark):
 
 
 def test_a_parallel_proposer_search_stops_early_and_cancels_what_runs(spark, server):
+    """The first grid point ends at once, every other one hangs: the two slots' first points
+    are asked together, so when the first ends and the stop rule fires, the second is queued
+    or running, whichever the machine's speed (the search never waits for it)."""
     def objective(vals, key=None):
         import time
 
-        time.sleep(0.5 if vals["model.units"] < 2 else 60)  # the last grid points hang
+        first = vals["model.units"] == 0 and vals["model.layers"] == 0
+        time.sleep(0.5 if first else 60)
         return {"status": "ok", "loss": 1.0}
 
     store = run(objective, algo=Grid(DISCRETE), space=DISCRETE, max_trials=50, parallel=True,
                 parallelism=2, spark=spark, server=server, runner="executors",
-                early_stop=lambda store: sum(a.loss is not None for a in store.attempts()) >= 3)
+                early_stop=lambda store: any(a.loss is not None for a in store.attempts()))
     attempts = store.attempts()
     assert store.why == "early stop" and all(a.ended for a in attempts)
-    assert sum(a.state == OK for a in attempts) >= 3
+    assert sum(a.state == OK for a in attempts) == 1
     assert sum(a.state == CANCELLED for a in attempts) >= 1
     points = [DISCRETE.decode({k: v[0] for k, v in a.vals.items() if v}) for a in attempts]
     assert points == DISCRETE.grid_points()[:len(points)]
