@@ -361,7 +361,7 @@ class Search:
             return [a for a in self._attempts.values() if a.state in (QUEUED, RUNNING)]
 
     def _point(self, number: int) -> dict[str, Any]:
-        return {k: v[0] for k, v in self._attempts[number].vals.items() if len(v)}
+        return self._attempts[number].point()
 
     def _ended(self) -> int:
         with self._lock:
