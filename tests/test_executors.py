@@ -56,3 +56,51 @@ def test_distributed_trials_ignore_the_runner(spark, tiny_tabular, tmp_path, run
         summary = tune(cfg, spark)
     assert summary["execution_mode"] == "distributed" and summary["trials"] == 1
     assert "search.runner sparktrials applies to parallel trials" in caplog.text
+
+
+def test_the_driver_runner_trains_on_threads_and_its_cancel_stops_their_spark_jobs(spark):
+    # distributed trials side by side (search.runner "driver", chosen by the tuner): each slot
+    # is a driver thread; cancel() stops the Spark jobs its trials started, at once
+    import threading
+    import time
+
+    from sparkdl_tune.search.runners import make
+
+    points, given = [(0, "quick"), (1, "hangs"), (2, "hangs")], {}
+    lock, started = threading.Lock(), threading.Event()
+
+    def take():
+        with lock:
+            return points.pop(0) if points else None
+
+    def objective(point, key):
+        if point == "quick":
+            return {"status": "ok", "thread": threading.current_thread().name}
+        started.set()  # a Spark job that would run ten minutes
+        spark.sparkContext.parallelize([1], 1).map(lambda x: time.sleep(600)).collect()
+        return {"status": "ok"}
+
+    def give(number, outcome):
+        with lock:
+            given[number] = outcome
+
+    runner = make("driver", spark, 2, objective, None, take, give)
+    runner.start()
+    assert started.wait(60)
+    deadline = time.monotonic() + 60
+    while not (0 in given and len(points) == 0) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert given[0]["result"]["thread"].startswith("sparkdl-tune-trial-slot-")
+    tracker = spark.sparkContext.statusTracker()
+    while len(tracker.getActiveJobsIds()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)  # both hanging trials' jobs are running
+    runner.cancel()
+    runner.close()
+    while tracker.getActiveJobsIds() and time.monotonic() < deadline + 60:
+        time.sleep(0.1)
+    assert not tracker.getActiveJobsIds()  # the jobs ended (their tasks interrupted)
+    assert not any(t.is_alive() for t in runner._threads)
+    assert sorted(given) == [0, 1, 2]
+    for number in (1, 2):  # the cancelled jobs ended their trials as errors (not 600 s)
+        assert "error" in given[number] and "cancel" in given[number]["error"][1].lower(), \
+            given[number]

@@ -4,13 +4,17 @@ trial only: the next trials run on fresh ranks. Real local[2] Spark, real traini
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
 import psutil
+import pytest
 from conftest import child_runs, tune_overrides
 
 from sparkdl_tune.config.loader import load_config
@@ -125,11 +129,81 @@ def test_a_rank_killed_in_trial_two_fails_that_trial_only(spark, tiny_tabular, t
     print(f"\nrank 1 (pids {killer.killed}) killed in trial 2: {failure}")
 
 
+# a grid of learning rates, good ones first: trials 3 and 4 (1e-5, 1e-6 barely move a loss in
+# an epoch) start only once trial 1 or 2 has ended, so a better score is always recorded at
+# rung 1 before theirs and ASHA prunes them, whatever the machine's speed
+SIDE_SPACE = {"training.learning_rate": {"choice": [0.05, 0.02, 1e-5, 1e-6]}}
+
+
+# (a whole CLI search with its own local[4] JVM and 4 ranks: make test-slow; the runner's
+# threads and its cancel are tests/test_executors.py's, the choice of mode this file's next)
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ["hyperopt", "optuna"])
+def test_two_distributed_trials_run_side_by_side_each_on_its_own_warm_ranks(tiny_tabular,
+                                                                             tmp_path, engine):
+    # 4 slots (local[4], its own process and JVM): 2 trials x 2 ranks at once
+    exe = os.path.join(os.path.dirname(sys.executable), "sparkdl-tune")
+    cmd = [exe, "tune", "conf/jobs/fashion_tune.yaml", *tune_overrides(
+        tiny_tabular, tmp_path, SIDE_SPACE, search__name="side", search__max_trials=4,
+        search__engine=engine,
+        search__algorithm="grid", execution__num_proc=2, execution__backend="tf_distribute",
+        search__parallelism=2, search__scheduler="asha", search__pruning__min_epochs=1,
+        search__pruning__max_epochs=5, search__metric="val_loss", search__retrain="false",
+        search__report="false", mlflow__registered_model_name="null"),
+        "spark.master=local[4]", "spark.conf.spark.ui.enabled=false"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "2 trials of 2 ranks at a time, each its own barrier stage" in done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["trials"] == 4 and summary["failed"] == 0
+    runs = _by_number(child_runs(tmp_path, summary["parent_run_id"]))
+    spans = sorted((float(r.data.tags["sparkdl_tune.start"]),
+                    float(r.data.tags["sparkdl_tune.start"]) + r.data.metrics["trial_seconds"])
+                   for r in runs.values())
+    overlaps = [(a, b) for a, b in zip(spans, spans[1:]) if b[0] < a[1]]
+    assert overlaps, spans  # two trials at once (their start-end spans overlap)
+    launches = {n: r.data.metrics["launch"] for n, r in runs.items()}
+    assert launches[1] != launches[2] and set(launches.values()) == {1.0, 2.0}, launches
+    # every trial reports each epoch (live, through its ranks) and ASHA prunes as it does a
+    # one-rank trial: trials 3 and 4 at rung 1
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    for n, run in runs.items():
+        epochs = int(run.data.metrics["epochs_run"])
+        assert run.data.metrics["num_proc"] == 2 and run.info.status == "FINISHED"
+        assert len(client.get_metric_history(run.info.run_id, "val_loss")) == epochs, n
+    for n in (3, 4):
+        assert runs[n].data.tags["sparkdl_tune.status"] == "pruned", n
+        assert runs[n].data.metrics["epochs_run"] == 1
+    assert summary["pruned"] >= 2
+    t0 = spans[0][0]
+    print(f"\nside by side: spans {[(round(a - t0, 1), round(b - t0, 1)) for a, b in spans]}, "
+          f"launches {launches}, pruned {summary['pruned']}")
+
+
+@pytest.mark.parametrize("settings,expected", [
+    ({}, (1, "")),  # the default: one distributed trial at a time
+    ({"search.parallelism": 2}, (2, "2 trials of 2 ranks at a time, each its own barrier")),
+    ({"search.parallelism": 3}, (2, "(the 4 task slots hold 2)")),
+    ({"search.parallelism": 2, "search.max_trials": 1}, (1, "1 trials of 2 ranks")),
+    ({"search.parallelism": 2, "execution.backend": "horovod"},
+     (1, "horovod trials of 2 rank(s) run one at a time")),
+    ({"search.parallelism": 2, "search.cv_folds": 2}, (1, "folds take the free slots")),
+])
+def test_how_many_distributed_trials_run_side_by_side(settings, expected):
+    from sparkdl_tune.search.tuner import side_by_side
+
+    overrides = {"execution.num_proc": 2, "execution.backend": "tf_distribute", **settings}
+    cfg = load_config(None, overrides=[f"{k}={v}" for k, v in overrides.items()])
+    parallelism, why = side_by_side(cfg, available=4)
+    assert parallelism == expected[0] and expected[1] in why, why
+
+
 def test_the_warm_channel_checks_the_token_and_carries_jobs_both_ways():
     import socket
 
     import numpy as np
-    import pytest
 
     from sparkdl_tune.spec.warm import WarmAddress, hello, read_hello, receive, send
 

@@ -218,7 +218,10 @@ class SearchSettings:
     long-lived Spark task per slot takes trial after trial from the driver, keeping TensorFlow
     imported and the decoded data cached; see :mod:`sparkdl_tune.search.runners.executors`) or
     ``sparktrials`` (hyperopt's SparkTrials: one Spark job per trial, a new Python worker
-    each); distributed trials ignore it.
+    each); distributed trials ignore it. ``parallelism`` is how many trials run at once:
+    parallel mode, all task slots by default; distributed mode, 1 by default, and with more
+    each running trial on ``tf_distribute`` is its own barrier stage of ``num_proc`` ranks
+    (at most ``slots // num_proc`` at once; Horovod trials run one at a time).
     ``scheduler`` decides, from the per-epoch reports of running trials, which to
     stop early (``fifo``: none; ``asha``, ``hyperband``, ``median``: see ``pruning``); a stopped
     trial is recorded as *pruned*, with the epoch and score it reached. ``report`` writes plots and

@@ -171,7 +171,32 @@ def choose_mode(cfg: Config, spark, data) -> tuple[str, int, int, str]:
         parallelism = min(s.parallelism or available, available, s.max_trials)
         threads = threads_per_proc(spark, parallelism, cfg.execution.threads_per_proc)
         return mode, parallelism, threads, why
-    return mode, 1, threads_per_proc(spark, n, cfg.execution.threads_per_proc), why
+    parallelism, side = side_by_side(cfg, available)
+    return (mode, parallelism,
+            threads_per_proc(spark, n * parallelism, cfg.execution.threads_per_proc),
+            why + side)
+
+
+def side_by_side(cfg: Config, available: int) -> tuple[int, str]:
+    """How many distributed trials run at once, and what the log says about it: up to
+    ``search.parallelism`` (default 1) barrier stages of ``num_proc`` ranks where the slots
+    allow; Horovod and cross-validated trials one at a time."""
+    s, ex = cfg.search, cfg.execution
+    wanted = s.parallelism or 1
+    if wanted == 1:
+        return 1, ""
+    if ex.backend != "tf_distribute" or ex.num_proc < 2:
+        return 1, (f"; search.parallelism={wanted} is not used: {ex.backend} trials of "
+                   f"{ex.num_proc} rank(s) run one at a time (side by side needs "
+                   "execution.backend=tf_distribute)")
+    if s.cv_folds:
+        return 1, (f"; search.parallelism={wanted} is not used: a cross-validated trial's "
+                   "folds take the free slots")
+    fits = max(1, available // ex.num_proc)
+    parallelism = min(wanted, fits, s.max_trials)
+    capped = f" (the {available} task slots hold {fits})" if fits < wanted else ""
+    return parallelism, (f"; {parallelism} trials of {ex.num_proc} ranks at a time, each its "
+                         f"own barrier stage{capped}")
 
 
 @public
@@ -248,7 +273,7 @@ def tune(cfg: Config, spark=None, space: SearchSpace | None = None) -> dict[str,
     exec_mode, parallelism, threads, why = choose_mode(cfg, prepared.spark, prepared.data)
     folds = _folds(cfg, prepared, exec_mode, parallelism)  # (fold data, folds at once)
     if design is not None:  # a step may plan for the trials that run side by side
-        algo = Staged(design, space, width=parallelism if exec_mode == "parallel" else 1)
+        algo = Staged(design, space, width=parallelism)
     log.info("tune: search %r, %s over %d dimensions, budget %d trials; %s mode (%s)%s",
              s.name, s.algorithm, len(space.dimensions), s.max_trials, exec_mode, why,
              f", {parallelism} at a time" if exec_mode == "parallel" else "")
@@ -333,34 +358,37 @@ def _search(cfg, prepared, space, algo, monitor: Monitor, exec_mode, parallelism
     elif runner == "executors" and exec_mode == "parallel":
         log.info("tune: parallel trials run on warm executors (one long-lived Spark task per "
                  "slot takes trial after trial)")
-    with _warm_ranks(cfg, prepared, exec_mode, folds) as ranks:
+    side_by_side = exec_mode == "distributed" and parallelism > 1  # driver threads
+    with _warm_ranks(cfg, prepared, exec_mode, folds, side_by_side) as ranks:
         spec = TrialSpec(base=cfg, data=prepared.data, space=space, metric=metric, mode=mode,
                          threads=threads, in_spark_task=exec_mode == "parallel",
                          report_to=server.address if server is not None else None,
                          folds=tuple(folds[0]), fold_slots=folds[1], ranks=ranks)
         # (all trials failed: reported with every distinct reason by _best_or_fail)
         load(s.engine).run(functools.partial(evaluate, spec), space, algo, max_trials=s.max_trials,
-                   parallel=exec_mode == "parallel", parallelism=parallelism,
+                   parallel=exec_mode == "parallel" or side_by_side, parallelism=parallelism,
                    spark=prepared.spark,
                    timeout_seconds=int(s.timeout_minutes * 60) if s.timeout_minutes else None,
                    seed=s.seed + len(restored), restored=restored,
                    early_stop=monitor.early_stop_fn, watch=monitor.start, unwatch=monitor.close,
-                   runner=runner, server=server)
+                   runner="driver" if side_by_side else runner, server=server)
 
 
-def _warm_ranks(cfg, prepared, exec_mode: str, folds):
-    """The warm ranks of a ``distributed`` search on ``tf_distribute`` (``execution.warm``),
-    ended when the search's trials are; otherwise nothing: each trial launches its ranks
-    (Horovod always; a cross-validated trial's folds, which may train at once)."""
+def _warm_ranks(cfg, prepared, exec_mode: str, folds, side_by_side: bool = False):
+    """The warm ranks of a ``distributed`` search on ``tf_distribute`` (``execution.warm``;
+    one set per driver thread when trials run side by side), ended when the search's trials
+    are; otherwise nothing: each trial launches its ranks (Horovod always; a cross-validated
+    trial's folds, which may train at once)."""
     import contextlib
 
     ex = cfg.execution
     if not (exec_mode == "distributed" and ex.warm and ex.num_proc > 1
             and ex.backend == "tf_distribute" and not folds[0]):
         return contextlib.nullcontext()
-    from ..driver.launch.warm import WarmRanks
+    from ..driver.launch.warm import ThreadRanks, WarmRanks
 
-    return WarmRanks(prepared.spark, start_timeout=ex.start_timeout)
+    return (ThreadRanks if side_by_side else WarmRanks)(prepared.spark,
+                                                        start_timeout=ex.start_timeout)
 
 
 def _folds(cfg: Config, prepared, exec_mode: str, parallelism: int) -> tuple[list, int]:

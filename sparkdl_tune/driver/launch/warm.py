@@ -13,6 +13,10 @@ worded as by the ``barrier`` launcher (the rank that failed first), and the next
 fresh ranks (a new stage). :meth:`WarmRanks.close` ends the ranks (at the end of the search:
 the stage holds ``num_proc`` task slots while it lives).
 
+Distributed trials side by side (``search.parallelism`` > 1 in ``distributed`` mode) keep one
+:class:`WarmRanks` per driver thread (:class:`ThreadRanks`): each running trial has its own
+stage, and launches are numbered across them.
+
 For ``tf_distribute`` only: Horovod keeps its ``horovod.spark.run`` per trial (warm Horovod
 ranks would be the same loop inside the function that call ships, with ``hvd.init`` once per
 process, the call itself in a driver thread: possible, not built).
@@ -25,6 +29,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any, Optional
 
 from ...errors import FatalError
@@ -39,9 +44,12 @@ STAGE_END_SECONDS = 60.0  # for Spark's error to arrive once a rank's connection
 class WarmRanks:
     """``with WarmRanks(spark, start_timeout) as ranks:`` … ``ranks.train(job)`` per trial."""
 
-    def __init__(self, spark, start_timeout: int = 120):
+    def __init__(self, spark, start_timeout: int = 120,
+                 numbering: Optional[Callable[[], int]] = None):
         self.spark, self.start_timeout = spark, start_timeout
-        self.launches = 0
+        self.launches = 0  # stages this object started
+        self._numbering = numbering  # the launch's number among several WarmRanks (ThreadRanks)
+        self.launch = 0  # the running stage's number
         self._stage: Optional[_Stage] = None
 
     def __enter__(self) -> WarmRanks:
@@ -59,8 +67,9 @@ class WarmRanks:
         if self._stage is None:
             check_slots(self.spark, job.num_proc)
             self.launches += 1
+            self.launch = self._numbering() if self._numbering else self.launches
             log.info("train: starting warm ranks (%s on a barrier stage of %d Spark tasks, "
-                     "launch %d)", job.backend, job.num_proc, self.launches)
+                     "launch %d)", job.backend, job.num_proc, self.launch)
             self._stage = _Stage(self.spark, job.num_proc, self.start_timeout)
         try:
             outcomes = self._stage.run(job)
@@ -70,13 +79,55 @@ class WarmRanks:
             raise
         result = next(r for _, r in outcomes if r is not None)
         result.extra["ranks"] = [rep.__dict__ for rep, _ in outcomes]
-        result.extra["launch"] = self.launches
+        result.extra["launch"] = self.launch
         return result
 
     def close(self) -> None:
         if self._stage is not None:
             self._stage.end()
             self._stage = None
+
+
+class ThreadRanks:
+    """Warm ranks for distributed trials side by side: each driver thread that trains
+    (:class:`~sparkdl_tune.search.runners.driver.DriverRunner`'s slots) keeps its own
+    :class:`WarmRanks`, so each running trial has its own barrier stage and a thread's next
+    trial reuses that thread's ranks."""
+
+    def __init__(self, spark, start_timeout: int = 120):
+        self.spark, self.start_timeout = spark, start_timeout
+        self._mine = threading.local()
+        self._all: list[WarmRanks] = []
+        self._lock = threading.Lock()
+        self._launched = 0
+
+    def __enter__(self) -> ThreadRanks:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def launches(self) -> int:
+        return sum(r.launches for r in self._all)
+
+    def train(self, job: TrainJob) -> TrainResult:
+        ranks = getattr(self._mine, "ranks", None)
+        if ranks is None:
+            ranks = self._mine.ranks = WarmRanks(self.spark, self.start_timeout, self._number)
+            with self._lock:
+                self._all.append(ranks)
+        return ranks.train(job)
+
+    def _number(self) -> int:
+        with self._lock:
+            self._launched += 1
+            return self._launched
+
+    def close(self) -> None:
+        with self._lock:
+            for ranks in self._all:
+                ranks.close()
 
 
 class _Stage:
@@ -95,7 +146,11 @@ class _Stage:
         self.error: Optional[BaseException] = None
         self.done = threading.Event()
         self.ranks: dict[int, socket.socket] = {}
-        threading.Thread(target=self._collect, args=(address.to_env(),), daemon=True,
+        from pyspark import inheritable_thread_target
+
+        # (inheritable: the stage carries the job tags of the thread that starts it)
+        threading.Thread(target=inheritable_thread_target(self._collect),
+                         args=(address.to_env(),), daemon=True,
                          name="sparkdl-tune-warm-ranks").start()
         try:
             self._accept(start_timeout)

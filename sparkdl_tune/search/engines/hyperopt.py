@@ -6,7 +6,8 @@ seam's API (see :mod:`sparkdl_tune.search.engines`) for hyperopt:
 - :data:`ALGORITHMS` and :func:`algorithm` give hyperopt's own algorithms (``tpe``, ``random``,
   ``anneal``);
 - :func:`run` drives the search (``parallel``: one Spark task per trial with SparkTrials, or
-  warm executors taking trial after trial with ``runner="executors"``; ``serial``: one at a
+  warm executors taking trial after trial with ``runner="executors"``, or driver threads
+  launching multi-rank trials side by side with ``runner="driver"``; ``serial``: one at a
   time on the driver) with either one of those or a package
   :class:`~.protocol.Proposer` (grid, genetic, sweep, pyramid), which :func:`suggest_of` puts
   on hyperopt's suggest protocol (``algo(new_ids, domain, trials, seed)`` -> trial documents);
@@ -276,13 +277,14 @@ def run(objective: Callable[[Any], dict], space, algo: Any, *, max_trials: int,
     is :func:`algorithm`'s or a package :class:`~.protocol.Proposer`. A search whose trials all
     failed returns normally: the caller reads the failures from the store.
     ``runner="executors"`` (parallel only) runs the trials on warm executors that ask
-    ``server`` (the search's report server) for work."""
+    ``server`` (the search's report server) for work; ``runner="driver"`` on driver threads
+    (distributed trials side by side, :mod:`sparkdl_tune.search.runners`)."""
     import numpy as np
     from hyperopt import SparkTrials, Trials, fmin
     from hyperopt.exceptions import AllTrialsFailed
 
-    if parallel and runner == "executors":
-        trials = executor_trials(spark, parallelism, server)
+    if parallel and runner in ("executors", "driver"):
+        trials = executor_trials(spark, parallelism, server, runner)
     else:
         trials = (SparkTrials(parallelism=parallelism, spark_session=spark) if parallel
                   else Trials())
@@ -343,10 +345,11 @@ def capture_lost_tasks(trials: Any) -> Iterator[None]:
 
 
 # -- warm executors ----------------------------------------------------------------------
-def executor_trials(spark, parallelism: int, server) -> Any:
+def executor_trials(spark, parallelism: int, server, kind: str = "executors") -> Any:
     """An asynchronous trial store (like SparkTrials: ``fmin`` inserts NEW documents and
-    polls) whose trials run on :class:`~sparkdl_tune.search.runners.executors.ExecutorRunner`'s
-    warm slots: a slot asking for work gets the oldest NEW document (now RUNNING) as a point,
+    polls) whose trials run on the slots of a :mod:`~sparkdl_tune.search.runners` runner
+    (``kind``: warm executors, or driver threads for distributed trials): a slot asking for
+    work gets the oldest NEW document (now RUNNING) as a point,
     and its outcome fills the document in. A watcher thread applies the timeout and the early
     stop as SparkTrials does: running trials are cancelled, NEW and RUNNING documents become
     CANCEL."""
@@ -356,7 +359,7 @@ def executor_trials(spark, parallelism: int, server) -> Any:
     from hyperopt import Trials, base, fmin
     from hyperopt.utils import coarse_utcnow
 
-    from ..runners.executors import ExecutorRunner
+    from ..runners import make
 
     new, running = base.JOB_STATE_NEW, base.JOB_STATE_RUNNING
 
@@ -375,7 +378,7 @@ def executor_trials(spark, parallelism: int, server) -> Any:
                  rstate, verbose, pass_expr_memo_ctrl, catch_eval_exceptions, return_argmin,
                  show_progressbar, early_stop_fn, trials_save_file=""):
             self._domain = base.Domain(fn, space)
-            runner = ExecutorRunner(spark, parallelism, fn, server, self._take, self._give)
+            runner = make(kind, spark, parallelism, fn, server, self._take, self._give)
             done = threading.Event()
             watcher = threading.Thread(target=self._watch, name="sparkdl-tune-executors",
                                        args=(runner, done, timeout, early_stop_fn),

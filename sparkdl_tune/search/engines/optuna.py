@@ -16,7 +16,9 @@ better: TPE on a synthetic ASHA search, 120 trials, 20 seeds, the same mean best
 
 Serial trials run on the driver, one at a time; parallel ones on warm executors
 (:class:`~sparkdl_tune.search.runners.executors.ExecutorRunner`), whichever runner the config
-names (SparkTrials is hyperopt's). optuna itself is imported inside the functions.
+names (SparkTrials is hyperopt's), and distributed ones side by side on driver threads
+(``runner="driver"``, :class:`~sparkdl_tune.search.runners.driver.DriverRunner`). optuna
+itself is imported inside the functions.
 """
 
 from __future__ import annotations
@@ -121,9 +123,10 @@ def run(objective: Callable[..., dict], space, algo: Any, *, max_trials: int, pa
         watch(search)
     try:
         if parallel:
-            if runner != "executors":
+            if runner not in ("executors", "driver"):
                 log.info("tune: with search.engine optuna, parallel trials run on warm "
                          "executors (search.runner %s is hyperopt's)", runner)
+                runner = "executors"
             with contextlib.ExitStack() as stack:
                 if server is None:  # the tuner passes its own; a caller of run() may not
                     from ..report_server import ReportServer, driver_host
@@ -131,7 +134,7 @@ def run(objective: Callable[..., dict], space, algo: Any, *, max_trials: int, pa
                     server = stack.enter_context(ReportServer(lambda message: {},
                                                               driver_host(spark)))
                 search.parallel(objective, spark, parallelism, server, timeout_seconds,
-                                early_stop)
+                                early_stop, runner)
         else:
             search.serial(objective, timeout_seconds, early_stop)
     finally:
@@ -299,11 +302,13 @@ class Search:
                 self.tell(number, {"error": (type(exc).__name__, str(exc).strip()[:300])})
 
     def parallel(self, objective: Callable[..., dict], spark, parallelism: int, server,
-                 timeout: Optional[float], early_stop: Optional[Callable]) -> None:
-        """Warm executor slots take QUEUED attempts; the driver keeps ``parallelism`` of them
+                 timeout: Optional[float], early_stop: Optional[Callable],
+                 kind: str = "executors") -> None:
+        """The slots of runner ``kind`` (warm executors, or driver threads for distributed
+        trials) take QUEUED attempts; the driver keeps ``parallelism`` of them
         queued or running while a watcher thread stops the search on the timeout, the early
         stop or lost slots (queued and running attempts cancelled)."""
-        from ..runners.executors import ExecutorRunner
+        from ..runners import make
 
         pending: list[int] = []
 
@@ -315,7 +320,7 @@ class Search:
                         return number, self._point(number)
             return None
 
-        slots = ExecutorRunner(spark, parallelism, objective, server, take, self.tell)
+        slots = make(kind, spark, parallelism, objective, server, take, self.tell)
         done = threading.Event()
         watcher = threading.Thread(target=self._watch, name="sparkdl-tune-optuna",
                                    args=(slots, done, timeout, early_stop), daemon=True)
