@@ -71,10 +71,11 @@ def _connected_workers(driver_pid: int | None) -> list[int]:
 
 
 # the warm executors' case in the default suite; SparkTrials' (~30 s) is make test-slow's
-@pytest.mark.parametrize("runner", [pytest.param("sparktrials", marks=pytest.mark.slow),
-                                    "executors"])
+@pytest.mark.parametrize("runner,engine", [
+    pytest.param("sparktrials", "hyperopt", marks=pytest.mark.slow), ("executors", "hyperopt"),
+    ("executors", "optuna")])
 def test_a_killed_python_worker_fails_its_trial_and_the_search_spends_its_budget(
-        spark, tiny_tabular, tmp_path, runner):
+        spark, tiny_tabular, tmp_path, runner, engine):
     from sparkdl_tune.config.loader import load_config
     from sparkdl_tune.search.tuner import tune
 
@@ -83,7 +84,8 @@ def test_a_killed_python_worker_fails_its_trial_and_the_search_spends_its_budget
         tiny_tabular, tmp_path, SPACE, search__name="lost-worker", search__max_trials=budget,
         search__execution_mode="parallel", search__parallelism=2, search__algorithm="random",
         search__retrain="false", search__report="false", search__metric="val_loss",
-        search__runner=runner, training__epochs=30, training__early_stopping__enabled="false"))
+        search__runner=runner, search__engine=engine, training__epochs=30,
+        training__early_stopping__enabled="false"))
     outcome: dict = {}
 
     def search():

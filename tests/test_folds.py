@@ -165,6 +165,9 @@ def _overlaps(folds: list[dict]) -> list[tuple[int, int, float]]:
     # trial shows it all: a second one, a Spark job and a worker's TensorFlow import more,
     # added ~10 s and no assertion)
     ("parallel", {"search.parallelism": 1, "search.max_trials": 1}),
+    # the same on the second search engine
+    pytest.param("parallel", {"search.parallelism": 1, "search.max_trials": 1,
+                              "search.engine": "optuna"}, id="parallel-optuna"),
     # driver-side trials, a fold per slot in driver threads (~30 s more: make test-slow)
     pytest.param("distributed", {"execution.num_proc": 1, "search.max_trials": 3},
                  marks=pytest.mark.slow),

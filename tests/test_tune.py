@@ -165,6 +165,13 @@ def test_every_trial_failing_is_a_fatal_error_listing_reasons(spark, tiny_tabula
     ({"search__max_trials": 30, "search__stop_after_no_improvement": 2,
       "search__metric": "val_loss", "search__mode": "max", "training__learning_rate": 0.01},
      None, "2 trials without improvement"),
+    pytest.param({"search__max_trials": 30, "search__stop_after_no_improvement": 2,
+                  "search__metric": "val_loss", "search__mode": "max",
+                  "training__learning_rate": 0.01, "search__engine": "optuna"},
+                 None, "2 trials without improvement", id="no-improvement-optuna"),
+    pytest.param({"search__max_trials": 30, "search__target": 0.0, **EXECUTORS,
+                  "search__engine": "optuna"}, None, "target val_accuracy 0.0 reached",
+                 id="target-executors-optuna"),
 ])
 def test_stop_conditions(spark, tiny_tabular, tmp_path, extra, expect_trials, reason):
     space = {"model.units": {"choice": [[4], [8], [16], [32]]}, "model.dropout":
