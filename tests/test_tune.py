@@ -242,3 +242,22 @@ def test_a_space_built_in_python_is_searched(spark, tiny_tabular, tmp_path):
     assert set(summary["best_params"]) == {"training.learning_rate", "model.units"}
     with pytest.raises(ConfigError, match="must be a sparkdl_tune.SearchSpace"):
         sdt.tune(cfg, spark, space={"model.units": [8]})
+
+
+# the package's genetic algorithm end to end, driven by either engine (a Proposer): its two
+# generations end the search by themselves, and no point is trained twice
+@pytest.mark.parametrize("engine", ["hyperopt", "optuna"])
+def test_a_genetic_search_runs_its_generations_on_either_engine(spark, tiny_tabular, tmp_path,
+                                                                engine):
+    space = {"model.units": {"choice": [[4], [8], [16], [32]]},
+             "training.learning_rate": {"choice": [0.001, 0.003, 0.01, 0.03]}}
+    summary = tune(cfg_for(tiny_tabular, tmp_path, space, search__name="genetic",
+                           search__algorithm="genetic", search__engine=engine,
+                           search__max_trials=20, search__genetic__population=3,
+                           search__genetic__generations=2, search__retrain="false",
+                           search__report="false"), spark)
+    assert summary["trials"] == 6 and summary["failed"] == 0  # 3 x 2, not the budget of 20
+    runs = child_runs(tmp_path, summary["parent_run_id"])
+    points = [(tuple(json.loads(r.data.params["model.units"])),
+               float(r.data.params["training.learning_rate"])) for r in runs]
+    assert len(set(points)) == 6, points  # a child equal to a known point is bred again
