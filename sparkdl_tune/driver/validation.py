@@ -1,7 +1,8 @@
 """Checks a dataset against its layout before any training reads it, and gathers its statistics.
 
-Everything runs as Spark aggregations on the executors; the driver only receives one row of
-aggregates per split and one count per class.
+One Spark job reads every split once and sums it up on the executors
+(:mod:`sparkdl_tune.executor.split_stats`); the driver only receives one small row of
+aggregates per task.
 """
 
 from __future__ import annotations
@@ -61,44 +62,30 @@ def check_schema(df, layout: Layout, where: str) -> None:
                         f"{label_type.simpleString()}, not numeric; {fix}")
 
 
-def inspect_split(df, layout: Layout, where: str) -> SplitStats:
-    """One aggregation pass: row count, feature lengths, non-finite values, label range."""
+def aggregate_splits(frames: dict, layout: Layout) -> dict[str, dict]:
+    """One Spark job over every split in ``frames`` (name -> DataFrame): per split, one dict
+    of aggregates (row count, label range and class counts, non-finite values, feature
+    lengths, min / max / sum / sum of squares), summed up on the executors
+    (:mod:`sparkdl_tune.executor.split_stats`)."""
+    from functools import reduce
+
     from pyspark.sql import functions as F
 
-    check_schema(df, layout, where)
-    label = F.col(layout.label)
-    aggs = [
-        F.count(F.lit(1)).alias("rows"),
-        F.sum(F.when(label.isNull() | F.isnan(label), 1).otherwise(0)).alias("bad_label"),
-        F.min(label).alias("min_label"),
-        F.max(label).alias("max_label"),
-        F.sum(F.when(label != F.floor(label), 1).otherwise(0)).alias("fractional_label"),
-    ]
-    if layout.feature_kind == "array":
-        c = F.col(layout.features[0])
-        x = c.cast("array<double>")
-        nonfinite = F.exists(x, lambda v: v.isNull() | F.isnan(v) | (F.abs(v) == float("inf")))
-        aggs += [
-            F.min(F.size(c)).alias("min_len"),
-            F.max(F.size(c)).alias("max_len"),
-            F.sum(F.when(c.isNull() | nonfinite, 1).otherwise(0)).alias("nonfinite_0"),
-            F.min(F.array_min(x)).alias("min_0"),
-            F.max(F.array_max(x)).alias("max_0"),
-            F.sum(F.aggregate(x, F.lit(0.0), lambda a, v: a + v)).alias("sum_0"),
-            F.sum(F.aggregate(x, F.lit(0.0), lambda a, v: a + v * v)).alias("sumsq_0"),
-        ]
-    else:
-        for i, name in enumerate(layout.features):
-            v = F.col(name).cast("double")
-            bad = v.isNull() | F.isnan(v) | (F.abs(v) == float("inf"))
-            aggs += [
-                F.sum(F.when(bad, 1).otherwise(0)).alias(f"nonfinite_{i}"),
-                F.min(v).alias(f"min_{i}"),
-                F.max(v).alias(f"max_{i}"),
-                F.sum(v).alias(f"sum_{i}"),
-                F.sum(v * v).alias(f"sumsq_{i}"),
-            ]
-    row = df.agg(*aggs).first().asDict()
+    from ..executor.split_stats import SCHEMA, SPLIT_COLUMN, merge, partial_stats
+
+    names = list(frames)
+    columns = [F.col(c) for c in (*layout.features, layout.label)]
+    parts = [frames[name].select(*columns).withColumn(SPLIT_COLUMN, F.lit(i))
+             for i, name in enumerate(names)]
+    union = reduce(lambda a, b: a.unionByName(b), parts)
+    rows = union.mapInArrow(partial_stats(layout.feature_kind, len(layout.features),
+                                          layout.task == "classification"), SCHEMA).collect()
+    merged = merge([r["stats"] for r in rows])
+    return {name: merged.get(i, {"rows": 0}) for i, name in enumerate(names)}
+
+
+def split_stats(row: dict, layout: Layout, where: str) -> SplitStats:
+    """Check one split's aggregates (:func:`aggregate_splits`) and make its statistics."""
     rows = row["rows"]
     if rows == 0:
         raise DataError(f"{where} is empty; give it rows (check the split fractions or the "
@@ -130,8 +117,8 @@ def inspect_split(df, layout: Layout, where: str) -> SplitStats:
                        "std": var ** 0.5}
     counts = {}
     if layout.task == "classification":
-        grouped = df.groupBy(label.cast("int").alias("c")).count().collect()
-        counts = {str(r["c"]): int(r["count"]) for r in sorted(grouped, key=lambda r: r["c"])}
+        counts = {k: int(c) for k, c in sorted(row.get("counts", {}).items(),
+                                                key=lambda kc: int(kc[0]))}
     return SplitStats(rows=rows, num_features=num_features, max_label=row["max_label"],
                       class_counts=counts, feature_stats=stats)
 
@@ -157,9 +144,14 @@ def inspect_splits(spark, root: str, layout: Layout) -> tuple[Layout, dict[str, 
     For classification without ``num_classes`` the class count is taken from ``train`` and
     the other splits must stay within it. Returns the completed layout and the statistics.
     """
+    frames = {}
+    for split in SPLITS:
+        frames[split] = read_split(spark, root, split)
+        check_schema(frames[split], layout, f"split '{split}'")
+    rows = aggregate_splits(frames, layout)
     stats = {}
     for split in SPLITS:
-        stats[split] = inspect_split(read_split(spark, root, split), layout, f"split '{split}'")
+        stats[split] = split_stats(rows[split], layout, f"split '{split}'")
         if split == "train" and layout.task == "classification" and layout.num_classes is None:
             layout = replace(layout, num_classes=int(stats[split].max_label) + 1)
     lengths = {s: st.num_features for s, st in stats.items()}
