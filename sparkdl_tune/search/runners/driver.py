@@ -16,58 +16,32 @@ trials' stages at once.
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Callable
 from typing import Any, Optional
 
 from ... import logs
+from .slots import SlotThreads
 
 log = logs.get("tune")
 
 WAIT_SECONDS = 0.2  # an idle slot asks again after this long
-CLOSE_SECONDS = 60.0  # close(): running trials may end this long before their stages are cancelled
 
 
-class DriverRunner:
+class DriverRunner(SlotThreads):
     """See the module docstring (``server`` is unused: the ranks report to it themselves)."""
+
+    thread_name = "sparkdl-tune-trial-slot"
 
     def __init__(self, spark, parallelism: int, objective: Callable[..., dict], server,
                  take: Callable[[], Optional[tuple[int, Any]]],
                  give: Callable[[int, dict[str, Any]], None]):
-        self.spark, self.parallelism, self.objective = spark, parallelism, objective
-        self.take, self.give = take, give
+        super().__init__(spark, parallelism)
+        self.objective, self.take, self.give = objective, take, give
         self.tag = f"sparkdl-tune-trials-{uuid.uuid4().hex[:8]}"
-        self.broken: Optional[str] = None  # (never: a failed trial's stage fails that trial)
-        self._closing = threading.Event()
-        self._threads: list[threading.Thread] = []
 
-    def start(self) -> None:
-        from pyspark import inheritable_thread_target
-
-        for slot in range(self.parallelism):
-            thread = threading.Thread(target=inheritable_thread_target(self._slot),
-                                      args=(slot,), name=f"sparkdl-tune-trial-slot-{slot}",
-                                      daemon=True)
-            thread.start()
-            self._threads.append(thread)
-
-    def cancel(self) -> None:
-        """Stop at once: the running trials' stages are cancelled (their outcome no longer
-        counts: the engine has ended them)."""
-        self._closing.set()
+    def _stop_jobs(self) -> None:
         self.spark.sparkContext.cancelJobsWithTag(self.tag)
-
-    def close(self) -> None:
-        """Idle slots end at their next take; stages still running after a while are
-        cancelled."""
-        self._closing.set()
-        for thread in self._threads:
-            thread.join(CLOSE_SECONDS / max(1, len(self._threads)))
-        if any(t.is_alive() for t in self._threads):
-            self.spark.sparkContext.cancelJobsWithTag(self.tag)
-            for thread in self._threads:
-                thread.join(CLOSE_SECONDS)
 
     def _slot(self, slot: int) -> None:
         sc = self.spark.sparkContext

@@ -27,11 +27,11 @@ from typing import Any, Optional
 
 from ... import logs
 from ...spec.report import pack, unpack
+from .slots import SlotThreads
 
 log = logs.get("tune")
 
 WAIT_SECONDS = 0.2  # an idle slot asks again after this long
-CLOSE_SECONDS = 60.0  # idle slots end at their next ask; past this the jobs are cancelled
 
 
 @dataclass
@@ -42,50 +42,31 @@ class _Held:
     attempt: int
 
 
-class ExecutorRunner:
+class ExecutorRunner(SlotThreads):
     """See the module docstring. ``server`` is the search's
     :class:`~sparkdl_tune.search.report_server.ReportServer`."""
 
     def __init__(self, spark, parallelism: int, objective: Callable[..., dict], server,
                  take: Callable[[], Optional[tuple[int, Any]]],
                  give: Callable[[int, dict[str, Any]], None]):
-        self.spark, self.parallelism, self.objective = spark, parallelism, objective
-        self.server, self.take, self.give = server, take, give
+        super().__init__(spark, parallelism)
+        self.objective, self.server, self.take, self.give = objective, server, take, give
         self.group = f"sparkdl-tune-executors-{uuid.uuid4().hex[:8]}"
-        self.broken: Optional[str] = None  # Spark's text once no slot keeps a task running
         self._held: dict[int, _Held] = {}
         self._lock = threading.Lock()
-        self._closing = threading.Event()
-        self._threads: list[threading.Thread] = []
         self._lost_in_a_row = 0
 
     def start(self) -> None:
         self.server.route(("next",), self._next)
         self.server.route(("result",), self._result)
-        from pyspark import inheritable_thread_target
-
-        for slot in range(self.parallelism):
-            thread = threading.Thread(target=inheritable_thread_target(self._slot),
-                                      args=(slot,), name=f"sparkdl-tune-slot-{slot}",
-                                      daemon=True)
-            thread.start()
-            self._threads.append(thread)
-
-    def cancel(self) -> None:
-        """Stop at once: running trials are killed (their outcome is ``lost``)."""
-        self._closing.set()
-        self.spark.sparkContext.cancelJobGroup(self.group)
+        super().start()
 
     def close(self) -> None:
-        """Idle slots end at their next ask; jobs still running after a while are cancelled."""
-        self._closing.set()
-        for thread in self._threads:
-            thread.join(CLOSE_SECONDS / max(1, len(self._threads)))
-        if any(t.is_alive() for t in self._threads):
-            self.spark.sparkContext.cancelJobGroup(self.group)
-            for thread in self._threads:
-                thread.join(CLOSE_SECONDS)
+        super().close()
         self.server.route(("next", "result"), None)
+
+    def _stop_jobs(self) -> None:
+        self.spark.sparkContext.cancelJobGroup(self.group)
 
     # -- the slots' Spark jobs -----------------------------------------------------------
     def _slot(self, slot: int) -> None:
