@@ -279,16 +279,18 @@ def test_a_sweep_runs_step_by_step_and_reports_each_dimension(spark, tiny_tabula
 
 
 # parallel trials on the warm executors in the default suite (about half the time of a Spark
-# job per trial); the same growth on SparkTrials is make test-slow's
-@pytest.mark.parametrize("runner", [pytest.param("sparktrials", marks=pytest.mark.slow),
-                                    "executors"])
-def test_a_pyramid_grows_the_network_on_local2(spark, tiny_tabular, tmp_path, runner):
+# job per trial); the same growth on SparkTrials, and driven by optuna, is make test-slow's
+# (the default suite drives a design with optuna in the sweep test above)
+@pytest.mark.parametrize("runner,engine", [
+    pytest.param("sparktrials", "hyperopt", marks=pytest.mark.slow), ("executors", "hyperopt"),
+    pytest.param("executors", "optuna", marks=pytest.mark.slow)])
+def test_a_pyramid_grows_the_network_on_local2(spark, tiny_tabular, tmp_path, runner, engine):
     from sparkdl_tune.search.tuner import tune
 
     cfg = load_config(None, overrides=[o for o in tune_overrides(
         tiny_tabular, tmp_path, {}, search__name="pyramid", search__algorithm="pyramid",
         search__execution_mode="parallel", search__parallelism=2, search__max_trials=20,
-        search__runner=runner,
+        search__runner=runner, search__engine=engine,
         search__pyramid__min_delta=0.0, search__pyramid__max_layers=2, search__trial_epochs=2,
         training__epochs=2) if not o.startswith("search.space=")])
     summary = tune(cfg, spark)
