@@ -349,13 +349,10 @@ def executor_trials(spark, parallelism: int, server, kind: str = "executors") ->
     """An asynchronous trial store (like SparkTrials: ``fmin`` inserts NEW documents and
     polls) whose trials run on the slots of a :mod:`~sparkdl_tune.search.runners` runner
     (``kind``: warm executors, or driver threads for distributed trials): a slot asking for
-    work gets the oldest NEW document (now RUNNING) as a point,
-    and its outcome fills the document in. A watcher thread applies the timeout and the early
-    stop as SparkTrials does: running trials are cancelled, NEW and RUNNING documents become
-    CANCEL."""
-    import threading
-    import time
-
+    work gets the oldest NEW document (now RUNNING) as a point, and its outcome fills the
+    document in. The runner's watcher (:meth:`~sparkdl_tune.search.runners.slots.SlotThreads.watch`)
+    applies the timeout and the early stop as SparkTrials does: running trials are cancelled,
+    NEW and RUNNING documents become CANCEL."""
     from hyperopt import Trials, base, fmin
     from hyperopt.utils import coarse_utcnow
 
@@ -379,12 +376,19 @@ def executor_trials(spark, parallelism: int, server, kind: str = "executors") ->
                  show_progressbar, early_stop_fn, trials_save_file=""):
             self._domain = base.Domain(fn, space)
             runner = make(kind, spark, parallelism, fn, server, self._take, self._give)
-            done = threading.Event()
-            watcher = threading.Thread(target=self._watch, name="sparkdl-tune-executors",
-                                       args=(runner, done, timeout, early_stop_fn),
-                                       daemon=True)
             runner.start()
-            watcher.start()
+            args: list = []
+
+            def early_stop() -> bool:  # hyperopt's early_stop_fn carries its own arguments
+                nonlocal args
+                stop, args = early_stop_fn(self, *args)
+                return bool(stop)
+
+            end_watch = runner.watch(
+                timeout, lambda: sum(1 for d in self._docs() if ok_loss(d) is not None),
+                early_stop if early_stop_fn is not None else None, self._lost, self._stop,
+                ("the trial slots' Spark tasks keep failing", "early stopping condition",
+                 "fmin run timeout"), poll=0.5)
             failed = True
             try:
                 answer = fmin(fn, space, algo, max_evals, timeout=timeout,
@@ -395,8 +399,7 @@ def executor_trials(spark, parallelism: int, server, kind: str = "executors") ->
                 failed = False
                 return answer
             finally:
-                done.set()
-                watcher.join()
+                end_watch()
                 runner.cancel() if failed else runner.close()
 
         def _docs(self) -> list:
@@ -447,30 +450,19 @@ def executor_trials(spark, parallelism: int, server, kind: str = "executors") ->
             doc["state"] = state
             doc["refresh_time"] = coarse_utcnow()
 
-        def _watch(self, runner, done, timeout, early_stop_fn) -> None:
-            started, ok_seen, args = time.monotonic(), 0, []
-            while not done.wait(0.5):
-                why = None
-                if runner.broken:
-                    for doc in self._docs():
-                        if doc["state"] in (new, running):
-                            doc["misc"]["spark_error"] = runner.broken
-                            self._end(doc, base.JOB_STATE_ERROR,
-                                      error=("<class 'py4j.protocol.Py4JJavaError'>", None))
-                    why = "the trial slots' Spark tasks keep failing"
-                ok = sum(1 for d in self._docs() if ok_loss(d) is not None)
-                if early_stop_fn is not None and ok > ok_seen and not why:
-                    ok_seen = ok
-                    stop, args = early_stop_fn(self, *args)
-                    why = "early stopping condition" if stop else None
-                if timeout is not None and time.monotonic() - started > timeout:
-                    why = why or "fmin run timeout"
-                if why:
-                    self._fmin_cancelled, self._fmin_cancelled_reason = True, why
-                    for doc in self._docs():
-                        if doc["state"] in (new, running):
-                            self._end(doc, base.JOB_STATE_CANCEL, error=("cancelled", why))
-                    runner.cancel()
-                    return
+        def _lost(self, text: str) -> None:
+            """The slots keep failing: the live trials fail with Spark's text."""
+            for doc in self._docs():
+                if doc["state"] in (new, running):
+                    doc["misc"]["spark_error"] = text
+                    self._end(doc, base.JOB_STATE_ERROR,
+                              error=("<class 'py4j.protocol.Py4JJavaError'>", None))
+
+        def _stop(self, why: str) -> None:
+            """End the search as SparkTrials does: NEW and RUNNING documents become CANCEL."""
+            self._fmin_cancelled, self._fmin_cancelled_reason = True, why
+            for doc in self._docs():
+                if doc["state"] in (new, running):
+                    self._end(doc, base.JOB_STATE_CANCEL, error=("cancelled", why))
 
     return ExecutorTrials()

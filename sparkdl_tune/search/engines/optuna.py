@@ -321,11 +321,13 @@ class Search:
             return None
 
         slots = make(kind, spark, parallelism, objective, server, take, self.tell)
-        done = threading.Event()
-        watcher = threading.Thread(target=self._watch, name="sparkdl-tune-optuna",
-                                   args=(slots, done, timeout, early_stop), daemon=True)
         slots.start()
-        watcher.start()
+        # (the stop rules count failed trials too: patience)
+        end_watch = slots.watch(timeout, self._ended,
+                                (lambda: early_stop(self)) if early_stop is not None else None,
+                                self._lose_live, self.stop,
+                                ("the trial slots' Spark tasks keep failing", "early stop",
+                                 "timeout"))
         try:
             while not self._halted:
                 live = self._live()
@@ -337,29 +339,12 @@ class Search:
                 if not asked:
                     time.sleep(WAIT_SECONDS)
         finally:
-            done.set()
-            watcher.join()
+            end_watch()
             slots.cancel() if self._halted else slots.close()
 
-    def _watch(self, slots, done: threading.Event, timeout: Optional[float],
-               early_stop: Optional[Callable]) -> None:
-        started, ended_seen = time.monotonic(), 0
-        while not done.wait(0.2):
-            why = None
-            if slots.broken:
-                for a in self._live():
-                    self.tell(a.number, {"lost": slots.broken})
-                why = "the trial slots' Spark tasks keep failing"
-            ended = self._ended()  # the stop rules count failed trials too (patience)
-            if not why and early_stop is not None and ended > ended_seen:
-                ended_seen = ended
-                why = "early stop" if early_stop(self) else None
-            if not why and timeout is not None and time.monotonic() - started > timeout:
-                why = "timeout"
-            if why:
-                self.stop(why)
-                slots.cancel()
-                return
+    def _lose_live(self, text: str) -> None:
+        for a in self._live():
+            self.tell(a.number, {"lost": text})
 
     def _live(self) -> list[Attempt]:
         with self._lock:

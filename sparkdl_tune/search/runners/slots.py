@@ -6,6 +6,8 @@ running trials, within a while) or :meth:`SlotThreads.cancel` (at once)."""
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from typing import Optional
 
 CLOSE_SECONDS = 60.0  # close(): running trials may end this long before their jobs are cancelled
@@ -47,6 +49,45 @@ class SlotThreads:
             self._stop_jobs()
             for thread in self._threads:
                 thread.join(CLOSE_SECONDS)
+
+    def watch(self, timeout: Optional[float], progress: Callable[[], int],
+              early_stop: Optional[Callable[[], bool]], lost: Callable[[str], None],
+              stop: Callable[[str], None], reasons: tuple[str, str, str],
+              poll: float = 0.2) -> Callable[[], None]:
+        """Start the search's watcher thread; returns the function that ends it (call it once
+        the search's loop is over). Every ``poll`` seconds: slots that keep failing end the
+        live trials (``lost(text)``); ``early_stop()`` is asked each time ``progress()`` (the
+        trials that count for it) grows; past ``timeout`` seconds the search ends. Then
+        ``stop(why)`` (the engine cancels what is queued or running) and :meth:`cancel`;
+        ``reasons``: the engine's words for (lost slots, early stop, timeout)."""
+        done = threading.Event()
+
+        def loop() -> None:
+            started, seen = time.monotonic(), 0
+            while not done.wait(poll):
+                why = None
+                if self.broken:
+                    lost(self.broken)
+                    why = reasons[0]
+                count = progress()
+                if not why and early_stop is not None and count > seen:
+                    seen = count
+                    why = reasons[1] if early_stop() else None
+                if not why and timeout is not None and time.monotonic() - started > timeout:
+                    why = reasons[2]
+                if why:
+                    stop(why)
+                    self.cancel()
+                    return
+
+        thread = threading.Thread(target=loop, name=f"{self.thread_name}-watcher", daemon=True)
+        thread.start()
+
+        def end() -> None:
+            done.set()
+            thread.join()
+
+        return end
 
     def _slot(self, slot: int) -> None:
         raise NotImplementedError
