@@ -358,23 +358,23 @@ def _search(cfg, prepared, space, algo, monitor: Monitor, exec_mode, parallelism
     elif runner == "executors" and exec_mode == "parallel":
         log.info("tune: parallel trials run on warm executors (one long-lived Spark task per "
                  "slot takes trial after trial)")
-    side_by_side = exec_mode == "distributed" and parallelism > 1  # driver threads
-    with _warm_ranks(cfg, prepared, exec_mode, folds, side_by_side) as ranks:
+    on_threads = exec_mode == "distributed" and parallelism > 1  # side by side: driver threads
+    with _warm_ranks(cfg, prepared, exec_mode, folds, on_threads) as ranks:
         spec = TrialSpec(base=cfg, data=prepared.data, space=space, metric=metric, mode=mode,
                          threads=threads, in_spark_task=exec_mode == "parallel",
                          report_to=server.address if server is not None else None,
                          folds=tuple(folds[0]), fold_slots=folds[1], ranks=ranks)
         # (all trials failed: reported with every distinct reason by _best_or_fail)
         load(s.engine).run(functools.partial(evaluate, spec), space, algo, max_trials=s.max_trials,
-                   parallel=exec_mode == "parallel" or side_by_side, parallelism=parallelism,
+                   parallel=exec_mode == "parallel" or on_threads, parallelism=parallelism,
                    spark=prepared.spark,
                    timeout_seconds=int(s.timeout_minutes * 60) if s.timeout_minutes else None,
                    seed=s.seed + len(restored), restored=restored,
                    early_stop=monitor.early_stop_fn, watch=monitor.start, unwatch=monitor.close,
-                   runner="driver" if side_by_side else runner, server=server)
+                   runner="driver" if on_threads else runner, server=server)
 
 
-def _warm_ranks(cfg, prepared, exec_mode: str, folds, side_by_side: bool = False):
+def _warm_ranks(cfg, prepared, exec_mode: str, folds, on_threads: bool = False):
     """The warm ranks of a ``distributed`` search on ``tf_distribute`` (``execution.warm``;
     one set per driver thread when trials run side by side), ended when the search's trials
     are; otherwise nothing: each trial launches its ranks (Horovod always; a cross-validated
@@ -387,8 +387,8 @@ def _warm_ranks(cfg, prepared, exec_mode: str, folds, side_by_side: bool = False
         return contextlib.nullcontext()
     from ..driver.launch.warm import ThreadRanks, WarmRanks
 
-    return (ThreadRanks if side_by_side else WarmRanks)(prepared.spark,
-                                                        start_timeout=ex.start_timeout)
+    return (ThreadRanks if on_threads else WarmRanks)(prepared.spark,
+                                                      start_timeout=ex.start_timeout)
 
 
 def _folds(cfg: Config, prepared, exec_mode: str, parallelism: int) -> tuple[list, int]:

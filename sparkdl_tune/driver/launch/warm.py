@@ -107,10 +107,6 @@ class ThreadRanks:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    @property
-    def launches(self) -> int:
-        return sum(r.launches for r in self._all)
-
     def train(self, job: TrainJob) -> TrainResult:
         ranks = getattr(self._mine, "ranks", None)
         if ranks is None:
